@@ -1,0 +1,166 @@
+// The validated configuration model: what every later stage (snapshot, primary, worker) reads.
+// YAML/JSON use snake_case; the model uses camelCase. Durations are milliseconds, sizes bytes.
+// Every object here is produced by validate.ts, frozen, and never mutated afterwards.
+
+export type Protocol = 'tcp' | 'udp' | 'http' | 'https' | 'tls_passthrough';
+
+export type Algorithm =
+  | 'round_robin'
+  | 'weighted_round_robin'
+  | 'least_connections'
+  | 'random'
+  | 'p2c'
+  | 'ip_hash'
+  | 'maglev';
+
+export type AdminState = 'enabled' | 'drain' | 'disabled';
+
+export type ProxyProtocolVersion = 'v1' | 'v2';
+
+/** An IPv4/IPv6 network in CIDR form, pre-parsed for fast matching. */
+export interface Cidr {
+  readonly text: string; // as written, e.g. "10.0.200.0/24"
+  readonly family: 4 | 6;
+  readonly bytes: readonly number[]; // network address bytes (4 or 16)
+  readonly prefix: number;
+}
+
+export interface AdminConfig {
+  readonly address: string;
+  readonly port: number;
+  /** Bearer token file for mutating endpoints; created (0600) with a random token if missing. */
+  readonly tokenFile: string | undefined;
+}
+
+export interface ClusterConfig {
+  /** Resolved worker count (`auto` → CPU count at validation time). */
+  readonly workers: number;
+  /** SIGTERM: how long in-flight work may continue before connections are cut. */
+  readonly drainTimeoutMs: number;
+}
+
+export type SourceConfig =
+  | { readonly type: 'file' }
+  | { readonly type: 'chainfire'; readonly endpoints: readonly string[]; readonly prefix: string };
+
+export interface RouteMatch {
+  /** Lower-case host, exact ("api.example.com") or wildcard ("*.example.com"). */
+  readonly host: string | undefined;
+  readonly pathPrefix: string | undefined;
+  /** Header name (lower-case) → exact value, or "*" = header present. */
+  readonly headers: ReadonlyArray<{ readonly name: string; readonly value: string }>;
+  /** Upper-case methods; empty = any. */
+  readonly methods: readonly string[];
+}
+
+export interface RouteConfig {
+  readonly match: RouteMatch;
+  readonly pool: string;
+}
+
+export interface ListenerTimeouts {
+  /** tcp/http: time to establish the upstream connection. */
+  readonly connectMs: number;
+  /** tcp: no bytes in either direction for this long → close. udp: session idle expiry. */
+  readonly idleMs: number;
+  /** http: time for the client to send the full request head. */
+  readonly clientHeaderMs: number;
+  /** http: max gap between request body chunks from the client. */
+  readonly clientBodyMs: number;
+  /** http: keep-alive idle time between requests on a client connection. */
+  readonly clientIdleMs: number;
+  /** http: time from request sent to upstream response headers. */
+  readonly upstreamResponseMs: number;
+  /** http: max gap between upstream response body chunks. */
+  readonly upstreamBodyMs: number;
+}
+
+export interface ListenerLimits {
+  readonly maxHeaderBytes: number;
+  readonly maxBodyBytes: number;
+  /** udp: max concurrent client sessions per worker. */
+  readonly maxSessions: number;
+}
+
+export interface TlsCertificate {
+  readonly cert: string; // resolved absolute path
+  readonly key: string; // resolved absolute path
+}
+
+export interface TlsConfig {
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly certificates: readonly TlsCertificate[];
+}
+
+export interface RateLimitConfig {
+  readonly key: 'client_ip' | 'global';
+  readonly rate: number;
+  readonly perMs: number;
+  readonly burst: number;
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly defaultPool: string | undefined;
+  readonly routes: readonly RouteConfig[];
+  /** Max concurrent client connections for this listener (0 = unlimited). */
+  readonly connectionLimit: number;
+  readonly timeouts: ListenerTimeouts;
+  readonly limits: ListenerLimits;
+  /** Peers allowed to assert the client address (X-Forwarded-For, PROXY protocol). */
+  readonly trustedProxies: readonly Cidr[];
+  /** Accept a PROXY v1/v2 header from trusted peers (tcp, http). */
+  readonly acceptProxyProtocol: boolean;
+  readonly tls: TlsConfig | undefined;
+  readonly rateLimit: RateLimitConfig | undefined;
+}
+
+export interface HealthCheckConfig {
+  readonly type: 'tcp' | 'http';
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly rise: number;
+  readonly fall: number;
+}
+
+export interface BackendConfig {
+  /** Stable id within the pool; defaults to "address:port". */
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly adminState: AdminState;
+}
+
+export interface PoolConfig {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  /** Send a PROXY protocol header to each backend connection (tcp listeners). */
+  readonly proxyProtocol: ProxyProtocolVersion | undefined;
+  readonly healthCheck: HealthCheckConfig | undefined;
+  readonly backends: readonly BackendConfig[];
+}
+
+export interface LoadBalancerConfig {
+  readonly name: string;
+  readonly org: string;
+  readonly project: string;
+  readonly vip: string;
+  readonly listeners: readonly ListenerConfig[];
+  readonly pools: readonly PoolConfig[];
+}
+
+export interface Config {
+  readonly admin: AdminConfig;
+  readonly cluster: ClusterConfig;
+  readonly source: SourceConfig;
+  readonly loadBalancers: readonly LoadBalancerConfig[];
+}
+
+/** Globally unique key of a backend: "lb/pool/backendId". Health state is keyed by it. */
+export function backendKey(lb: string, pool: string, backendId: string): string {
+  return `${lb}/${pool}/${backendId}`;
+}

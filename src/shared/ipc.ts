@@ -1,0 +1,31 @@
+// Messages between the primary and its workers (cluster IPC). The primary never proxies
+// traffic: it only sends config snapshots, health, and lifecycle commands.
+
+import type { HealthState, Snapshot } from '../config/snapshot.ts';
+import type { ErrorClass } from './errors.ts';
+
+export type PrimaryToWorker =
+  | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
+  | { readonly type: 'health'; readonly health: HealthState }
+  | { readonly type: 'drain'; readonly deadlineMs: number }
+  | { readonly type: 'status' };
+
+export type WorkerToPrimary =
+  | { readonly type: 'applied'; readonly revision: number; readonly listeners: readonly string[] }
+  | {
+      readonly type: 'listener_error';
+      readonly revision: number;
+      readonly listener: string;
+      readonly errorClass: ErrorClass;
+      readonly message: string;
+    }
+  | {
+      readonly type: 'status';
+      readonly revision: number;
+      readonly active: number;
+      readonly errors: Record<string, number>;
+    };
+
+export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,47 @@
+// The contract between the worker's listener registry and each protocol's listener.
+// A listener is opened once per (vip, port, protocol) and then only *updated* on config
+// changes, so reloads never close a listening socket that is still wanted.
+
+import type { ListenerConfig, LoadBalancerConfig } from '../../config/model.ts';
+import type { ErrorCounters } from '../../shared/errors.ts';
+import type { PoolRuntime } from '../pool-runtime.ts';
+import type { UpstreamPools } from '../upstream/http-pools.ts';
+
+/** Everything a listener reads per connection/request. Replaced wholesale on reload. */
+export interface ListenerState {
+  readonly lb: LoadBalancerConfig;
+  readonly listener: ListenerConfig;
+  /** Pools of this load balancer by name (already health-filtered via PoolRuntime). */
+  readonly pools: ReadonlyMap<string, PoolRuntime>;
+}
+
+/** Process-wide services a listener may use. */
+export interface WorkerEnv {
+  readonly errors: ErrorCounters;
+  /** Number of workers sharing each listening socket (to split per-listener limits). */
+  readonly workerCount: number;
+  /** undici Pools per upstream address, shared by all http listeners of this worker. */
+  readonly upstreams: UpstreamPools;
+}
+
+export interface ListenerHandle {
+  /** `${protocol}://${vip}:${port}` — identity across snapshots. */
+  readonly key: string;
+  /** Resolves once bound; rejects with the listen error (EADDRINUSE, EACCES, ...). */
+  readonly ready: Promise<void>;
+  /** Swap in new state: new connections/requests use it, in-flight ones keep the old one. */
+  update(state: ListenerState): void;
+  /** In-flight connections (tcp), sessions (udp) or requests (http). */
+  active(): number;
+  /**
+   * Stop accepting now; resolve once in-flight work has finished, or after `deadlineMs`
+   * by destroying what is left.
+   */
+  close(deadlineMs: number): Promise<void>;
+}
+
+export type ListenerFactory = (state: ListenerState, env: WorkerEnv) => ListenerHandle;
+
+export function listenerKey(lb: LoadBalancerConfig, l: ListenerConfig): string {
+  return `${l.protocol}://${lb.vip.includes(':') ? `[${lb.vip}]` : lb.vip}:${l.port}`;
+}
