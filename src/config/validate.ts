@@ -1,0 +1,627 @@
+// Config validation: YAML text or a JSON value → a deep-frozen Config, or EVERY problem found,
+// each located (file:line:col when known) and named by its YAML path. Both entry points feed
+// the same walker over a position-aware tree (tree.ts), so there is one set of rules.
+
+import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { parseCidr } from '../shared/cidr.ts';
+import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
+import { formatDuration } from './duration.ts';
+import type { ConfigIssue } from './issue.ts';
+import type {
+  AdminConfig,
+  AdminState,
+  Algorithm,
+  BackendConfig,
+  Cidr,
+  ClusterConfig,
+  Config,
+  HealthCheckConfig,
+  ListenerConfig,
+  ListenerLimits,
+  ListenerTimeouts,
+  LoadBalancerConfig,
+  PoolConfig,
+  Protocol,
+  ProxyProtocolVersion,
+  RateLimitConfig,
+  RouteConfig,
+  RouteMatch,
+  SourceConfig,
+  TlsConfig,
+} from './model.ts';
+import { deepFreeze } from './snapshot.ts';
+import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
+import { describe, type Fields, Walker } from './walker.ts';
+
+export { type ConfigIssue, formatIssue } from './issue.ts';
+
+export interface ValidateOptions {
+  /** What `cluster.workers: auto` resolves to; defaults to os.availableParallelism(). */
+  readonly cpuCount?: number;
+  /** Directory relative paths are resolved against (parseConfigText: the file's directory). */
+  readonly baseDir?: string;
+}
+
+export type ValidationResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
+
+/** Parse and validate YAML config text; `file` names it in issues and anchors relative paths. */
+export function parseConfigText(text: string, file: string, opts: ValidateOptions = {}): ValidationResult {
+  const { root, errors } = fromYaml(text);
+  // Schema errors on a half-parsed document would mostly be noise, so syntax errors come alone.
+  if (errors.length > 0) {
+    return {
+      ok: false,
+      issues: errors.map((e) => ({ origin: file, ...e.pos, path: '(yaml)', message: e.message })),
+    };
+  }
+  return validateTree(root, file, { line: 1, col: 1 }, { baseDir: dirname(resolve(file)), ...opts });
+}
+
+/** Validate an already-parsed JSON value (e.g. from Chainfire); issues carry no line:col. */
+export function validateConfigObject(
+  value: unknown,
+  origin: string,
+  opts: ValidateOptions = {},
+): ValidationResult {
+  return validateTree(value === undefined ? undefined : fromJson(value), origin, undefined, opts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema
+
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'http', 'https', 'tls_passthrough'];
+const ALGORITHMS: readonly Algorithm[] = [
+  'round_robin',
+  'weighted_round_robin',
+  'least_connections',
+  'random',
+  'p2c',
+  'ip_hash',
+  'maglev',
+];
+const ADMIN_STATES: readonly AdminState[] = ['enabled', 'drain', 'disabled'];
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i; // RFC 9110 token: header names and methods
+const HTTP: readonly Protocol[] = ['http', 'https'];
+
+function validateTree(
+  root: Node | undefined,
+  origin: string,
+  rootPos: Pos | undefined,
+  opts: ValidateOptions,
+): ValidationResult {
+  const w = new Walker(origin, opts.baseDir ?? process.cwd());
+  if (root === undefined) {
+    w.report(rootPos, '', 'config is empty; expected a mapping with load_balancers');
+    return { ok: false, issues: w.issues };
+  }
+  const top = w.map(root, '', ['admin', 'cluster', 'source', 'load_balancers']);
+  const admin = validateAdmin(w, top);
+  const cluster = validateCluster(w, top, opts);
+  const source = validateSource(w, top);
+
+  const binds: Bind[] = [];
+  if (admin.port !== undefined) addBind(w, binds, admin.address, admin.port, 'tcp', 'admin', undefined, '');
+  const loadBalancers: LoadBalancerConfig[] = [];
+  const lbNames = new Map<string, string>();
+  if (!top.has('load_balancers')) w.missing(top, 'load_balancers', 'is required (may be an empty list)');
+  for (const { node, path } of w.list(top, 'load_balancers')) {
+    const lb = validateLoadBalancer(w, node, path, lbNames, binds);
+    if (lb) loadBalancers.push(lb);
+  }
+
+  if (w.issues.length > 0) return { ok: false, issues: sortIssues(w.issues) };
+  return { ok: true, config: deepFreeze({ admin, cluster, source, loadBalancers }) };
+}
+
+function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  // Cross-reference checks run after the walk; sorting puts everything back in document order.
+  return issues
+    .map((issue, i) => ({ issue, i }))
+    .sort(
+      (a, b) =>
+        (a.issue.line ?? 0) - (b.issue.line ?? 0) || (a.issue.col ?? 0) - (b.issue.col ?? 0) || a.i - b.i,
+    )
+    .map((x) => x.issue);
+}
+
+function validateAdmin(w: Walker, top: Fields): AdminConfig {
+  const f = w.map(top.get('admin'), 'admin', ['address', 'port', 'token_file']);
+  return {
+    address: w.address(f, 'address', checkIpLiteral) ?? '127.0.0.1',
+    port: w.port(f, 'port', 9092) ?? 9092,
+    tokenFile: w.filePath(f, 'token_file'),
+  };
+}
+
+function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): ClusterConfig {
+  const f = w.map(top.get('cluster'), 'cluster', ['workers', 'drain_timeout']);
+  const auto = () => Math.min(256, Math.max(1, opts.cpuCount ?? availableParallelism()));
+  let workers = auto();
+  const n = f.get('workers');
+  if (n !== undefined && !(n.kind === 'scalar' && n.value === 'auto')) {
+    if (n.kind === 'scalar' && typeof n.value === 'number' && Number.isInteger(n.value)) {
+      if (n.value >= 1 && n.value <= 256) workers = n.value;
+      else w.report(n.pos, f.at('workers'), `${n.value} is out of range 1-256`);
+    } else {
+      w.report(n.pos, f.at('workers'), `expected an integer 1-256 or 'auto', got ${describe(n)}`);
+    }
+  }
+  return { workers, drainTimeoutMs: w.duration(f, 'drain_timeout', 30_000, true) };
+}
+
+function validateSource(w: Walker, top: Fields): SourceConfig {
+  const f = w.map(top.get('source'), 'source', ['type', 'endpoints', 'prefix']);
+  const type = w.oneOf(f, 'type', ['file', 'chainfire'] as const, 'file');
+  if (type !== 'chainfire') {
+    for (const key of ['endpoints', 'prefix'])
+      if (f.has(key)) w.report(f.keyPos(key), f.at(key), 'only allowed with source type chainfire');
+    return { type: 'file' };
+  }
+  const endpoints: string[] = [];
+  if (!f.has('endpoints')) w.missing(f, 'endpoints', 'is required for source type chainfire');
+  const items = w.list(f, 'endpoints');
+  if (f.get('endpoints')?.kind === 'seq' && items.length === 0)
+    w.report(f.get('endpoints')!.pos, f.at('endpoints'), 'must list at least one endpoint');
+  for (const { node, path } of items) {
+    const s = w.strNode(node, path);
+    if (s === undefined) continue;
+    const reason = checkEndpoint(s);
+    if (reason) w.report(node.pos, path, reason);
+    else endpoints.push(s);
+  }
+  const prefix = w.str(f, 'prefix') ?? '/fiberlb/';
+  if (!prefix.startsWith('/'))
+    w.report(f.get('prefix')!.pos, f.at('prefix'), `prefix '${prefix}' must start with /`);
+  return { type: 'chainfire', endpoints, prefix };
+}
+
+function checkEndpoint(s: string): string | undefined {
+  const m = /^(https?):\/\/(\[[^\]]*\]|[^/:?#]*)(?::(\d+))?\/?$/i.exec(s);
+  if (!m) return `invalid endpoint '${s}': expected http://HOST:PORT or https://HOST:PORT`;
+  const host = m[2]!.startsWith('[') ? m[2]!.slice(1, -1) : m[2]!;
+  const reason = checkHostOrIp(host);
+  if (reason) return `invalid endpoint '${s}': ${reason}`;
+  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535))
+    return `invalid endpoint '${s}': port ${m[3]} is out of range 1-65535`;
+  return undefined;
+}
+
+function validateLoadBalancer(
+  w: Walker,
+  node: Node,
+  path: string,
+  lbNames: Map<string, string>,
+  binds: Bind[],
+): LoadBalancerConfig | undefined {
+  const f = w.map(node, path, ['name', 'org', 'project', 'vip', 'listeners', 'pools']);
+  const name = w.name(f, 'name');
+  w.unique(lbNames, name, `load balancer name '${name}'`, f, 'name');
+  const org = w.str(f, 'org', true);
+  const project = w.str(f, 'project', true);
+  const vip = w.address(f, 'vip', checkIpLiteral, true);
+
+  // Pools first: listeners and routes refer to them by name.
+  const pools: PoolConfig[] = [];
+  const poolNames = new Map<string, string>();
+  for (const item of w.list(f, 'pools')) {
+    const pool = validatePool(w, item.node, item.path, poolNames);
+    if (pool) pools.push(pool);
+  }
+  const ctx: LbContext = { lbName: name, vip, poolNames: [...poolNames.keys()], binds };
+  const listeners: ListenerConfig[] = [];
+  const listenerNames = new Map<string, string>();
+  for (const item of w.list(f, 'listeners')) {
+    const l = validateListener(w, item.node, item.path, listenerNames, ctx);
+    if (l) listeners.push(l);
+  }
+  if (!f.present || name === undefined || org === undefined || project === undefined || vip === undefined)
+    return undefined;
+  return { name, org, project, vip, listeners, pools };
+}
+
+interface LbContext {
+  readonly lbName: string | undefined;
+  readonly vip: string | undefined;
+  readonly poolNames: readonly string[];
+  readonly binds: Bind[];
+}
+
+function poolRef(
+  w: Walker,
+  f: Fields,
+  key: string,
+  ctx: LbContext,
+  required: string | undefined,
+): string | undefined {
+  const n = f.get(key);
+  if (n === undefined) {
+    if (required) w.missing(f, key, required);
+    return undefined;
+  }
+  const s = w.strNode(n, f.at(key));
+  if (s !== undefined && !ctx.poolNames.includes(s)) {
+    const known = ctx.poolNames.length ? `defined pools: ${ctx.poolNames.join(', ')}` : 'it has no pools';
+    w.report(
+      n.pos,
+      f.at(key),
+      `pool '${s}' is not defined in load balancer '${ctx.lbName ?? '?'}' (${known})`,
+    );
+  }
+  return s;
+}
+
+/** Report `key` as not applicable to this listener's protocol; true when it is allowed. */
+function allowedOn(
+  w: Walker,
+  f: Fields,
+  key: string,
+  protocol: Protocol | undefined,
+  allowed: readonly Protocol[],
+): boolean {
+  if (!f.has(key) || protocol === undefined || allowed.includes(protocol)) return true;
+  w.report(
+    f.keyPos(key),
+    f.at(key),
+    `only allowed on ${allowed.join('/')} listeners (this listener is ${protocol})`,
+  );
+  return false;
+}
+
+interface Bind {
+  readonly family: 4 | 6 | 0;
+  readonly addr: string;
+  readonly any: boolean;
+  readonly port: number;
+  readonly transport: 'tcp' | 'udp';
+  readonly owner: string;
+}
+
+function transportOf(p: Protocol): 'tcp' | 'udp' {
+  return p === 'udp' ? 'udp' : 'tcp';
+}
+
+function hostPort(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+function addBind(
+  w: Walker,
+  binds: Bind[],
+  address: string,
+  port: number,
+  transport: 'tcp' | 'udp',
+  owner: string,
+  pos: Pos | undefined,
+  path: string,
+): void {
+  const canon = canonicalAddress(address);
+  const family = canon.startsWith('4/') ? 4 : canon.startsWith('6/') ? 6 : 0;
+  const any = /^[46]\/[0.]+$/.test(canon);
+  const b: Bind = { family, addr: canon, any, port, transport, owner };
+  const clash = binds.find(
+    (o) =>
+      o.port === port &&
+      o.transport === transport &&
+      (o.addr === canon ||
+        // The OS refuses a specific address on a port already bound to the wildcard (and
+        // vice versa); "::" is dual-stack by default, so it also covers IPv4.
+        ((o.any || any) && (o.family === family || (o.any && o.family === 6) || (any && family === 6)))),
+  );
+  if (clash) {
+    w.report(pos, path, `${hostPort(address, port)}/${transport} is already bound by ${clash.owner}`);
+    return;
+  }
+  binds.push(b);
+}
+
+function validateListener(
+  w: Walker,
+  node: Node,
+  path: string,
+  names: Map<string, string>,
+  ctx: LbContext,
+): ListenerConfig | undefined {
+  const f = w.map(node, path, [
+    'name',
+    'port',
+    'protocol',
+    'default_pool',
+    'routes',
+    'connection_limit',
+    'timeouts',
+    'limits',
+    'trusted_proxies',
+    'proxy_protocol',
+    'tls',
+    'rate_limit',
+  ]);
+  const name = w.name(f, 'name');
+  w.unique(names, name, `listener name '${name}'`, f, 'name');
+  const port = w.port(f, 'port');
+  const protocol = w.oneOf(f, 'protocol', PROTOCOLS, undefined);
+  if (protocol && port !== undefined && ctx.vip !== undefined) {
+    const owner = `${path} (${ctx.lbName ?? '?'}/${name ?? '?'})`;
+    addBind(w, ctx.binds, ctx.vip, port, transportOf(protocol), owner, f.get('port')!.pos, f.at('port'));
+  }
+
+  const routes: RouteConfig[] = [];
+  let routeCount = 0;
+  if (allowedOn(w, f, 'routes', protocol, HTTP)) {
+    const items = w.list(f, 'routes');
+    routeCount = items.length;
+    for (const item of items) {
+      const r = validateRoute(w, item.node, item.path, ctx);
+      if (r) routes.push(r);
+    }
+  }
+  // Without a default pool, a request no route matches gets a 404; with no routes, every request.
+  const needsDefault = protocol !== undefined && (!HTTP.includes(protocol) || routeCount === 0);
+  const defaultPool = poolRef(
+    w,
+    f,
+    'default_pool',
+    ctx,
+    needsDefault
+      ? HTTP.includes(protocol!)
+        ? 'is required when the listener has no routes'
+        : `is required for ${protocol} listeners`
+      : undefined,
+  );
+
+  let connectionLimit = 0;
+  if (allowedOn(w, f, 'connection_limit', protocol, ['tcp', 'tls_passthrough', 'http', 'https']))
+    connectionLimit = w.int(f, 'connection_limit', 0, Number.MAX_SAFE_INTEGER, 0);
+  const timeouts = validateTimeouts(w, w.map(f.get('timeouts'), f.at('timeouts'), TIMEOUT_KEYS), protocol);
+  const limits = validateLimits(w, w.map(f.get('limits'), f.at('limits'), LIMIT_KEYS), protocol);
+
+  const trustedProxies: Cidr[] = [];
+  const proxyItems = w.list(f, 'trusted_proxies');
+  for (const item of proxyItems) {
+    const s = w.strNode(item.node, item.path);
+    if (s === undefined) continue;
+    const reason = checkCidr(s);
+    if (reason) w.report(item.node.pos, item.path, reason);
+    else {
+      const c = parseCidr(s);
+      if (c.ok) trustedProxies.push(c.value);
+    }
+  }
+
+  let acceptProxyProtocol = false;
+  if (allowedOn(w, f, 'proxy_protocol', protocol, ['tcp', 'http', 'https'])) {
+    const pp = w.map(f.get('proxy_protocol'), f.at('proxy_protocol'), ['accept']);
+    acceptProxyProtocol = w.bool(pp, 'accept', false);
+    // Without a trust list anyone could forge their client address with a PROXY header.
+    if (acceptProxyProtocol && proxyItems.length === 0)
+      w.report(
+        pp.keyPos('accept'),
+        pp.at('accept'),
+        'requires a non-empty trusted_proxies list on this listener',
+      );
+  }
+
+  let tls: TlsConfig | undefined;
+  if (protocol === 'https' && !f.has('tls')) w.missing(f, 'tls', 'is required for https listeners');
+  if (allowedOn(w, f, 'tls', protocol, ['https']) && f.has('tls'))
+    tls = validateTls(w, f.get('tls')!, f.at('tls'));
+
+  let rateLimit: RateLimitConfig | undefined;
+  if (allowedOn(w, f, 'rate_limit', protocol, HTTP) && f.has('rate_limit'))
+    rateLimit = validateRateLimit(w, f.get('rate_limit')!, f.at('rate_limit'));
+
+  if (!f.present || name === undefined || port === undefined || protocol === undefined) return undefined;
+  return {
+    name,
+    port,
+    protocol,
+    defaultPool,
+    routes,
+    connectionLimit,
+    timeouts,
+    limits,
+    trustedProxies,
+    acceptProxyProtocol,
+    tls,
+    rateLimit,
+  };
+}
+
+const TIMEOUT_KEYS = [
+  'connect',
+  'idle',
+  'client_header',
+  'client_body',
+  'client_idle',
+  'upstream_response',
+  'upstream_body',
+] as const;
+
+function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerTimeouts {
+  allowedOn(w, f, 'connect', protocol, ['tcp', 'tls_passthrough', 'http', 'https']);
+  for (const k of TIMEOUT_KEYS.slice(2)) allowedOn(w, f, k, protocol, HTTP);
+  const idleDefault =
+    protocol === 'udp' ? 30_000 : protocol === 'tcp' || protocol === 'tls_passthrough' ? 300_000 : 60_000;
+  return {
+    connectMs: w.duration(f, 'connect', 5_000),
+    idleMs: w.duration(f, 'idle', idleDefault),
+    clientHeaderMs: w.duration(f, 'client_header', 10_000),
+    clientBodyMs: w.duration(f, 'client_body', 30_000),
+    clientIdleMs: w.duration(f, 'client_idle', 60_000),
+    upstreamResponseMs: w.duration(f, 'upstream_response', 60_000),
+    upstreamBodyMs: w.duration(f, 'upstream_body', 60_000),
+  };
+}
+
+const LIMIT_KEYS = ['max_header_bytes', 'max_body_bytes', 'max_sessions'] as const;
+
+function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerLimits {
+  allowedOn(w, f, 'max_header_bytes', protocol, HTTP);
+  allowedOn(w, f, 'max_body_bytes', protocol, HTTP);
+  allowedOn(w, f, 'max_sessions', protocol, ['udp']);
+  return {
+    maxHeaderBytes: w.size(f, 'max_header_bytes', 16 * 1024, 1024, 1024 * 1024),
+    maxBodyBytes: w.size(f, 'max_body_bytes', 10 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    maxSessions: w.int(f, 'max_sessions', 1, Number.MAX_SAFE_INTEGER, 10_000),
+  };
+}
+
+function validateRoute(w: Walker, node: Node, path: string, ctx: LbContext): RouteConfig | undefined {
+  const f = w.map(node, path, ['match', 'pool']);
+  const pool = poolRef(w, f, 'pool', ctx, 'is required');
+  const matchNode = f.get('match');
+  if (matchNode === undefined)
+    w.missing(f, 'match', 'is required (at least one of host, path_prefix, headers, method)');
+  const m = w.map(matchNode, f.at('match'), ['host', 'path_prefix', 'headers', 'method']);
+  if (m.present && !['host', 'path_prefix', 'headers', 'method'].some((k) => m.has(k)))
+    w.report(m.pos, m.path, 'needs at least one of host, path_prefix, headers, method');
+
+  let host = w.str(m, 'host');
+  if (host !== undefined) {
+    host = host.toLowerCase();
+    const bare = host.startsWith('*.') ? host.slice(2) : host;
+    const reason = bare.includes(':') ? `host '${host}' must not include a port` : checkHostOrIp(bare);
+    if (reason) w.report(m.get('host')!.pos, m.at('host'), reason);
+  }
+  const pathPrefix = w.str(m, 'path_prefix');
+  if (pathPrefix !== undefined && !pathPrefix.startsWith('/'))
+    w.report(m.get('path_prefix')!.pos, m.at('path_prefix'), `path_prefix '${pathPrefix}' must start with /`);
+
+  // Header names are free-form keys, so this mapping is read directly rather than via w.map.
+  const headers: Array<{ name: string; value: string }> = [];
+  const hNode = m.get('headers');
+  if (hNode !== undefined && hNode.kind !== 'map')
+    w.typeError(hNode, m.at('headers'), 'a mapping of header name to value');
+  if (hNode?.kind === 'map') {
+    for (const e of hNode.entries) {
+      const p = `${m.at('headers')}.${e.key}`;
+      if (!TOKEN.test(e.key)) w.report(e.keyPos, p, `invalid header name '${e.key}'`);
+      const v = w.strNode(e.value, p);
+      if (v !== undefined) headers.push({ name: e.key.toLowerCase(), value: v });
+    }
+  }
+
+  const methods: string[] = [];
+  const mNode = m.get('method');
+  if (mNode !== undefined) {
+    const items = mNode.kind === 'seq' ? w.list(m, 'method') : [{ node: mNode, path: m.at('method') }];
+    if (mNode.kind === 'seq' && items.length === 0)
+      w.report(mNode.pos, m.at('method'), 'must not be an empty list; omit it to match any method');
+    for (const { node: n, path: p } of items) {
+      const s = w.strNode(n, p);
+      if (s === undefined) continue;
+      if (!TOKEN.test(s)) w.report(n.pos, p, `invalid HTTP method '${s}'`);
+      else methods.push(s.toUpperCase());
+    }
+  }
+  if (!f.present || pool === undefined) return undefined;
+  const match: RouteMatch = { host, pathPrefix, headers, methods };
+  return { match, pool };
+}
+
+function validateTls(w: Walker, node: Node, path: string): TlsConfig | undefined {
+  const f = w.map(node, path, ['min_version', 'certificates']);
+  const minVersion = w.oneOf(f, 'min_version', ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2') ?? 'TLSv1.2';
+  const certificates: Array<{ cert: string; key: string }> = [];
+  const certsNode = f.get('certificates');
+  if (certsNode === undefined) w.missing(f, 'certificates', 'is required (at least one { cert, key })');
+  else if (certsNode.kind === 'seq' && certsNode.items.length === 0)
+    w.report(certsNode.pos, f.at('certificates'), 'must list at least one { cert, key }');
+  for (const item of w.list(f, 'certificates')) {
+    const c = w.map(item.node, item.path, ['cert', 'key']);
+    const cert = w.filePath(c, 'cert', true);
+    const key = w.filePath(c, 'key', true);
+    if (cert !== undefined && key !== undefined) certificates.push({ cert, key });
+  }
+  return f.present ? { minVersion, certificates } : undefined;
+}
+
+function validateRateLimit(w: Walker, node: Node, path: string): RateLimitConfig | undefined {
+  const f = w.map(node, path, ['key', 'rate', 'per', 'burst']);
+  const key = w.oneOf(f, 'key', ['client_ip', 'global'] as const, 'client_ip') ?? 'client_ip';
+  const rate = w.positive(f, 'rate');
+  if (rate === undefined && !f.has('rate')) w.missing(f, 'rate', 'is required (requests per `per`, > 0)');
+  const perMs = w.duration(f, 'per', 1_000);
+  let burst = w.positive(f, 'burst');
+  if (burst !== undefined && burst < 1) {
+    w.report(
+      f.get('burst')!.pos,
+      f.at('burst'),
+      `${burst} must be at least 1 (a bucket smaller than one request never admits any)`,
+    );
+    burst = undefined;
+  }
+  if (!f.present || rate === undefined) return undefined;
+  // Default burst = rate, but at least one request so fractional rates still admit traffic.
+  return { key, rate, perMs, burst: burst ?? Math.max(1, rate) };
+}
+
+function validatePool(
+  w: Walker,
+  node: Node,
+  path: string,
+  names: Map<string, string>,
+): PoolConfig | undefined {
+  const f = w.map(node, path, ['name', 'algorithm', 'proxy_protocol', 'health_check', 'backends']);
+  const name = w.name(f, 'name');
+  w.unique(names, name, `pool name '${name}'`, f, 'name');
+  const algorithm = w.oneOf(f, 'algorithm', ALGORITHMS, 'round_robin') ?? 'round_robin';
+  const proxyProtocol = w.oneOf<ProxyProtocolVersion>(f, 'proxy_protocol', ['v1', 'v2'], undefined, true);
+  const healthCheck = f.has('health_check')
+    ? validateHealthCheck(w, f.get('health_check')!, f.at('health_check'))
+    : undefined;
+
+  const backends: BackendConfig[] = [];
+  const ids = new Map<string, string>();
+  const targets = new Map<string, string>();
+  for (const item of w.list(f, 'backends')) {
+    const b = w.map(item.node, item.path, ['id', 'address', 'port', 'weight', 'admin_state']);
+    const address = w.address(b, 'address', checkHostOrIp, true);
+    const port = w.port(b, 'port');
+    const explicitId = w.str(b, 'id');
+    const id =
+      explicitId ?? (address !== undefined && port !== undefined ? hostPort(address, port) : undefined);
+    let sameTarget = false;
+    if (address !== undefined && port !== undefined) {
+      const target = `${canonicalAddress(address)}|${port}`;
+      sameTarget = w.unique(targets, target, `backend ${hostPort(address, port)}`, b, 'address');
+    }
+    // A defaulted id repeats only when address:port does, which was just reported.
+    if (!(sameTarget && explicitId === undefined)) w.unique(ids, id, `backend id '${id}'`, b, 'id');
+    const weight = w.int(b, 'weight', 1, 1000, 1);
+    const adminState = w.oneOf(b, 'admin_state', ADMIN_STATES, 'enabled') ?? 'enabled';
+    if (b.present && id !== undefined && address !== undefined && port !== undefined)
+      backends.push({ id, address, port, weight, adminState });
+  }
+  if (!f.present || name === undefined) return undefined;
+  return { name, algorithm, proxyProtocol, healthCheck, backends };
+}
+
+function validateHealthCheck(w: Walker, node: Node, path: string): HealthCheckConfig {
+  const f = w.map(node, path, ['type', 'path', 'interval', 'timeout', 'rise', 'fall']);
+  const type = w.oneOf(f, 'type', ['tcp', 'http'] as const, 'tcp') ?? 'tcp';
+  let checkPath = w.str(f, 'path');
+  if (checkPath !== undefined) {
+    if (type !== 'http') w.report(f.keyPos('path'), f.at('path'), 'only allowed when type is http');
+    else if (!checkPath.startsWith('/'))
+      w.report(f.get('path')!.pos, f.at('path'), `path '${checkPath}' must start with /`);
+  }
+  checkPath ??= '/';
+  const intervalMs = w.duration(f, 'interval', 2_000);
+  const timeoutMs = w.duration(f, 'timeout', 1_000);
+  // A probe that may outlive its interval would overlap the next one.
+  if (timeoutMs >= intervalMs)
+    w.report(
+      f.get('timeout')?.pos ?? f.get('interval')?.pos ?? f.pos,
+      f.has('timeout') ? f.at('timeout') : f.at('interval'),
+      `timeout (${formatDuration(timeoutMs)}) must be less than interval (${formatDuration(intervalMs)})`,
+    );
+  return {
+    type,
+    path: checkPath,
+    intervalMs,
+    timeoutMs,
+    rise: w.int(f, 'rise', 1, 100, 2),
+    fall: w.int(f, 'fall', 1, 100, 3),
+  };
+}
