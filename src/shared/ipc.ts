@@ -11,6 +11,9 @@ export type PrimaryToWorker =
   | { readonly type: 'status' };
 
 export type WorkerToPrimary =
+  // Sent once the worker's message handler exists: IPC messages that arrive before it (e.g.
+  // on cluster's 'online', while ESM modules still load) would be silently dropped.
+  | { readonly type: 'hello' }
   | { readonly type: 'applied'; readonly revision: number; readonly listeners: readonly string[] }
   | {
       readonly type: 'listener_error';

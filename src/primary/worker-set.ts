@@ -1,0 +1,191 @@
+// Forks and supervises the data-plane workers. A worker that dies unexpectedly is respawned
+// with exponential backoff (per slot), so a crash loop cannot spin the CPU, while the other
+// workers keep serving on the shared listening sockets.
+
+import cluster, { type Worker } from 'node:cluster';
+import type { HealthState, Snapshot } from '../config/snapshot.ts';
+import type { ErrorCounters } from '../shared/errors.ts';
+import type { PrimaryToWorker, WorkerToPrimary } from '../shared/ipc.ts';
+import { log, logFailure } from '../shared/log.ts';
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** A worker that stayed up this long resets its slot's backoff. */
+const STABLE_AFTER_MS = 10_000;
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | undefined;
+  startedAt: number;
+  crashes: number;
+  respawnTimer: NodeJS.Timeout | undefined;
+  appliedRevision: number;
+}
+
+export interface WorkerInfo {
+  readonly slot: number;
+  readonly pid: number | undefined;
+  readonly appliedRevision: number;
+  readonly crashes: number;
+}
+
+export class WorkerSet {
+  private readonly slots: Slot[] = [];
+  private stopping = false;
+  private snapshot: Snapshot | undefined;
+  private health: HealthState = { down: [] };
+  private readonly statusWaiters = new Map<Worker, (m: WorkerToPrimary & { type: 'status' }) => void>();
+
+  constructor(
+    private readonly errors: ErrorCounters,
+    private readonly onApplied: (slot: number, revision: number) => void = () => {},
+  ) {
+    // Workers share each listening socket directly (the kernel spreads accepts) instead of
+    // the primary accepting and handing connections over: the primary stays off the data path.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+  }
+
+  /** Grow or shrink to `count` workers. Shrinking drains the surplus workers. */
+  resize(count: number, drainDeadlineMs: number): void {
+    while (this.slots.length < count) {
+      const slot: Slot = {
+        index: this.slots.length,
+        worker: undefined,
+        startedAt: 0,
+        crashes: 0,
+        respawnTimer: undefined,
+        appliedRevision: 0,
+      };
+      this.slots.push(slot);
+      this.fork(slot, count);
+    }
+    while (this.slots.length > count) {
+      const slot = this.slots.pop()!;
+      clearTimeout(slot.respawnTimer);
+      if (slot.worker) this.send(slot.worker, { type: 'drain', deadlineMs: drainDeadlineMs });
+      slot.worker = undefined;
+    }
+  }
+
+  broadcastSnapshot(snapshot: Snapshot): void {
+    this.snapshot = snapshot;
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'snapshot', snapshot });
+  }
+
+  broadcastHealth(health: HealthState): void {
+    this.health = health;
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'health', health });
+  }
+
+  info(): WorkerInfo[] {
+    return this.slots.map((s) => ({
+      slot: s.index,
+      pid: s.worker?.process.pid,
+      appliedRevision: s.appliedRevision,
+      crashes: s.crashes,
+    }));
+  }
+
+  /** Ask every live worker for its counters; workers that do not answer in time are skipped. */
+  async status(timeoutMs = 1000): Promise<Array<WorkerToPrimary & { type: 'status' }>> {
+    const live = this.slots.flatMap((s) => (s.worker ? [s.worker] : []));
+    const answers = live.map(
+      (w) =>
+        new Promise<(WorkerToPrimary & { type: 'status' }) | undefined>((resolve) => {
+          const t = setTimeout(() => resolve(undefined), timeoutMs);
+          this.statusWaiters.set(w, (m) => {
+            clearTimeout(t);
+            resolve(m);
+          });
+          this.send(w, { type: 'status' });
+        }),
+    );
+    return (await Promise.all(answers)).filter((a) => a !== undefined);
+  }
+
+  /** SIGTERM path: no more respawns; every worker drains and exits. */
+  async drainAll(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    const exits: Array<Promise<void>> = [];
+    for (const s of this.slots) {
+      clearTimeout(s.respawnTimer);
+      const w = s.worker;
+      if (!w || w.isDead()) continue;
+      exits.push(
+        new Promise((resolve) => {
+          w.once('exit', () => resolve());
+          // Backstop: a worker that ignores its deadline is killed shortly after it.
+          const kill = setTimeout(() => w.process.kill('SIGKILL'), deadlineMs + 5_000);
+          kill.unref();
+        }),
+      );
+      this.send(w, { type: 'drain', deadlineMs });
+    }
+    await Promise.all(exits);
+  }
+
+  private fork(slot: Slot, total: number): void {
+    const worker = cluster.fork({ FIBERLB_WORKERS: String(total), FIBERLB_WORKER_SLOT: String(slot.index) });
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+    slot.appliedRevision = 0;
+    worker.on('message', (m: WorkerToPrimary) => this.onMessage(slot, worker, m));
+    worker.on('exit', (code, signal) => this.onExit(slot, worker, code, signal));
+    // An IPC send to a dying worker errors asynchronously; exit handling covers it.
+    worker.on('error', (err) => log('warn', 'worker ipc error', { slot: slot.index, reason: err.message }));
+  }
+
+  private onMessage(slot: Slot, worker: Worker, m: WorkerToPrimary): void {
+    switch (m.type) {
+      case 'hello':
+        // Health first: the first snapshot then builds pools that already know what is down.
+        this.send(worker, { type: 'health', health: this.health });
+        if (this.snapshot) this.send(worker, { type: 'snapshot', snapshot: this.snapshot });
+        break;
+      case 'applied':
+        if (slot.worker === worker) slot.appliedRevision = m.revision;
+        this.onApplied(slot.index, m.revision);
+        break;
+      case 'listener_error':
+        this.errors.inc(m.errorClass);
+        logFailure(m.errorClass, 'worker could not open listener', {
+          slot: slot.index,
+          listener: m.listener,
+          reason: m.message,
+        });
+        break;
+      case 'status': {
+        const waiter = this.statusWaiters.get(worker);
+        this.statusWaiters.delete(worker);
+        waiter?.(m);
+        break;
+      }
+    }
+  }
+
+  private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
+    if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
+    slot.worker = undefined;
+    if (this.stopping) return;
+    this.errors.inc('worker_crash');
+    const lived = Date.now() - slot.startedAt;
+    slot.crashes = lived >= STABLE_AFTER_MS ? 1 : slot.crashes + 1;
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (slot.crashes - 1));
+    logFailure('worker_crash', 'worker exited unexpectedly; respawning', {
+      slot: slot.index,
+      pid: worker.process.pid,
+      code,
+      signal,
+      lived_ms: lived,
+      respawn_in_ms: delay,
+    });
+    slot.respawnTimer = setTimeout(() => {
+      slot.respawnTimer = undefined;
+      if (!this.stopping && this.slots[slot.index] === slot) this.fork(slot, this.slots.length);
+    }, delay);
+  }
+
+  private send(worker: Worker, m: PrimaryToWorker): void {
+    if (worker.isConnected()) worker.send(m);
+  }
+}

@@ -1,0 +1,131 @@
+// Makes a worker's open listeners match a snapshot. Listeners are keyed by
+// protocol://vip:port: a key present in both the old and the new snapshot keeps its socket and
+// only gets update(), so a reload never drops a connection; new keys are opened, gone keys
+// are closed gracefully (in-flight work finishes).
+
+import type { LoadBalancerConfig, Protocol } from '../../config/model.ts';
+import type { HealthState, Snapshot } from '../../config/snapshot.ts';
+import { log, logFailure } from '../../shared/log.ts';
+import { PoolRuntime } from '../pool-runtime.ts';
+import { createHttpListener } from './http.ts';
+import { createTcpListener } from './tcp.ts';
+import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
+import { listenerKey } from './types.ts';
+import { createUdpListener } from './udp.ts';
+
+const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
+  tcp: createTcpListener,
+  // Without SNI routing (a later issue), TLS passthrough is a TCP proxy that never decrypts.
+  tls_passthrough: createTcpListener,
+  udp: createUdpListener,
+  http: createHttpListener,
+  https: undefined, // TLS termination arrives with the TLS issue; reported, not silently ignored.
+};
+
+/** How long a listener removed by a reload may keep serving its in-flight work. */
+const REMOVED_LISTENER_GRACE_MS = 30_000;
+
+export interface ApplyReport {
+  readonly listeners: string[];
+  readonly failures: Array<{ listener: string; message: string }>;
+}
+
+export class ListenerRegistry {
+  private readonly open = new Map<string, ListenerHandle>();
+  /** Pools by "lb/pool", kept across snapshots so in-flight counts carry over. */
+  private pools = new Map<string, PoolRuntime>();
+  private down: ReadonlySet<string> = new Set();
+
+  constructor(private readonly env: WorkerEnv) {}
+
+  async apply(snapshot: Snapshot): Promise<ApplyReport> {
+    const wanted = new Map<string, ListenerState>();
+    const nextPools = new Map<string, PoolRuntime>();
+    for (const lb of snapshot.config.loadBalancers) {
+      const pools = this.buildPools(lb, nextPools);
+      for (const listener of lb.listeners) wanted.set(listenerKey(lb, listener), { lb, listener, pools });
+    }
+    this.pools = nextPools;
+
+    const failures: ApplyReport['failures'] = [];
+    const opening: Array<Promise<void>> = [];
+    for (const [key, state] of wanted) {
+      const existing = this.open.get(key);
+      if (existing) {
+        existing.update(state);
+        continue;
+      }
+      const factory = FACTORIES[state.listener.protocol];
+      if (!factory) {
+        failures.push({ listener: key, message: `protocol ${state.listener.protocol} is not supported yet` });
+        continue;
+      }
+      const handle = factory(state, this.env);
+      this.open.set(key, handle);
+      opening.push(
+        handle.ready.then(
+          () => log('info', 'listener open', { listener: key, lb: state.lb.name, name: state.listener.name }),
+          (err: Error) => {
+            // Forget it so the next snapshot tries again (e.g. once the port is free).
+            this.open.delete(key);
+            void handle.close(0);
+            failures.push({ listener: key, message: err.message });
+          },
+        ),
+      );
+    }
+    for (const [key, handle] of this.open) {
+      if (wanted.has(key)) continue;
+      this.open.delete(key);
+      log('info', 'listener closing', { listener: key, active: handle.active() });
+      void handle
+        .close(REMOVED_LISTENER_GRACE_MS)
+        .then(() => log('info', 'listener closed', { listener: key }));
+    }
+    await Promise.all(opening);
+    for (const f of failures)
+      logFailure('listen_failed', 'listener failed', { listener: f.listener, reason: f.message });
+    this.env.upstreams.retain(this.upstreamAddresses());
+    return { listeners: [...this.open.keys()], failures };
+  }
+
+  /** Health is applied to pools in place: routing tables and listeners are untouched. */
+  setHealth(health: HealthState): void {
+    this.down = new Set(health.down);
+    for (const pool of this.pools.values()) pool.setHealth(this.down);
+  }
+
+  active(): number {
+    let n = 0;
+    for (const h of this.open.values()) n += h.active();
+    return n;
+  }
+
+  /** Stop accepting everywhere and wait for in-flight work (bounded by deadlineMs). */
+  async closeAll(deadlineMs: number): Promise<void> {
+    const handles = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(handles.map((h) => h.close(deadlineMs)));
+    await this.env.upstreams.close();
+  }
+
+  private buildPools(
+    lb: LoadBalancerConfig,
+    into: Map<string, PoolRuntime>,
+  ): ReadonlyMap<string, PoolRuntime> {
+    const byName = new Map<string, PoolRuntime>();
+    for (const pool of lb.pools) {
+      const id = `${lb.name}/${pool.name}`;
+      const runtime = new PoolRuntime(lb.name, pool, this.down, this.pools.get(id));
+      byName.set(pool.name, runtime);
+      into.set(id, runtime);
+    }
+    return byName;
+  }
+
+  private upstreamAddresses(): Set<string> {
+    const keys = new Set<string>();
+    for (const pool of this.pools.values()) for (const t of pool.targets) keys.add(`${t.address}:${t.port}`);
+    return keys;
+  }
+}

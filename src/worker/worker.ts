@@ -1,0 +1,82 @@
+// Worker process entry: the data plane. It receives snapshots and health from the primary
+// over IPC and makes its listeners match; it never reads config itself.
+
+import cluster from 'node:cluster';
+import type { Snapshot } from '../config/snapshot.ts';
+import { ErrorCounters } from '../shared/errors.ts';
+import { isPrimaryMessage, type WorkerToPrimary } from '../shared/ipc.ts';
+import { log, setLogRole } from '../shared/log.ts';
+import { ListenerRegistry } from './listeners/registry.ts';
+import { UpstreamPools } from './upstream/http-pools.ts';
+
+export function runWorker(): void {
+  const worker = cluster.worker;
+  if (!worker) throw new Error('runWorker() must run in a cluster worker');
+  setLogRole(`worker-${worker.id}`);
+
+  const errors = new ErrorCounters();
+  const workerCount = Number(process.env.FIBERLB_WORKERS) || 1;
+  const registry = new ListenerRegistry({ errors, workerCount, upstreams: new UpstreamPools() });
+  let revision = 0;
+  let draining = false;
+  // Snapshots are applied strictly in order; a newer one queued behind a slow apply wins.
+  let applying: Promise<void> = Promise.resolve();
+
+  const send = (m: WorkerToPrimary) => {
+    if (process.connected) process.send?.(m);
+  };
+
+  const apply = (snapshot: Snapshot) => {
+    applying = applying.then(async () => {
+      if (draining || snapshot.revision <= revision) return;
+      const report = await registry.apply(snapshot);
+      revision = snapshot.revision;
+      for (const f of report.failures)
+        send({
+          type: 'listener_error',
+          revision,
+          listener: f.listener,
+          errorClass: 'listen_failed',
+          message: f.message,
+        });
+      send({ type: 'applied', revision, listeners: report.listeners });
+    });
+  };
+
+  const drain = async (deadlineMs: number) => {
+    if (draining) return;
+    draining = true;
+    log('info', 'draining', { active: registry.active(), deadline_ms: deadlineMs });
+    await applying;
+    await registry.closeAll(deadlineMs);
+    log('info', 'drained');
+    process.exit(0);
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!isPrimaryMessage(m)) return;
+    switch (m.type) {
+      case 'snapshot':
+        apply(m.snapshot);
+        break;
+      case 'health':
+        registry.setHealth(m.health);
+        break;
+      case 'drain':
+        void drain(m.deadlineMs);
+        break;
+      case 'status':
+        send({ type: 'status', revision, active: registry.active(), errors: errors.toJSON() });
+        break;
+    }
+  });
+
+  send({ type: 'hello' });
+
+  // The primary drives shutdown; a SIGTERM/SIGINT sent to the whole process group must not
+  // cut this worker's in-flight requests short, so the worker just waits for 'drain'.
+  process.on('SIGTERM', () => {});
+  process.on('SIGINT', () => {});
+  // If the primary dies, the IPC channel closes: nothing will ever drain us, so drain now.
+  process.on('disconnect', () => void drain(5_000));
+}

@@ -1,0 +1,131 @@
+// Runs the built FiberLB (dist/cli.js) as a real process tree for end-to-end tests, and
+// small loopback servers to put behind it. Every process started here is stopped by PID.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+export const CLI = join(ROOT, 'dist/cli.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(prefix = 'fiberlb-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface RunningLb {
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  readonly configFile: string;
+  readonly adminPort: number;
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  readonly exited: Promise<number | string>;
+  stop(): Promise<void>;
+}
+
+export async function startLb(configFile: string, adminPort: number, timeoutMs = 15_000): Promise<RunningLb> {
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FIBERLB_LOG_LEVEL: 'info' },
+  });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  const lb: RunningLb = {
+    proc,
+    pid: proc.pid!,
+    configFile,
+    adminPort,
+    output: () => out,
+    exited,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (proc.exitCode !== null) throw new Error(`fiberlb exited early (${proc.exitCode}):\n${out}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${adminPort}/healthz`);
+      if (res.ok) return lb;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  await lb.stop();
+  throw new Error(`fiberlb not healthy within ${timeoutMs} ms:\n${out}`);
+}
+
+export function writeConfig(dir: string, yaml: string, name = 'fiberlb.yaml'): string {
+  const file = join(dir, name);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** An HTTP backend that answers `name` (and /slow?ms=N after N ms). */
+export async function nameServer(
+  name: string,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const slow = /^\/slow\?ms=(\d+)/.exec(req.url ?? '');
+    req.resume();
+    const reply = () => res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+    if (slow) setTimeout(reply, Number(slow[1]));
+    else reply();
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as { port: number };
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Direct children of a PID (the cluster workers of a primary), from /proc. */
+export async function childPids(pid: number): Promise<number[]> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+    return text.trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export async function getText(url: string, init?: RequestInit): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.text() };
+}

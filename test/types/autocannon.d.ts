@@ -1,0 +1,19 @@
+// autocannon ships no types; the tests use only this much of its programmatic API.
+declare module 'autocannon' {
+  interface Result {
+    requests: { total: number; average: number };
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    '2xx': number;
+  }
+  interface Options {
+    url: string;
+    connections?: number;
+    duration?: number;
+    amount?: number;
+    pipelining?: number;
+  }
+  function autocannon(opts: Options): Promise<Result> & { stop(): void };
+  export default autocannon;
+}
