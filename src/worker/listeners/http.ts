@@ -1,0 +1,285 @@
+// The HTTP/1.1 listener: Node's http server in front of the router, the balancer and one
+// undici dispatch per request (upstream/http-proxy.ts). Node enforces the client-side head
+// limits (header size, header timeout, keep-alive idle); this file maps Node's own error
+// answers to error classes so they are counted too.
+// TLS termination (a later issue) reuses everything here: only createServer() differs
+// (https.createServer with the same options and handler, proto "https").
+
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Cidr } from '../../config/model.ts';
+import { cidrsContain } from '../../shared/cidr.ts';
+import { type ErrorClass, statusForError } from '../../shared/errors.ts';
+import { logFailure } from '../../shared/log.ts';
+import { Router } from '../router.ts';
+import { clientIp, normalizePeer, rewriteRequestHeaders } from '../upstream/headers.ts';
+import { type ExchangeOwner, HttpExchange } from '../upstream/http-proxy.ts';
+import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
+import { listenerKey } from './types.ts';
+
+/** How often Node checks header timeouts (its default, 30 s, is far coarser than ours). */
+const CHECK_INTERVAL_MS = 1000;
+
+export const createHttpListener: ListenerFactory = (state, env) =>
+  new HttpListener(state, env, createServer, 'http');
+
+/** The one thing an https listener will swap. */
+function createServer(options: http.ServerOptions): http.Server {
+  return http.createServer(options);
+}
+
+/** Everything a request reads from one ListenerState, compiled once per update(). */
+class Compiled {
+  readonly router: Router;
+  constructor(readonly state: ListenerState) {
+    this.router = new Router(state.listener, state.pools);
+  }
+}
+
+/** Per-connection cache of the peer address and whether it is trusted (per trust list). */
+interface PeerInfo {
+  readonly ip: string;
+  trustList: readonly Cidr[];
+  trusted: boolean;
+}
+const kPeer = Symbol('fiberlb.peer');
+type PeerSocket = Socket & { [kPeer]?: PeerInfo };
+
+export class HttpListener implements ListenerHandle, ExchangeOwner {
+  readonly key: string;
+  readonly ready: Promise<void>;
+  readonly env: WorkerEnv;
+  draining = false;
+  private current: Compiled;
+  private inflight = 0;
+  private readonly server: http.Server;
+  private readonly proto: string;
+  private closing: Promise<void> | undefined;
+  private onDrained: (() => void) | undefined;
+
+  constructor(
+    state: ListenerState,
+    env: WorkerEnv,
+    makeServer: (options: http.ServerOptions) => http.Server,
+    proto: 'http' | 'https',
+  ) {
+    this.key = listenerKey(state.lb, state.listener);
+    this.env = env;
+    this.proto = proto;
+    this.current = new Compiled(state);
+    const l = state.listener;
+    this.server = makeServer({
+      maxHeaderSize: l.limits.maxHeaderBytes,
+      headersTimeout: l.timeouts.clientHeaderMs,
+      // The body has its own gap timer; a whole-request deadline would cut long uploads.
+      requestTimeout: 0,
+      keepAliveTimeout: l.timeouts.clientIdleMs,
+      connectionsCheckingInterval: Math.min(CHECK_INTERVAL_MS, Math.max(100, l.timeouts.clientHeaderMs / 4)),
+      // We answer a missing Host ourselves, so the failure is counted.
+      requireHostHeader: false,
+      noDelay: true,
+    });
+    this.applyServerLimits(state);
+    const server = this.server;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, false));
+    // Expect: 100-continue is answered only once we know the request will be forwarded.
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, true));
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
+    // Seam for WebSocket (a later issue: http-proxy-3's ws() on this event). Until then an
+    // upgrade is refused explicitly rather than proxied as a plain request.
+    server.on('upgrade', (_req: IncomingMessage, socket: Duplex) =>
+      this.refuse(socket, 501, 'upgrade not supported'),
+    );
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
+      this.refuse(socket, 501, 'CONNECT not supported'),
+    );
+    server.on('drop', () => this.count('connection_limit', { reason: 'connection limit reached' }));
+    this.ready = new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      server.once('error', onError);
+      server.listen({ host: state.lb.vip, port: l.port }, () => {
+        server.off('error', onError);
+        server.on('error', (err: Error) =>
+          logFailure('internal_error', 'http server error', { listener: this.key, err: err.message }),
+        );
+        resolve();
+      });
+    });
+  }
+
+  update(state: ListenerState): void {
+    this.current = new Compiled(state);
+    const l = state.listener;
+    this.server.headersTimeout = l.timeouts.clientHeaderMs;
+    this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
+    this.applyServerLimits(state);
+  }
+
+  active(): number {
+    return this.inflight;
+  }
+
+  close(deadlineMs: number): Promise<void> {
+    if (this.closing) return this.closing;
+    this.draining = true;
+    const server = this.server;
+    this.closing = new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      let closed = false;
+      const finish = () => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+      // 'close' fires once every connection has ended (or the server never listened).
+      server.close(() => {
+        closed = true;
+        if (this.inflight === 0) finish();
+      });
+      server.closeIdleConnections();
+      this.onDrained = () => {
+        if (closed) finish();
+        else server.closeIdleConnections();
+      };
+      timer = setTimeout(() => {
+        server.closeAllConnections();
+        finish();
+      }, deadlineMs);
+      timer.unref();
+    });
+    return this.closing;
+  }
+
+  // --- ExchangeOwner ---
+
+  requestClosed(): void {
+    this.inflight--;
+    if (this.draining) {
+      // A keep-alive socket whose response just ended is idle now: let it go.
+      setImmediate(() => {
+        this.server.closeIdleConnections();
+        if (this.inflight === 0) this.onDrained?.();
+      });
+    }
+  }
+
+  // --- per request ---
+
+  private handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+    const c = this.current;
+    this.inflight++;
+    const ex = new HttpExchange(this, c.state, req, res);
+    try {
+      this.route(c, ex, expectContinue);
+    } catch (err) {
+      // A bug must cost one request, not the worker.
+      ex.fail('internal_error', err);
+    }
+  }
+
+  private route(c: Compiled, ex: HttpExchange, expectContinue: boolean): void {
+    const state = c.state;
+    const req = ex.req;
+    const socket = req.socket as PeerSocket;
+    const trustedProxies = state.listener.trustedProxies;
+    let info = socket[kPeer];
+    if (info === undefined) {
+      const ip = normalizePeer(socket.remoteAddress);
+      info = { ip, trustList: trustedProxies, trusted: cidrsContain(trustedProxies, ip) };
+      socket[kPeer] = info;
+    } else if (info.trustList !== trustedProxies) {
+      // Reloaded since this connection's last request.
+      info.trustList = trustedProxies;
+      info.trusted = cidrsContain(trustedProxies, info.ip);
+    }
+    const peer = info.ip;
+    const trusted = info.trusted;
+    ex.peerIp = peer;
+    rewriteRequestHeaders(req.rawHeaders, peer, trusted, this.proto, ex);
+
+    if (
+      ex.duplicateHost ||
+      (ex.host === undefined && req.httpVersionMinor === 1) ||
+      ex.path.charCodeAt(0) !== 47
+    ) {
+      // RFC 9112 §3.2 (one Host on HTTP/1.1); only origin-form targets ("/...") are proxied.
+      ex.fail('client_bad_request');
+      return;
+    }
+    const maxBody = state.listener.limits.maxBodyBytes;
+    if (maxBody > 0 && ex.contentLength > maxBody) {
+      ex.fail('body_too_large');
+      return;
+    }
+    const route = c.router.match(ex.method, ex.path, ex.host, req.headers);
+    if (route === undefined) {
+      ex.fail('no_route');
+      return;
+    }
+    const pool = route.pool;
+    const target = pool?.pick(clientIp(peer, trusted, ex.forwardedFor, trustedProxies));
+    if (pool === undefined || target === undefined) {
+      ex.fail('no_healthy_backend');
+      return;
+    }
+    if (expectContinue) ex.res.writeContinue();
+    ex.forward(pool, target, this.env.upstreams.get(target, state.listener.timeouts.connectMs));
+  }
+
+  // --- connection-level failures ---
+
+  private onClientError(err: Error & { code?: string }, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || socket.destroyed) {
+      // The client went away. With a request in flight its exchange counts client_abort;
+      // an idle keep-alive connection closing is not a failure.
+      socket.destroy();
+      return;
+    }
+    const cls: ErrorClass =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 'header_too_large'
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? 'client_timeout'
+          : 'client_bad_request';
+    this.count(cls, { err: `${code}: ${err.message}` });
+    this.refuse(socket, statusForError(cls), cls);
+  }
+
+  /** Answer on the raw socket (no ServerResponse exists) and close it. */
+  private refuse(socket: Duplex, status: number, text: string): void {
+    if (status === 501) this.count('client_bad_request', { reason: text });
+    const msg = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+    if (socket.writable && !msg?.headersSent) {
+      const body = `${status} ${http.STATUS_CODES[status]}: ${text}\n`;
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      // Destroy once flushed, so a client that never closes its side cannot hold the socket.
+      (socket as Socket).destroySoon();
+    } else socket.destroy();
+  }
+
+  private count(cls: ErrorClass, fields: Record<string, unknown>): void {
+    this.env.errors.inc(cls);
+    logFailure(cls, 'http connection failed', {
+      lb: this.current.state.lb.name,
+      listener: this.key,
+      ...fields,
+    });
+  }
+
+  /** Per-worker share of the listener's connection limit, and the head size limit. */
+  private applyServerLimits(state: ListenerState): void {
+    const l = state.listener;
+    // Node reads maxHeaderSize per new connection, so a reload applies to new connections.
+    (this.server as { maxHeaderSize?: number }).maxHeaderSize = l.limits.maxHeaderBytes;
+    this.server.maxConnections =
+      l.connectionLimit > 0
+        ? Math.max(1, Math.floor(l.connectionLimit / Math.max(1, this.env.workerCount)))
+        : Number.MAX_SAFE_INTEGER;
+  }
+}

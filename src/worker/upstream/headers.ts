@@ -1,0 +1,288 @@
+// Header rewriting for one proxied HTTP/1.1 exchange, in both directions.
+//
+// Request: the client's raw header list is copied in one pass (case and duplicates kept) minus
+// hop-by-hop headers, `Expect` (Node already answered 100-continue) and every header named in
+// `Connection`; then X-Forwarded-For (appended), X-Forwarded-Proto/Host and X-Request-Id are set.
+// Proto/Host/Request-Id sent by the client are kept only when the peer is a trusted proxy.
+// Response: the same hop-by-hop removal, duplicates (set-cookie) kept, and X-Request-Id set.
+
+import { randomBytes } from 'node:crypto';
+import type { Cidr } from '../../config/model.ts';
+import { cidrsContain } from '../../shared/cidr.ts';
+
+/** Facts gathered from the client's request head while copying it. */
+export interface RequestHead {
+  /** Headers to send upstream, flat [name, value, ...]. */
+  headers: string[];
+  /** First Host header as sent. */
+  host: string | undefined;
+  /** More than one Host header (RFC 9112 §3.2: answer 400). */
+  duplicateHost: boolean;
+  /** Incoming X-Forwarded-For values joined with ", " (before our append). */
+  forwardedFor: string | undefined;
+  requestId: string;
+  /** Content-Length as sent, or -1. */
+  contentLength: number;
+  /** Transfer-Encoding was present (Node has already de-chunked the body). */
+  chunked: boolean;
+  /** KEPT_* bits: which X-Forwarded-Proto/Host and X-Request-Id were kept from a trusted peer. */
+  kept: number;
+}
+
+export const KEPT_PROTO = 1;
+export const KEPT_HOST = 2;
+export const KEPT_ID = 4;
+
+// Header name codes, found by length first so most names are never lower-cased.
+const OTHER = 0;
+const DROP = 1; // hop-by-hop or otherwise not forwarded
+const HOST = 2;
+const CONNECTION = 3;
+const TE = 4;
+const TRANSFER_ENCODING = 5;
+const CONTENT_LENGTH = 6;
+const XFF = 7;
+const XF_PROTO = 8;
+const XF_HOST = 9;
+const REQUEST_ID = 10;
+
+function classify(name: string): number {
+  let l: string;
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === 'te' ? TE : OTHER;
+    case 4:
+      return name.toLowerCase() === 'host' ? HOST : OTHER;
+    case 6:
+      return name.toLowerCase() === 'expect' ? DROP : OTHER;
+    case 7:
+      l = name.toLowerCase();
+      return l === 'upgrade' || l === 'trailer' ? DROP : OTHER;
+    case 10:
+      l = name.toLowerCase();
+      return l === 'connection' ? CONNECTION : l === 'keep-alive' ? DROP : OTHER;
+    case 12:
+      return name.toLowerCase() === 'x-request-id' ? REQUEST_ID : OTHER;
+    case 14:
+      return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : OTHER;
+    case 15:
+      return name.toLowerCase() === 'x-forwarded-for' ? XFF : OTHER;
+    case 16:
+      l = name.toLowerCase();
+      return l === 'x-forwarded-host' ? XF_HOST : l === 'proxy-connection' ? DROP : OTHER;
+    case 17:
+      l = name.toLowerCase();
+      return l === 'transfer-encoding' ? TRANSFER_ENCODING : l === 'x-forwarded-proto' ? XF_PROTO : OTHER;
+    case 18:
+      return name.toLowerCase() === 'proxy-authenticate' ? DROP : OTHER;
+    case 19:
+      return name.toLowerCase() === 'proxy-authorization' ? DROP : OTHER;
+    default:
+      return OTHER;
+  }
+}
+
+/** Lower-case header names listed in Connection, minus the ones always handled; undefined if none. */
+function connectionTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
+  // Nearly every message says just this; skip the split.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return into;
+  for (const part of value.split(',')) {
+    const t = part.trim().toLowerCase();
+    if (t === '' || t === 'close' || t === 'keep-alive' || t === 'te' || t === 'upgrade') continue;
+    if (into === undefined) into = new Set();
+    into.add(t);
+  }
+  return into;
+}
+
+function hasToken(value: string, token: string): boolean {
+  for (const part of value.split(',')) {
+    // "trailers" may carry parameters in theory ("trailers;q=1" is not valid, but be lenient).
+    const t = part.trim().toLowerCase();
+    if (t === token || t.startsWith(`${token};`)) return true;
+  }
+  return false;
+}
+
+// Request ids: a per-process random prefix plus a counter — unique enough across workers and
+// restarts, and far cheaper than a UUID per request.
+const ID_PREFIX = randomBytes(6).toString('base64url');
+let idCounter = 0;
+export function newRequestId(): string {
+  idCounter = (idCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${ID_PREFIX}-${idCounter.toString(36)}`;
+}
+
+/**
+ * Copy the client's head into `out` for the upstream request. `peerIp` is the connection's
+ * address; `trusted` whether it is in trusted_proxies.
+ */
+export function rewriteRequestHeaders(
+  raw: readonly string[],
+  peerIp: string,
+  trusted: boolean,
+  proto: string,
+  out: RequestHead,
+): void {
+  const listed = scanRequest(raw, trusted, out, undefined);
+  // Rare: Connection names other headers. Copy again, now skipping those names.
+  if (listed !== undefined) scanRequest(raw, trusted, out, listed);
+  const h = out.headers;
+  h.push('x-forwarded-for', out.forwardedFor === undefined ? peerIp : `${out.forwardedFor}, ${peerIp}`);
+  if ((out.kept & KEPT_PROTO) === 0) h.push('x-forwarded-proto', proto);
+  if ((out.kept & KEPT_HOST) === 0 && out.host !== undefined) h.push('x-forwarded-host', out.host);
+  if ((out.kept & KEPT_ID) === 0) {
+    out.requestId = newRequestId();
+    h.push('x-request-id', out.requestId);
+  }
+}
+
+function scanRequest(
+  raw: readonly string[],
+  trusted: boolean,
+  out: RequestHead,
+  skip: ReadonlySet<string> | undefined,
+): Set<string> | undefined {
+  const h: string[] = [];
+  let listed: Set<string> | undefined;
+  let te = false;
+  out.host = undefined;
+  out.duplicateHost = false;
+  out.forwardedFor = undefined;
+  out.contentLength = -1;
+  out.chunked = false;
+  out.kept = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const code = classify(name);
+    // Host and Content-Length frame the request and TE is handled below (a compliant client
+    // lists it: "Connection: TE"), so Connection cannot remove them.
+    if (
+      skip !== undefined &&
+      code !== HOST &&
+      code !== CONTENT_LENGTH &&
+      code !== TE &&
+      skip.has(name.toLowerCase())
+    )
+      continue;
+    switch (code) {
+      case OTHER:
+        h.push(name, value);
+        break;
+      case DROP:
+        break;
+      case HOST:
+        if (out.host === undefined) {
+          out.host = value;
+          h.push(name, value);
+        } else out.duplicateHost = true;
+        break;
+      case CONNECTION:
+        if (skip === undefined) listed = connectionTokens(value, listed);
+        break;
+      case TE:
+        if (!te && hasToken(value, 'trailers')) {
+          te = true;
+          h.push('te', 'trailers');
+        }
+        break;
+      case TRANSFER_ENCODING:
+        out.chunked = true;
+        break;
+      case CONTENT_LENGTH:
+        out.contentLength = Number(value);
+        h.push(name, value);
+        break;
+      case XFF:
+        out.forwardedFor = out.forwardedFor === undefined ? value : `${out.forwardedFor}, ${value}`;
+        break;
+      case XF_PROTO:
+        if (trusted && (out.kept & KEPT_PROTO) === 0) {
+          out.kept |= KEPT_PROTO;
+          h.push(name, value);
+        }
+        break;
+      case XF_HOST:
+        if (trusted && (out.kept & KEPT_HOST) === 0) {
+          out.kept |= KEPT_HOST;
+          h.push(name, value);
+        }
+        break;
+      case REQUEST_ID:
+        if (trusted && (out.kept & KEPT_ID) === 0 && value !== '') {
+          out.kept |= KEPT_ID;
+          out.requestId = value;
+          h.push(name, value);
+        }
+        break;
+    }
+  }
+  out.headers = h;
+  return listed;
+}
+
+/**
+ * The client address to balance on: the peer, or — when the peer is a trusted proxy — the
+ * right-most X-Forwarded-For entry that is not itself trusted (the left-most if all are).
+ */
+export function clientIp(
+  peerIp: string,
+  trusted: boolean,
+  forwardedFor: string | undefined,
+  trustedProxies: readonly Cidr[],
+): string {
+  if (!trusted || forwardedFor === undefined) return peerIp;
+  const hops = forwardedFor.split(',');
+  let ip = peerIp;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim();
+    if (hop === '') continue;
+    ip = hop;
+    if (!cidrsContain(trustedProxies, hop)) return hop;
+  }
+  return ip;
+}
+
+/** "::ffff:10.0.0.1" → "10.0.0.1": one spelling per client for XFF and hashing. */
+export function normalizePeer(addr: string | undefined): string {
+  if (addr === undefined) return '';
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+const RESPONSE_HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'x-request-id',
+]);
+
+/**
+ * Upstream response headers (undici's parsed object: lower-case names, repeated headers as
+ * arrays) → a flat list for `res.writeHead`, without hop-by-hop headers, with our request id,
+ * and `connection: close` when the client connection must end after this response.
+ */
+export function rewriteResponseHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  requestId: string,
+  close: boolean,
+): Array<string | string[]> {
+  const out: Array<string | string[]> = [];
+  const conn = headers.connection;
+  const listed = conn === undefined ? undefined : connectionTokens(String(conn), undefined);
+  for (const name in headers) {
+    if (RESPONSE_HOP_BY_HOP.has(name)) continue;
+    if (listed?.has(name) === true) continue;
+    const v = headers[name];
+    if (v !== undefined) out.push(name, v);
+  }
+  out.push('x-request-id', requestId);
+  if (close) out.push('connection', 'close');
+  return out;
+}

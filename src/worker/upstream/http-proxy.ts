@@ -1,0 +1,315 @@
+// One client request forwarded to one backend: an undici dispatch handler that streams the
+// request body up and the response down with backpressure both ways, and settles every
+// failure exactly once with its error class.
+//
+// Hot-path notes: the exchange object is at once the undici DispatchOptions and the handler
+// (one allocation instead of three), listeners are module-level functions that find the
+// exchange through a symbol on req/res (no per-request closures), and aborts go through
+// undici's controller (no AbortController).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { classifyUpstreamError, type ErrorClass, statusForError } from '../../shared/errors.ts';
+import { logFailure } from '../../shared/log.ts';
+import type { BackendTarget } from '../balancer/types.ts';
+import type { ListenerState, WorkerEnv } from '../listeners/types.ts';
+import type { PoolRuntime } from '../pool-runtime.ts';
+import { type RequestHead, rewriteResponseHeaders } from './headers.ts';
+
+/** What an exchange needs from its listener. */
+export interface ExchangeOwner {
+  readonly env: WorkerEnv;
+  /** Closing: every response gets `connection: close`. */
+  readonly draining: boolean;
+  /** Called once per request, when its response has closed (finished or aborted). */
+  requestClosed(): void;
+}
+
+const kExchange = Symbol('fiberlb.exchange');
+type Tagged<T> = T & { [kExchange]?: HttpExchange };
+
+/** The reason we hand undici when we abort: the real class is kept on the exchange. */
+const ABORTED = new Error('request settled by the proxy');
+
+const NO_HEADERS: string[] = [];
+
+export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
+  // --- undici DispatchOptions (read by undici's Request; keep other names off this list:
+  // origin, query, idempotent, blocking, upgrade, reset, expectContinue, servername,
+  // throwOnError, maxRedirections, typeOfService) ---
+  path: string;
+  method: string;
+  headers: string[] = NO_HEADERS;
+  body: IncomingMessage | null = null;
+  headersTimeout: number;
+  bodyTimeout: number;
+
+  // --- RequestHead, filled by rewriteRequestHeaders ---
+  host: string | undefined = undefined;
+  duplicateHost = false;
+  forwardedFor: string | undefined = undefined;
+  requestId = '';
+  contentLength = -1;
+  chunked = false;
+  kept = 0;
+
+  readonly owner: ExchangeOwner;
+  readonly state: ListenerState;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Normalized peer address (for logs and XFF). */
+  peerIp = '';
+  private pool: PoolRuntime | undefined = undefined;
+  private target: BackendTarget | undefined = undefined;
+  private controller: Dispatcher.DispatchController | null = null;
+  /** The client side is decided: response ended, or a failure counted and answered. */
+  private settled = false;
+  private bodyTimer: NodeJS.Timeout | undefined = undefined;
+  private bodyBytes = 0;
+  private bodyHooked = false;
+  private drainHooked = false;
+
+  constructor(owner: ExchangeOwner, state: ListenerState, req: IncomingMessage, res: ServerResponse) {
+    this.owner = owner;
+    this.state = state;
+    this.req = req;
+    this.res = res;
+    this.path = req.url ?? '/';
+    this.method = req.method ?? 'GET';
+    this.headersTimeout = state.listener.timeouts.upstreamResponseMs;
+    this.bodyTimeout = state.listener.timeouts.upstreamBodyMs;
+    (res as Tagged<ServerResponse>)[kExchange] = this;
+    res.on('close', onResClose);
+  }
+
+  /** Does the client send a body (Content-Length > 0 or chunked)? */
+  hasBody(): boolean {
+    return this.chunked || this.contentLength > 0;
+  }
+
+  /** Send the request to `target` (already picked from `pool`) through `upstream`. */
+  forward(pool: PoolRuntime, target: BackendTarget, upstream: Dispatcher): void {
+    this.pool = pool;
+    this.target = target;
+    pool.acquire(target);
+    if (this.hasBody()) {
+      this.body = this.req;
+      (this.req as Tagged<IncomingMessage>)[kExchange] = this;
+      const ms = this.state.listener.timeouts.clientBodyMs;
+      if (ms > 0) this.bodyTimer = setTimeout(onBodyTimeout, ms, this).unref();
+    }
+    upstream.dispatch(this, this);
+  }
+
+  // --- undici handler ---
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.settled) {
+      controller.abort(ABORTED);
+      return;
+    }
+    // Hook the body only now: a 'data' listener switches the stream to flowing, and undici
+    // attaches its own right after this call (same tick), so no chunk can be missed.
+    if (this.body !== null && !this.bodyHooked) {
+      this.bodyHooked = true;
+      this.body.on('data', onReqData);
+    }
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    // 1xx (e.g. 103 Early Hints) are not relayed; Node answered 100-continue itself.
+    if (statusCode < 200 || this.settled) return;
+    const res = this.res;
+    try {
+      const out = rewriteResponseHeaders(headers, this.requestId, this.owner.draining);
+      if (statusMessage) res.writeHead(statusCode, statusMessage, out);
+      else res.writeHead(statusCode, out);
+    } catch (err) {
+      // Node rejects what llhttp accepted (bad status code or header characters).
+      this.fail('upstream_protocol_error', err);
+      controller.abort(ABORTED);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.res.write(chunk)) return;
+    controller.pause();
+    if (!this.drainHooked) {
+      this.drainHooked = true;
+      this.res.on('drain', onResDrain);
+    }
+  }
+
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.release();
+    if (this.settled) return;
+    this.settled = true;
+    this.stopBodyTimer();
+    // Trailers reach the client only on a chunked response (Node drops them otherwise).
+    for (const _ in trailers) {
+      this.res.addTrailers(trailers as Record<string, string>);
+      break;
+    }
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    // `_controller` is undefined when the request failed before reaching a socket.
+    this.release();
+    if (this.settled) return; // we aborted it ourselves: the failure is already counted
+    const cls: ErrorClass = this.clientGone() ? 'client_abort' : classifyUpstreamError(err);
+    // Retry seam (later issue): when nothing reached the client (!res.headersSent) and the
+    // body was not consumed (body === null), pick another backend and dispatch again here.
+    this.fail(cls, err);
+  }
+
+  // --- failures ---
+
+  /**
+   * Settle the client side with a failure: count and log it once, then answer with the
+   * class's status, or — if the response already started or the client left — cut the
+   * connection (a truncated response must never look complete).
+   */
+  fail(cls: ErrorClass, err?: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.stopBodyTimer();
+    this.owner.env.errors.inc(cls);
+    logFailure(cls, 'http request failed', {
+      lb: this.state.lb.name,
+      listener: this.state.listener.name,
+      request_id: this.requestId,
+      method: this.method,
+      path: this.path,
+      client: this.peerIp,
+      backend: this.target?.key,
+      err: errText(err),
+    });
+    const res = this.res;
+    if (cls === 'client_abort' || res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const close =
+      this.owner.draining ||
+      (this.hasBody() && !this.req.complete) ||
+      cls === 'client_bad_request' ||
+      cls === 'client_timeout';
+    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close);
+  }
+
+  /** Fail and stop the upstream request (client gone, body too large or too slow). */
+  abort(cls: ErrorClass): void {
+    this.fail(cls);
+    // Without a controller yet the request is still queued: onRequestStart aborts it.
+    this.controller?.abort(ABORTED);
+  }
+
+  private clientGone(): boolean {
+    const s = this.res.socket;
+    return this.res.destroyed || s?.destroyed === true;
+  }
+
+  private release(): void {
+    const t = this.target;
+    if (t === undefined) return;
+    this.target = undefined;
+    this.pool!.release(t);
+  }
+
+  private stopBodyTimer(): void {
+    if (this.bodyTimer !== undefined) {
+      clearTimeout(this.bodyTimer);
+      this.bodyTimer = undefined;
+    }
+  }
+
+  /** The response closed: normal end, or the client went away first. */
+  onClientClose(): void {
+    if (!this.settled) this.abort('client_abort');
+    this.owner.requestClosed();
+  }
+
+  onClientDrain(): void {
+    this.controller?.resume();
+  }
+
+  /** A request body chunk passed by (undici reads the same stream). */
+  onBodyChunk(length: number): void {
+    this.bodyTimer?.refresh();
+    if (!this.chunked) return; // Content-Length was checked up front; Node enforces it
+    this.bodyBytes += length;
+    const max = this.state.listener.limits.maxBodyBytes;
+    if (max > 0 && this.bodyBytes > max) this.abort('body_too_large');
+  }
+
+  /** The body gap timer fired. */
+  onBodyIdle(): void {
+    this.bodyTimer = undefined;
+    const req = this.req;
+    if (this.settled || req.complete) return;
+    // Not the client's fault while we are the slow side (upstream backpressure, or still
+    // connecting): wait again.
+    if (this.controller === null || req.readableFlowing === false || req.readableLength > 0) {
+      this.bodyTimer = setTimeout(onBodyTimeout, this.state.listener.timeouts.clientBodyMs, this).unref();
+      return;
+    }
+    this.abort('client_timeout');
+  }
+}
+
+function onResClose(this: Tagged<ServerResponse>): void {
+  this[kExchange]!.onClientClose();
+}
+
+function onResDrain(this: Tagged<ServerResponse>): void {
+  this[kExchange]!.onClientDrain();
+}
+
+function onReqData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
+  this[kExchange]?.onBodyChunk(chunk.length);
+}
+
+function onBodyTimeout(ex: HttpExchange): void {
+  ex.onBodyIdle();
+}
+
+function errText(err: unknown): string | undefined {
+  if (err === undefined) return undefined;
+  const e = err as { code?: string; message?: string };
+  return e.code ? `${e.code}: ${e.message}` : String(e.message ?? err);
+}
+
+/**
+ * A short plain-text answer from the proxy itself. `connection: close` only when the
+ * connection cannot be reused (unread request body, protocol trouble, draining).
+ */
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  requestId: string,
+  close: boolean,
+): void {
+  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${text}`;
+  const headers: string[] = [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+  ];
+  if (requestId !== '') headers.push('x-request-id', requestId);
+  if (close) headers.push('connection', 'close');
+  res.writeHead(status, headers);
+  res.end(body);
+}

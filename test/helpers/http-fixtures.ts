@@ -1,0 +1,129 @@
+// Hand-built model literals and listener plumbing for the HTTP listener tests and benchmark:
+// a ListenerState without the config loader, a WorkerEnv, free ports, small backends.
+
+import http from 'node:http';
+import net from 'node:net';
+import type {
+  BackendConfig,
+  Cidr,
+  ListenerConfig,
+  LoadBalancerConfig,
+  PoolConfig,
+  RouteConfig,
+} from '../../src/config/model.ts';
+import { parseCidr } from '../../src/shared/cidr.ts';
+import { ErrorCounters } from '../../src/shared/errors.ts';
+import type { ListenerState, WorkerEnv } from '../../src/worker/listeners/types.ts';
+import { PoolRuntime } from '../../src/worker/pool-runtime.ts';
+import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
+
+export const LB = 'lb1';
+
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export function cidrs(...texts: string[]): Cidr[] {
+  return texts.map((t) => {
+    const r = parseCidr(t);
+    if (!r.ok) throw new Error(r.reason);
+    return r.value;
+  });
+}
+
+export function backend(port: number, id = `127.0.0.1:${port}`, address = '127.0.0.1'): BackendConfig {
+  return { id, address, port, weight: 1, adminState: 'enabled' };
+}
+
+export function poolConfig(
+  name: string,
+  backends: BackendConfig[],
+  algorithm: PoolConfig['algorithm'] = 'round_robin',
+): PoolConfig {
+  return { name, algorithm, proxyProtocol: undefined, healthCheck: undefined, backends };
+}
+
+export function route(pool: string, m: Partial<RouteConfig['match']> = {}): RouteConfig {
+  return { pool, match: { host: undefined, pathPrefix: undefined, headers: [], methods: [], ...m } };
+}
+
+export type ListenerOverrides = Partial<Omit<ListenerConfig, 'timeouts' | 'limits'>> & {
+  timeouts?: Partial<ListenerConfig['timeouts']>;
+  limits?: Partial<ListenerConfig['limits']>;
+};
+
+export function listenerConfig(port: number, o: ListenerOverrides = {}): ListenerConfig {
+  const { timeouts, limits, ...rest } = o;
+  return {
+    name: 'web',
+    port,
+    protocol: 'http',
+    defaultPool: 'web',
+    routes: [],
+    connectionLimit: 0,
+    trustedProxies: [],
+    acceptProxyProtocol: false,
+    tls: undefined,
+    rateLimit: undefined,
+    ...rest,
+    timeouts: {
+      connectMs: 2000,
+      idleMs: 60_000,
+      clientHeaderMs: 10_000,
+      clientBodyMs: 10_000,
+      clientIdleMs: 5000,
+      upstreamResponseMs: 10_000,
+      upstreamBodyMs: 10_000,
+      ...timeouts,
+    },
+    limits: { maxHeaderBytes: 16_384, maxBodyBytes: 0, maxSessions: 1000, ...limits },
+  };
+}
+
+/** A ListenerState for one listener over `pools` (health: all up unless `down` says so). */
+export function listenerState(
+  listener: ListenerConfig,
+  pools: PoolConfig[],
+  down: ReadonlySet<string> = new Set(),
+): ListenerState {
+  const lb: LoadBalancerConfig = {
+    name: LB,
+    org: 'org',
+    project: 'proj',
+    vip: '127.0.0.1',
+    listeners: [listener],
+    pools,
+  };
+  return { lb, listener, pools: new Map(pools.map((p) => [p.name, new PoolRuntime(LB, p, down)])) };
+}
+
+export function workerEnv(workerCount = 1): WorkerEnv & { errors: ErrorCounters } {
+  return { errors: new ErrorCounters(), workerCount, upstreams: new UpstreamPools() };
+}
+
+export interface TestBackend {
+  readonly port: number;
+  readonly server: http.Server;
+  close(): Promise<void>;
+}
+
+/** An http backend on 127.0.0.1 with the given handler; close() also cuts open connections. */
+export async function startBackend(handler: http.RequestListener): Promise<TestBackend> {
+  const server = http.createServer(handler);
+  server.keepAliveTimeout = 10_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    server,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  };
+}
