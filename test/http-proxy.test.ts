@@ -666,6 +666,8 @@ describe('http listener: lifecycle', () => {
     assert.ok(Date.now() - t0 < 1500);
     assert.equal(await inflight, 'cut');
     await until(() => p.handle.active() === 0);
+    assert.equal(p.count('drain_deadline'), 1);
+    assert.equal(p.count('client_abort'), 0);
   });
 
   it('closes idle keep-alive client connections after client_idle', async (t) => {

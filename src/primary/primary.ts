@@ -114,18 +114,15 @@ export class Primary {
         logFailure('config_invalid', 'config rejected; keeping last good config', { issue: line });
       return { ok: false, revision: this.revision, issues };
     }
+    const previous = this.snapshot?.config.admin;
+    const next = result.config.admin;
+    if (previous && (previous.address !== next.address || previous.port !== next.port)) {
+      log('warn', 'admin address changes take effect on restart', { admin: `${next.address}:${next.port}` });
+    }
     this.revision++;
     this.snapshot = { revision: this.revision, origin: this.source.description, config: result.config };
-    if (this.revision > 1) this.warnRestartOnly(result.config);
     log('info', 'config loaded', { revision: this.revision, source: this.source.description });
     return { ok: true, revision: this.revision, issues: [] };
-  }
-
-  private firstAdmin: string | undefined;
-  private warnRestartOnly(config: Snapshot['config']): void {
-    const admin = `${config.admin.address}:${config.admin.port}`;
-    this.firstAdmin ??= admin;
-    if (admin !== this.firstAdmin) log('warn', 'admin address changes take effect on restart', { admin });
   }
 
   private health(): { ready: boolean; body: Record<string, unknown> } {

@@ -23,6 +23,7 @@ export const ERROR_CLASSES = [
   'upstream_protocol_error', // invalid HTTP from upstream
   'upstream_error', // any other upstream failure (DNS, EHOSTUNREACH, ...)
   // process / control plane
+  'drain_deadline', // in-flight work cut because the drain deadline (SIGTERM, removed listener) passed
   'listen_failed',
   'config_invalid',
   'worker_crash',

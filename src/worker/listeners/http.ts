@@ -51,6 +51,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   readonly ready: Promise<void>;
   readonly env: WorkerEnv;
   draining = false;
+  deadlinePassed = false;
   private current: Compiled;
   private inflight = 0;
   private readonly server: http.Server;
@@ -144,6 +145,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         else server.closeIdleConnections();
       };
       timer = setTimeout(() => {
+        this.deadlinePassed = true;
         server.closeAllConnections();
         finish();
       }, deadlineMs);

@@ -22,6 +22,8 @@ export interface ExchangeOwner {
   readonly env: WorkerEnv;
   /** Closing: every response gets `connection: close`. */
   readonly draining: boolean;
+  /** The drain deadline passed and the listener is cutting what is left. */
+  readonly deadlinePassed: boolean;
   /** Called once per request, when its response has closed (finished or aborted). */
   requestClosed(): void;
 }
@@ -167,7 +169,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     // `_controller` is undefined when the request failed before reaching a socket.
     this.release();
     if (this.settled) return; // we aborted it ourselves: the failure is already counted
-    const cls: ErrorClass = this.clientGone() ? 'client_abort' : classifyUpstreamError(err);
+    const cls: ErrorClass = this.clientGone() ? this.goneClass() : classifyUpstreamError(err);
     // Retry seam (later issue): when nothing reached the client (!res.headersSent) and the
     // body was not consumed (body === null), pick another backend and dispatch again here.
     this.fail(cls, err);
@@ -196,7 +198,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
       err: errText(err),
     });
     const res = this.res;
-    if (cls === 'client_abort' || res.headersSent) {
+    if (cls === 'client_abort' || cls === 'drain_deadline' || res.headersSent) {
       res.destroy();
       return;
     }
@@ -213,6 +215,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     this.fail(cls);
     // Without a controller yet the request is still queued: onRequestStart aborts it.
     this.controller?.abort(ABORTED);
+  }
+
+  /** Why the client side is gone: the client left, or we cut it at the drain deadline. */
+  private goneClass(): ErrorClass {
+    return this.owner.deadlinePassed ? 'drain_deadline' : 'client_abort';
   }
 
   private clientGone(): boolean {
@@ -236,7 +243,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
 
   /** The response closed: normal end, or the client went away first. */
   onClientClose(): void {
-    if (!this.settled) this.abort('client_abort');
+    if (!this.settled) this.abort(this.goneClass());
     this.owner.requestClosed();
   }
 
