@@ -6,11 +6,15 @@ import { backendKey, type PoolConfig } from '../config/model.ts';
 import { createBalancer } from './balancer/index.ts';
 import type { BackendTarget, Balancer } from './balancer/types.ts';
 
+type MutableTarget = { -readonly [K in keyof BackendTarget]: BackendTarget[K] };
+
 export class PoolRuntime {
   readonly name: string;
   readonly config: PoolConfig;
   /** All backends of the pool, including drained/disabled ones. */
   readonly targets: readonly BackendTarget[];
+  /** The same array as `targets`, writable so the next snapshot can update weights in place. */
+  private readonly own: MutableTarget[];
   private balancer: Balancer;
   private available: readonly BackendTarget[] = [];
 
@@ -21,12 +25,20 @@ export class PoolRuntime {
   constructor(lbName: string, config: PoolConfig, down: ReadonlySet<string>, previous?: PoolRuntime) {
     this.name = config.name;
     this.config = config;
-    const prior = new Map(previous?.targets.map((t) => [t.key, t]));
-    this.targets = config.backends.map((b) => {
+    const prior = new Map(previous?.own.map((t) => [t.key, t]));
+    this.own = config.backends.map((b) => {
       const key = backendKey(lbName, config.name, b.id);
       const old = prior.get(key);
-      return { key, id: b.id, address: b.address, port: b.port, weight: b.weight, active: old?.active ?? 0 };
+      // Carry the count over by reusing the object itself: work in flight across the reload
+      // releases the object it acquired, so a copy would keep those requests counted forever.
+      // A new address is a different server, whose in-flight count starts at 0.
+      if (old && old.address === b.address && old.port === b.port) {
+        old.weight = b.weight;
+        return old;
+      }
+      return { key, id: b.id, address: b.address, port: b.port, weight: b.weight, active: 0 };
     });
+    this.targets = this.own;
     this.balancer = this.build(down);
   }
 
@@ -49,7 +61,8 @@ export class PoolRuntime {
   }
 
   release(t: BackendTarget): void {
-    t.active--;
+    // Clamped: a stray extra release must not make a backend look idler than idle.
+    if (t.active > 0) t.active--;
   }
 
   private build(down: ReadonlySet<string>): Balancer {

@@ -1,0 +1,43 @@
+// How the weighted balancers read weights and turn a point on the weight line into a backend.
+// Validation guarantees positive weights; mapping anything else to 1 only keeps a bad value
+// from hanging a build (maglev) or poisoning every comparison with NaN.
+
+import type { BackendTarget } from './types.ts';
+
+export function weightsOf(targets: readonly BackendTarget[]): Float64Array {
+  const w = new Float64Array(targets.length);
+  for (let i = 0; i < targets.length; i++) {
+    const v = targets[i]!.weight;
+    w[i] = v > 0 && Number.isFinite(v) ? v : 1;
+  }
+  return w;
+}
+
+/** cum[i] = w[0] + … + w[i]; backend i owns the half-open interval [cum[i-1], cum[i]). */
+export function cumulative(weights: Float64Array): Float64Array {
+  const cum = new Float64Array(weights.length);
+  let sum = 0;
+  for (let i = 0; i < weights.length; i++) {
+    sum += weights[i]!;
+    cum[i] = sum;
+  }
+  return cum;
+}
+
+/** The backend owning point x ∈ [0, total): binary search for the first cum[i] > x. */
+export function indexAt(cum: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = cum.length - 1; // clamps x ≥ total (float rounding) onto the last backend
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cum[mid]! > x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** True when every weight is the same, so the uniform (cheaper, exact) path applies. */
+export function allEqual(weights: Float64Array): boolean {
+  for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
+  return true;
+}
