@@ -46,7 +46,7 @@ FiberLB is up (config: ${config}). Try:
   echo hello | nc -q1 127.0.0.1 7000                          # TCP listener -> echo backend
   echo hello | nc -u -w1 127.0.0.1 5300                       # UDP listener -> echo backend
   curl -s http://127.0.0.1:9092/healthz                       # admin (loopback)
-  kill -HUP <primary pid>  or  node dist/cli.js reload        # re-read config/fiberlb.yaml
+  kill -HUP ${lb.pid}  or  node dist/cli.js reload           # re-read ${config}
 Ctrl-C drains and stops.`);
 } else {
   console.error('FiberLB did not become healthy within 15 s; see the log above');
