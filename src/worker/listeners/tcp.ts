@@ -1,0 +1,231 @@
+// L4 TCP listener: accept, pick a backend by client IP, connect, then splice the two sockets
+// with backpressure and half-close propagation. Optionally reads a PROXY header from trusted
+// peers and/or writes one to the backend.
+//
+// Client sockets start paused (pauseOnConnect) and are only piped once the upstream is
+// connected, so early client bytes wait in the kernel instead of in our memory.
+
+import { connect, createServer, type Socket } from 'node:net';
+import { cidrsContain } from '../../shared/cidr.ts';
+import { classifyUpstreamError, type ErrorClass } from '../../shared/errors.ts';
+import { log, logFailure } from '../../shared/log.ts';
+import type { BackendTarget } from '../balancer/types.ts';
+import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
+import { type ListenerFactory, type ListenerState, listenerKey } from './types.ts';
+
+/** Used when the listener has no client header timeout configured. */
+const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
+
+/** One accepted client connection and everything it holds. */
+interface Conn {
+  readonly client: Socket;
+  /** The state this connection was accepted under; reloads never change it. */
+  readonly state: ListenerState;
+  upstream: Socket | null;
+  connected: boolean;
+  /** Target acquired for least_connections; null once released. */
+  target: BackendTarget | null;
+  clientClosed: boolean;
+  /** A failure was counted and both sockets destroyed; later events are consequences. */
+  failed: boolean;
+}
+
+export const createTcpListener: ListenerFactory = (initial, env) => {
+  let state = initial;
+  const key = listenerKey(initial.lb, initial.listener);
+  const conns = new Set<Conn>();
+  let closing: Promise<void> | null = null;
+  let onDrained: (() => void) | null = null;
+
+  const fail = (c: Conn, cls: ErrorClass, msg: string, err?: unknown): void => {
+    if (c.failed) return;
+    c.failed = true;
+    env.errors.inc(cls);
+    logFailure(cls, msg, {
+      listener: key,
+      client: c.client.remoteAddress,
+      backend: c.target ? `${c.target.address}:${c.target.port}` : undefined,
+      error: (err as Error | undefined)?.message,
+    });
+    c.client.destroy();
+    c.upstream?.destroy();
+  };
+
+  const finished = (c: Conn): void => {
+    if (!c.clientClosed || (c.upstream !== null && !c.upstream.destroyed) || c.target !== null) return;
+    conns.delete(c);
+    if (conns.size === 0) onDrained?.();
+  };
+
+  const startUpstream = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
+    const { listener, pools } = c.state;
+    const pool = listener.defaultPool === undefined ? undefined : pools.get(listener.defaultPool);
+    const target = pool?.pick(clientIp);
+    if (!pool || !target) {
+      fail(c, 'no_healthy_backend', `no healthy backend in pool '${listener.defaultPool ?? ''}'`);
+      return;
+    }
+    const { client } = c;
+    let up: Socket;
+    try {
+      up = connect({ host: target.address, port: target.port, allowHalfOpen: true, noDelay: true });
+    } catch (err) {
+      // Only a config the validator should have refused gets here; never crash the worker.
+      fail(c, 'upstream_error', 'upstream connect failed', err);
+      return;
+    }
+    pool.acquire(target);
+    c.target = target;
+    c.upstream = up;
+    // The same timer serves the connect phase and then idle: 'timeout' tells them apart.
+    if (listener.timeouts.connectMs > 0) up.setTimeout(listener.timeouts.connectMs);
+    up.on('timeout', () => {
+      if (!c.connected) fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
+      else fail(c, 'client_timeout', 'tcp idle timeout');
+    });
+    up.on('error', (err) => fail(c, classifyUpstreamError(err), 'upstream error', err));
+    up.once('connect', () => {
+      c.connected = true;
+      const idle = listener.timeouts.idleMs;
+      // Both sockets see every byte moved (read on one, write on the other), so either timer
+      // firing means nothing moved in either direction for idleMs.
+      up.setTimeout(idle);
+      client.setTimeout(idle);
+      const pp = pool.config.proxyProtocol;
+      if (pp) {
+        const addrs = proxyAddresses(clientIp, clientPort, client.localAddress, client.localPort);
+        up.write(pp === 'v1' ? encodeProxyV1(addrs) : encodeProxyV2(addrs));
+      }
+      // pipe() gives backpressure both ways and end()s the destination on FIN (half-close).
+      client.pipe(up);
+      up.pipe(client);
+    });
+    up.once('close', (hadError) => {
+      pool.release(target);
+      c.target = null;
+      // A clean close means both directions finished; otherwise the client cannot be served.
+      if (hadError || !client.readableEnded) client.destroy();
+      finished(c);
+    });
+  };
+
+  const onConnection = (client: Socket): void => {
+    const st = state;
+    const limit = st.listener.connectionLimit;
+    if (closing !== null) {
+      client.destroy();
+      return;
+    }
+    if (limit > 0 && conns.size >= Math.ceil(limit / env.workerCount)) {
+      env.errors.inc('connection_limit');
+      logFailure('connection_limit', 'tcp connection limit reached', {
+        listener: key,
+        client: client.remoteAddress,
+        limit,
+      });
+      client.destroy();
+      return;
+    }
+    const c: Conn = {
+      client,
+      state: st,
+      upstream: null,
+      connected: false,
+      target: null,
+      clientClosed: false,
+      failed: false,
+    };
+    conns.add(c);
+    client.setNoDelay(true);
+    client.on('error', (err) => fail(c, 'client_abort', 'client connection error', err));
+    client.on('timeout', () => fail(c, 'client_timeout', 'tcp idle timeout'));
+    client.once('close', (hadError) => {
+      c.clientClosed = true;
+      const up = c.upstream;
+      // Let a cleanly finished upstream flush what the client sent; otherwise cut it.
+      if (up && (hadError || !up.readableEnded)) up.destroy();
+      finished(c);
+    });
+
+    const peer = client.remoteAddress;
+    const l = st.listener;
+    if (!l.acceptProxyProtocol || !cidrsContain(l.trustedProxies, peer)) {
+      startUpstream(c, peer ?? '', client.remotePort);
+      return;
+    }
+    const timeout =
+      l.timeouts.clientHeaderMs > 0 ? l.timeouts.clientHeaderMs : DEFAULT_PROXY_HEADER_TIMEOUT_MS;
+    readProxyHeader(client, timeout, (r) => {
+      if (c.failed) return;
+      if (!r.ok) {
+        if (r.reason === 'closed') fail(c, 'client_abort', r.message);
+        else fail(c, 'proxy_protocol_invalid', r.message);
+        return;
+      }
+      // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
+      if (r.header) startUpstream(c, r.header.sourceAddress, r.header.sourcePort);
+      else startUpstream(c, peer ?? '', client.remotePort);
+    });
+  };
+
+  const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
+  const ready = new Promise<void>((resolve, reject) => {
+    const onListenError = (err: Error): void => {
+      env.errors.inc('listen_failed');
+      logFailure('listen_failed', 'tcp listen failed', { listener: key, error: err.message });
+      reject(err);
+    };
+    server.once('error', onListenError);
+    server.listen({ host: initial.lb.vip, port: initial.listener.port }, () => {
+      server.removeListener('error', onListenError);
+      // After bind, server errors are accept failures (EMFILE, ...): count them, keep serving.
+      server.on('error', (err) => {
+        env.errors.inc('internal_error');
+        logFailure('internal_error', 'tcp accept error', { listener: key, error: err.message });
+      });
+      resolve();
+    });
+  });
+  // The registry awaits `ready`; this only keeps an unobserved rejection from killing the worker.
+  ready.catch(() => {});
+
+  return {
+    key,
+    ready,
+    update(next) {
+      state = next;
+    },
+    active: () => conns.size,
+    close(deadlineMs) {
+      if (closing) return closing;
+      closing = new Promise<void>((resolve) => {
+        let serverClosed = false;
+        let timer: NodeJS.Timeout | undefined;
+        const check = (): void => {
+          if (!serverClosed || conns.size > 0) return;
+          clearTimeout(timer);
+          resolve();
+        };
+        onDrained = check;
+        server.close(() => {
+          serverClosed = true;
+          check();
+        });
+        if (conns.size > 0) {
+          timer = setTimeout(() => {
+            log('info', 'tcp drain deadline reached, closing connections', {
+              listener: key,
+              connections: conns.size,
+            });
+            for (const c of conns) {
+              env.errors.inc('drain_deadline');
+              c.client.destroy();
+              c.upstream?.destroy();
+            }
+          }, deadlineMs);
+        }
+      });
+      return closing;
+    },
+  };
+};

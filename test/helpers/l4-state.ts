@@ -1,0 +1,120 @@
+// Hand-built ListenerState / WorkerEnv for the tcp and udp listener tests (no config loader),
+// plus free-port lookup: listeners bind a fixed port, so tests pick one that is free first.
+
+import { createSocket } from 'node:dgram';
+import { type AddressInfo, createServer } from 'node:net';
+import type {
+  BackendConfig,
+  Cidr,
+  ListenerConfig,
+  LoadBalancerConfig,
+  PoolConfig,
+  Protocol,
+} from '../../src/config/model.ts';
+import { parseCidr } from '../../src/shared/cidr.ts';
+import { ErrorCounters } from '../../src/shared/errors.ts';
+import type { ListenerState, WorkerEnv } from '../../src/worker/listeners/types.ts';
+import { PoolRuntime } from '../../src/worker/pool-runtime.ts';
+import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
+
+export const L4_LB = 'l4lb';
+export const HOST = '127.0.0.1';
+
+export async function freeTcpPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, HOST, r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, HOST, r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(r));
+  return port;
+}
+
+export function l4Cidrs(...texts: string[]): Cidr[] {
+  return texts.map((t) => {
+    const r = parseCidr(t);
+    if (!r.ok) throw new Error(r.reason);
+    return r.value;
+  });
+}
+
+export function l4Pool(
+  name: string,
+  ports: readonly number[],
+  proxyProtocol: PoolConfig['proxyProtocol'] = undefined,
+): PoolConfig {
+  const backends: BackendConfig[] = ports.map((port) => ({
+    id: `${HOST}:${port}`,
+    address: HOST,
+    port,
+    weight: 1,
+    adminState: 'enabled',
+  }));
+  return { name, algorithm: 'round_robin', proxyProtocol, healthCheck: undefined, backends };
+}
+
+export type L4ListenerOverrides = Partial<Omit<ListenerConfig, 'timeouts' | 'limits'>> & {
+  timeouts?: Partial<ListenerConfig['timeouts']>;
+  limits?: Partial<ListenerConfig['limits']>;
+};
+
+export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverrides = {}): ListenerConfig {
+  const { timeouts, limits, ...rest } = o;
+  return {
+    name: `${protocol}-${port}`,
+    port,
+    protocol,
+    defaultPool: 'main',
+    routes: [],
+    connectionLimit: 0,
+    trustedProxies: [],
+    acceptProxyProtocol: false,
+    tls: undefined,
+    rateLimit: undefined,
+    ...rest,
+    timeouts: {
+      connectMs: 1000,
+      idleMs: 10_000,
+      clientHeaderMs: 1000,
+      clientBodyMs: 1000,
+      clientIdleMs: 1000,
+      upstreamResponseMs: 1000,
+      upstreamBodyMs: 1000,
+      ...timeouts,
+    },
+    limits: { maxHeaderBytes: 16384, maxBodyBytes: 1 << 20, maxSessions: 1000, ...limits },
+  };
+}
+
+/** A ListenerState whose pools are built fresh (nothing marked down). */
+export function l4State(listener: ListenerConfig, pools: readonly PoolConfig[]): ListenerState {
+  const lb: LoadBalancerConfig = {
+    name: L4_LB,
+    org: 'org',
+    project: 'proj',
+    vip: HOST,
+    listeners: [listener],
+    pools,
+  };
+  return { lb, listener, pools: new Map(pools.map((p) => [p.name, new PoolRuntime(L4_LB, p, new Set())])) };
+}
+
+export function l4Env(workerCount = 1): WorkerEnv {
+  return { errors: new ErrorCounters(), workerCount, upstreams: new UpstreamPools() };
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
