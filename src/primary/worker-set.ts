@@ -147,7 +147,7 @@ export class WorkerSet {
         this.onApplied(slot.index, m.revision);
         break;
       case 'listener_error':
-        this.errors.inc(m.errorClass);
+        // Already counted by the worker; logged here too so the primary's log tells the story.
         logFailure(m.errorClass, 'worker could not open listener', {
           slot: slot.index,
           listener: m.listener,

@@ -99,7 +99,10 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     );
     server.on('drop', () => this.count('connection_limit', { reason: 'connection limit reached' }));
     this.ready = new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      const onError = (err: Error) => {
+        this.count('listen_failed', { reason: err.message });
+        reject(err);
+      };
       server.once('error', onError);
       server.listen({ host: state.lb.vip, port: l.port }, () => {
         server.off('error', onError);

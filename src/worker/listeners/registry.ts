@@ -5,7 +5,7 @@
 
 import type { LoadBalancerConfig, Protocol } from '../../config/model.ts';
 import type { HealthState, Snapshot } from '../../config/snapshot.ts';
-import { log, logFailure } from '../../shared/log.ts';
+import { log } from '../../shared/log.ts';
 import { PoolRuntime } from '../pool-runtime.ts';
 import { createHttpListener } from './http.ts';
 import { createTcpListener } from './tcp.ts';
@@ -83,8 +83,7 @@ export class ListenerRegistry {
         .then(() => log('info', 'listener closed', { listener: key }));
     }
     await Promise.all(opening);
-    for (const f of failures)
-      logFailure('listen_failed', 'listener failed', { listener: f.listener, reason: f.message });
+    // Each listener counts and logs its own listen failure; the worker reports it to the primary.
     this.env.upstreams.retain(this.upstreamAddresses());
     return { listeners: [...this.open.keys()], failures };
   }
