@@ -12,11 +12,15 @@ import type { Cidr } from '../../config/model.ts';
 import { cidrsContain } from '../../shared/cidr.ts';
 import { type ErrorClass, statusForError } from '../../shared/errors.ts';
 import { logFailure } from '../../shared/log.ts';
+import { readProxyHeader } from '../proxy-protocol.ts';
 import { Router } from '../router.ts';
 import { clientIp, normalizePeer, rewriteRequestHeaders } from '../upstream/headers.ts';
 import { type ExchangeOwner, HttpExchange } from '../upstream/http-proxy.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
 import { listenerKey } from './types.ts';
+
+/** PROXY header read timeout when the listener has no client header timeout. */
+const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
 
 /** How often Node checks header timeouts (its default, 30 s, is far coarser than ours). */
 const CHECK_INTERVAL_MS = 1000;
@@ -98,6 +102,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       this.refuse(socket, 501, 'CONNECT not supported'),
     );
     server.on('drop', () => this.count('connection_limit', { reason: 'connection limit reached' }));
+    this.interceptConnections();
     this.ready = new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         this.count('listen_failed', { reason: err.message });
@@ -274,6 +279,45 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       lb: this.current.state.lb.name,
       listener: this.key,
       ...fields,
+    });
+  }
+
+  /**
+   * PROXY protocol from trusted peers: the header must be read before Node's HTTP parser sees
+   * the socket, so the server's own 'connection' handler is taken out and called once the
+   * header is parsed. Untrusted peers (and listeners without accept) go straight through.
+   */
+  private interceptConnections(): void {
+    const server = this.server;
+    const httpOnConnection = server.listeners('connection') as Array<(socket: Socket) => void>;
+    server.removeAllListeners('connection');
+    const handOver = (socket: Socket) => {
+      for (const fn of httpOnConnection) fn.call(server, socket);
+    };
+    server.on('connection', (socket: PeerSocket) => {
+      const l = this.current.state.listener;
+      if (!l.acceptProxyProtocol) return handOver(socket);
+      const peer = normalizePeer(socket.remoteAddress);
+      if (!cidrsContain(l.trustedProxies, peer)) return handOver(socket);
+      socket.on('error', () => {}); // until Node's handler owns the socket; a reset then is not ours
+      const timeout =
+        l.timeouts.clientHeaderMs > 0 ? l.timeouts.clientHeaderMs : DEFAULT_PROXY_HEADER_TIMEOUT_MS;
+      readProxyHeader(socket, timeout, (r) => {
+        if (!r.ok) {
+          // A peer that connects and closes (a health probe) is not a protocol error.
+          this.count(r.reason === 'closed' ? 'client_abort' : 'proxy_protocol_invalid', {
+            client: peer,
+            reason: r.message,
+          });
+          socket.destroy();
+          return;
+        }
+        // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
+        const ip = r.header ? normalizePeer(r.header.sourceAddress) : peer;
+        socket[kPeer] = { ip, trustList: l.trustedProxies, trusted: cidrsContain(l.trustedProxies, ip) };
+        handOver(socket);
+        socket.resume();
+      });
     });
   }
 
