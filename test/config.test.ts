@@ -307,6 +307,17 @@ describe('config errors: exact file:line:col: path: reason', () => {
     ]);
   });
 
+  test('a pool that sends PROXY headers may only serve tcp/tls_passthrough listeners', () => {
+    const text = edit(['      - name: web\n', '      - name: web\n        proxy_protocol: v2\n']);
+    assert.deepEqual(errors(text), [
+      `t.yaml:10:23: ${LS0}.default_pool: pool 'web' sends a PROXY protocol header (proxy_protocol), which only tcp and tls_passthrough listeners support, not http`,
+    ]);
+    const tcp = ok(
+      parseConfigText(text.replace('protocol: http', 'protocol: tcp'), 't.yaml', { cpuCount: 2 }),
+    );
+    assert.equal(tcp.loadBalancers[0]!.pools[0]!.proxyProtocol, 'v2');
+  });
+
   test('missing required fields', () => {
     const text = 'load_balancers:\n  - name: x\n    listeners:\n      - { name: l }\n';
     assert.deepEqual(errors(text), [
@@ -442,7 +453,6 @@ describe('valid config', () => {
         '          - { id: a, address: "::1", port: 9001, weight: 5, admin_state: drain }\n' +
           '          - { address: "::1", port: 9002 }\n' +
           '        health_check: { type: http, interval: 5s, timeout: 2s }\n' +
-          '        proxy_protocol: v2\n' +
           '        algorithm: maglev\n',
       ],
     );
@@ -489,7 +499,7 @@ describe('valid config', () => {
       fall: 3,
     });
     assert.equal(pool.algorithm, 'maglev');
-    assert.equal(pool.proxyProtocol, 'v2');
+    assert.equal(pool.proxyProtocol, undefined);
     assert.deepEqual(pool.backends, [
       { id: 'a', address: '::1', port: 9001, weight: 5, adminState: 'drain' },
       { id: '[::1]:9002', address: '::1', port: 9002, weight: 1, adminState: 'enabled' },

@@ -208,7 +208,13 @@ function validateLoadBalancer(
     const pool = validatePool(w, item.node, item.path, poolNames);
     if (pool) pools.push(pool);
   }
-  const ctx: LbContext = { lbName: name, vip, poolNames: [...poolNames.keys()], binds };
+  const ctx: LbContext = {
+    lbName: name,
+    vip,
+    poolNames: [...poolNames.keys()],
+    proxySendPools: new Set(pools.filter((p) => p.proxyProtocol).map((p) => p.name)),
+    binds,
+  };
   const listeners: ListenerConfig[] = [];
   const listenerNames = new Map<string, string>();
   for (const item of w.list(f, 'listeners')) {
@@ -224,14 +230,19 @@ interface LbContext {
   readonly lbName: string | undefined;
   readonly vip: string | undefined;
   readonly poolNames: readonly string[];
+  /** Pools with `proxy_protocol`: only byte-stream listeners can send a per-client header. */
+  readonly proxySendPools: ReadonlySet<string>;
   readonly binds: Bind[];
 }
+
+const PROXY_SEND_PROTOCOLS: readonly Protocol[] = ['tcp', 'tls_passthrough'];
 
 function poolRef(
   w: Walker,
   f: Fields,
   key: string,
   ctx: LbContext,
+  protocol: Protocol | undefined,
   required: string | undefined,
 ): string | undefined {
   const n = f.get(key);
@@ -246,6 +257,19 @@ function poolRef(
       n.pos,
       f.at(key),
       `pool '${s}' is not defined in load balancer '${ctx.lbName ?? '?'}' (${known})`,
+    );
+  } else if (
+    s !== undefined &&
+    protocol &&
+    ctx.proxySendPools.has(s) &&
+    !PROXY_SEND_PROTOCOLS.includes(protocol)
+  ) {
+    // HTTP shares keep-alive upstream connections between clients and UDP has no stream,
+    // so a per-connection PROXY header cannot be honoured there.
+    w.report(
+      n.pos,
+      f.at(key),
+      `pool '${s}' sends a PROXY protocol header (proxy_protocol), which only tcp and tls_passthrough listeners support, not ${protocol}`,
     );
   }
   return s;
@@ -362,6 +386,7 @@ function validateListener(
     f,
     'default_pool',
     ctx,
+    protocol,
     needsDefault
       ? HTTP.includes(protocol!)
         ? 'is required when the listener has no routes'
@@ -468,7 +493,7 @@ function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): L
 
 function validateRoute(w: Walker, node: Node, path: string, ctx: LbContext): RouteConfig | undefined {
   const f = w.map(node, path, ['match', 'pool']);
-  const pool = poolRef(w, f, 'pool', ctx, 'is required');
+  const pool = poolRef(w, f, 'pool', ctx, 'http', 'is required');
   const matchNode = f.get('match');
   if (matchNode === undefined)
     w.missing(f, 'match', 'is required (at least one of host, path_prefix, headers, method)');
