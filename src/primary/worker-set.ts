@@ -34,6 +34,10 @@ export class WorkerSet {
   private stopping = false;
   private snapshot: Snapshot | undefined;
   private health: HealthState = { down: [] };
+  /** Workers that said hello: only they can receive messages reliably. */
+  private readonly greeted = new WeakSet<Worker>();
+  /** Drain requests for workers that have not said hello yet (deadline in ms). */
+  private readonly pendingDrain = new WeakMap<Worker, number>();
   private readonly statusWaiters = new Map<Worker, (m: WorkerToPrimary & { type: 'status' }) => void>();
 
   constructor(
@@ -62,7 +66,7 @@ export class WorkerSet {
     while (this.slots.length > count) {
       const slot = this.slots.pop()!;
       clearTimeout(slot.respawnTimer);
-      if (slot.worker) this.send(slot.worker, { type: 'drain', deadlineMs: drainDeadlineMs });
+      if (slot.worker) this.drain(slot.worker, drainDeadlineMs);
       slot.worker = undefined;
     }
   }
@@ -119,7 +123,7 @@ export class WorkerSet {
           kill.unref();
         }),
       );
-      this.send(w, { type: 'drain', deadlineMs });
+      this.drain(w, deadlineMs);
     }
     await Promise.all(exits);
   }
@@ -137,11 +141,18 @@ export class WorkerSet {
 
   private onMessage(slot: Slot, worker: Worker, m: WorkerToPrimary): void {
     switch (m.type) {
-      case 'hello':
+      case 'hello': {
+        this.greeted.add(worker);
+        const deadlineMs = this.pendingDrain.get(worker);
+        if (deadlineMs !== undefined) {
+          this.send(worker, { type: 'drain', deadlineMs });
+          break;
+        }
         // Health first: the first snapshot then builds pools that already know what is down.
         this.send(worker, { type: 'health', health: this.health });
         if (this.snapshot) this.send(worker, { type: 'snapshot', snapshot: this.snapshot });
         break;
+      }
       case 'applied':
         if (slot.worker === worker) slot.appliedRevision = m.revision;
         this.onApplied(slot.index, m.revision);
@@ -183,6 +194,12 @@ export class WorkerSet {
       slot.respawnTimer = undefined;
       if (!this.stopping && this.slots[slot.index] === slot) this.fork(slot, this.slots.length);
     }, delay);
+  }
+
+  /** Ask a worker to drain and exit; deferred until its hello if it is still starting. */
+  private drain(worker: Worker, deadlineMs: number): void {
+    if (this.greeted.has(worker)) this.send(worker, { type: 'drain', deadlineMs });
+    else this.pendingDrain.set(worker, deadlineMs);
   }
 
   private send(worker: Worker, m: PrimaryToWorker): void {

@@ -2,7 +2,7 @@
 // over IPC and makes its listeners match; it never reads config itself.
 
 import cluster from 'node:cluster';
-import type { Snapshot } from '../config/snapshot.ts';
+import { deepFreeze, type Snapshot } from '../config/snapshot.ts';
 import { ErrorCounters } from '../shared/errors.ts';
 import { isPrimaryMessage, type WorkerToPrimary } from '../shared/ipc.ts';
 import { log, setLogRole } from '../shared/log.ts';
@@ -57,7 +57,9 @@ export function runWorker(): void {
     if (!isPrimaryMessage(m)) return;
     switch (m.type) {
       case 'snapshot':
-        apply(m.snapshot);
+        // IPC hands us a fresh plain copy; freeze it so nothing in the data plane can drift
+        // from what the primary validated.
+        apply(deepFreeze(m.snapshot));
         break;
       case 'health':
         registry.setHealth(m.health);
