@@ -69,6 +69,31 @@ describe('fiberlb check', () => {
     assert.match(r.stderr, new RegExp(`^${bad}:5:10: load_balancers\\[0\\]\\.vip: .*octet 300`, 'm'));
   });
 
+  test('check names configured parts that are not active yet', () => {
+    const r = spawnSync(process.execPath, [CLI, 'check', 'config/examples/platform.yaml'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /listeners\[0\]: https \(TLS termination\) is not served yet/);
+    assert.match(r.stdout, /health_check: probes are not run yet/);
+  });
+
+  test('run refuses a chainfire source rather than silently serving the file', () => {
+    const dir = tempDir();
+    const file = writeConfig(
+      dir,
+      'source: { type: chainfire, endpoints: [http://127.0.0.1:2379] }\nload_balancers: []\n',
+    );
+    const r = spawnSync(process.execPath, [CLI, 'run', '--config', file], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /source\.type: chainfire is not supported by this build yet/);
+  });
+
   test('run refuses to start on an invalid config and says why', () => {
     const dir = tempDir();
     const bad = writeConfig(dir, 'load_balancers: 3\n');

@@ -227,12 +227,19 @@ describe('config errors: exact file:line:col: path: reason', () => {
   test('bad durations: bare number, unknown unit, zero timeout', () => {
     const text = edit([
       'default_pool: web\n',
-      'default_pool: web\n        timeouts: { connect: 5, idle: 5x, client_header: 0s }\n',
+      'default_pool: web\n        timeouts: { connect: 5, upstream_body: 5x, client_header: 0s }\n',
     ]);
     assert.deepEqual(errors(text), [
       `t.yaml:11:30: ${LS0}.timeouts.connect: duration needs a unit (ms, s, m, h)`,
-      `t.yaml:11:39: ${LS0}.timeouts.idle: invalid duration '5x': expected e.g. 250ms, 2s, 1m, 1h, 1m30s`,
-      `t.yaml:11:58: ${LS0}.timeouts.client_header: must be greater than 0`,
+      `t.yaml:11:48: ${LS0}.timeouts.upstream_body: invalid duration '5x': expected e.g. 250ms, 2s, 1m, 1h, 1m30s`,
+      `t.yaml:11:67: ${LS0}.timeouts.client_header: must be greater than 0`,
+    ]);
+  });
+
+  test('timeouts.idle is for tcp/udp; http listeners use client_idle', () => {
+    const text = edit(['default_pool: web\n', 'default_pool: web\n        timeouts: { idle: 5s }\n']);
+    assert.deepEqual(errors(text), [
+      `t.yaml:11:21: ${LS0}.timeouts.idle: only allowed on tcp/tls_passthrough/udp listeners (this listener is http)`,
     ]);
   });
 

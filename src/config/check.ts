@@ -1,6 +1,7 @@
 // `fiberlb check FILE`: validate a config file and describe the outcome as printable lines.
 
 import { FileSource } from './file-source.ts';
+import { inactiveFeatures } from './inactive.ts';
 import { formatIssue } from './issue.ts';
 import type { Config } from './model.ts';
 
@@ -9,7 +10,8 @@ export async function checkConfigFile(path: string): Promise<{ ok: boolean; line
   try {
     const r = await source.load();
     if (!r.ok) return { ok: false, lines: r.issues.map(formatIssue) };
-    return { ok: true, lines: [`${path}: OK (${summarize(r.config)})`] };
+    const notes = inactiveFeatures(r.config).map((n) => `${path}: note: ${n}`);
+    return { ok: true, lines: [`${path}: OK (${summarize(r.config)})`, ...notes] };
   } finally {
     await source.close();
   }

@@ -464,6 +464,8 @@ const TIMEOUT_KEYS = [
 
 function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerTimeouts {
   allowedOn(w, f, 'connect', protocol, ['tcp', 'tls_passthrough', 'http', 'https']);
+  // http/https idle connections are governed by client_idle (keep-alive) instead.
+  allowedOn(w, f, 'idle', protocol, ['tcp', 'tls_passthrough', 'udp']);
   for (const k of TIMEOUT_KEYS.slice(2)) allowedOn(w, f, k, protocol, HTTP);
   const idleDefault =
     protocol === 'udp' ? 30_000 : protocol === 'tcp' || protocol === 'tls_passthrough' ? 300_000 : 60_000;

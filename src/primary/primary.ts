@@ -3,6 +3,7 @@
 // It never handles client traffic.
 
 import type { Server } from 'node:http';
+import { inactiveFeatures } from '../config/inactive.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
@@ -107,13 +108,13 @@ export class Primary {
 
   private async load(): Promise<ReloadOutcome> {
     const result = await this.source.load();
-    if (!result.ok) {
-      const issues = result.issues.map(formatIssue);
-      this.errors.inc('config_invalid');
-      for (const line of issues)
-        logFailure('config_invalid', 'config rejected; keeping last good config', { issue: line });
-      return { ok: false, revision: this.revision, issues };
+    // Serving the file's load balancers while the operator asked for Chainfire would be a lie.
+    if (result.ok && result.config.source.type !== 'file') {
+      return this.reject([
+        `${this.source.description}: source.type: chainfire is not supported by this build yet`,
+      ]);
     }
+    if (!result.ok) return this.reject(result.issues.map(formatIssue));
     const previous = this.snapshot?.config.admin;
     const next = result.config.admin;
     if (previous && (previous.address !== next.address || previous.port !== next.port)) {
@@ -122,7 +123,16 @@ export class Primary {
     this.revision++;
     this.snapshot = { revision: this.revision, origin: this.source.description, config: result.config };
     log('info', 'config loaded', { revision: this.revision, source: this.source.description });
+    for (const note of inactiveFeatures(result.config))
+      log('warn', 'configured but not active yet', { note });
     return { ok: true, revision: this.revision, issues: [] };
+  }
+
+  private reject(issues: string[]): ReloadOutcome {
+    this.errors.inc('config_invalid');
+    for (const line of issues)
+      logFailure('config_invalid', 'config rejected; keeping last good config', { issue: line });
+    return { ok: false, revision: this.revision, issues };
   }
 
   private health(): { ready: boolean; body: Record<string, unknown> } {
