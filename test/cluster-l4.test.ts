@@ -5,15 +5,8 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import {
-  childPids,
-  freePort,
-  type RunningLb,
-  sleep,
-  startLb,
-  tempDir,
-  writeConfig,
-} from './helpers/cluster-fiberlb.ts';
+import { childPids, type RunningLb, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { freeTcpPort, sleep } from './helpers/net.ts';
 
 function yaml(o: {
   admin: number;
@@ -57,9 +50,9 @@ describe('L4 in cluster mode', () => {
     udpEcho.on('message', (m, r) => udpEcho.send(m, r.port, r.address));
     await new Promise<void>((r) => udpEcho.bind(0, '127.0.0.1', r));
     ports = {
-      admin: await freePort(),
-      tcp: await freePort(),
-      udp: await freePort(),
+      admin: await freeTcpPort(),
+      tcp: await freeTcpPort(),
+      udp: await freeTcpPort(),
       tcpBackend: (tcpEcho.address() as { port: number }).port,
       udpBackend: udpEcho.address().port,
       workers: 2,

@@ -11,16 +11,15 @@ import autocannon from 'autocannon';
 import {
   CLI,
   childPids,
-  freePort,
   getText,
   nameServer,
   ROOT,
   type RunningLb,
-  sleep,
   startLb,
   tempDir,
   writeConfig,
 } from './helpers/cluster-fiberlb.ts';
+import { freeTcpPort, sleep } from './helpers/net.ts';
 
 function configYaml(o: {
   adminPort: number;
@@ -116,8 +115,8 @@ describe('cluster mode', () => {
 
   before(async () => {
     backends.push(await nameServer('a'), await nameServer('b'), await nameServer('c'));
-    httpPort = await freePort();
-    adminPort = await freePort();
+    httpPort = await freeTcpPort();
+    adminPort = await freeTcpPort();
     dir = tempDir();
   });
   after(async () => {
@@ -187,7 +186,7 @@ describe('cluster mode', () => {
 
   test('reload under load: invalid config keeps serving, valid config switches with zero non-2xx', async () => {
     assert.ok(lb);
-    const newPort = await freePort();
+    const newPort = await freeTcpPort();
     const run = autocannon({ url: `http://127.0.0.1:${httpPort}/`, connections: 10, duration: 4 });
     await sleep(700);
     // 1) An invalid edit: rejected, logged with file:line:col, last good config keeps serving.
@@ -277,8 +276,8 @@ describe('cluster mode', () => {
 describe('drain deadline', () => {
   test('in-flight work past drain_timeout is cut and the process still exits 0', async () => {
     const backend = await nameServer('slow');
-    const httpPort = await freePort();
-    const adminPort = await freePort();
+    const httpPort = await freeTcpPort();
+    const adminPort = await freeTcpPort();
     const dir = tempDir();
     const file = writeConfig(
       dir,

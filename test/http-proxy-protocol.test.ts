@@ -11,8 +11,6 @@ import { encodeProxyV2, proxyAddresses } from '../src/worker/proxy-protocol.ts';
 import { curl, parseHead, raw } from './helpers/http-client.ts';
 import {
   backend,
-  cidrs,
-  freePort,
   type ListenerOverrides,
   listenerConfig,
   listenerState,
@@ -21,6 +19,7 @@ import {
   type TestBackend,
   workerEnv,
 } from './helpers/http-fixtures.ts';
+import { cidrs, freeTcpPort } from './helpers/net.ts';
 
 setLogLevel('error');
 
@@ -44,7 +43,7 @@ describe('http listener: PROXY protocol accept', () => {
   });
 
   async function proxy(o: ListenerOverrides) {
-    const port = await freePort();
+    const port = await freeTcpPort();
     const env = workerEnv();
     const handle = createHttpListener(
       listenerState(listenerConfig(port, o), [poolConfig('web', [backend(b.port)])]),

@@ -18,8 +18,6 @@ import type { ListenerHandle, ListenerState } from '../src/worker/listeners/type
 import { curl, parseHead, raw, request } from './helpers/http-client.ts';
 import {
   backend,
-  cidrs,
-  freePort,
   LB,
   type ListenerOverrides,
   listenerConfig,
@@ -30,6 +28,7 @@ import {
   type TestBackend,
   workerEnv,
 } from './helpers/http-fixtures.ts';
+import { cidrs, freeTcpPort } from './helpers/net.ts';
 
 // Failures are expected here; their log lines would only bury the test output.
 setLogLevel('error');
@@ -48,7 +47,7 @@ async function startProxy(
   pools: PoolConfig[],
   opts: { down?: Set<string>; workerCount?: number } = {},
 ): Promise<Proxy> {
-  const port = await freePort();
+  const port = await freeTcpPort();
   const state = listenerState(listenerConfig(port, o), pools, opts.down);
   const env = workerEnv(opts.workerCount);
   const handle = createHttpListener(state, env);
@@ -360,7 +359,7 @@ describe('http listener: failures', () => {
   });
 
   it('connect refused → 502 upstream_connect_refused, backend released', async (t) => {
-    const closed = await freePort();
+    const closed = await freeTcpPort();
     const p = await startProxy(t, {}, [poolConfig('web', [backend(closed)])]);
     const r = await request(p.port);
     assert.equal(r.status, 502);

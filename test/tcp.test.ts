@@ -14,17 +14,8 @@ import {
   tcpConnect,
   tcpEcho,
 } from './helpers/l4-backends.ts';
-import {
-  freeTcpPort,
-  type L4ListenerOverrides,
-  l4Cidrs,
-  l4Env,
-  l4Listener,
-  l4Pool,
-  l4State,
-  sleep,
-  waitFor,
-} from './helpers/l4-state.ts';
+import { type L4ListenerOverrides, l4Env, l4Listener, l4Pool, l4State, waitFor } from './helpers/l4-state.ts';
+import { cidrs, freeTcpPort, sleep } from './helpers/net.ts';
 
 interface Proxy {
   readonly port: number;
@@ -356,7 +347,7 @@ async function recorder(t: TestContext) {
   return { port: be.port, got };
 }
 
-const trusted: L4ListenerOverrides = { acceptProxyProtocol: true, trustedProxies: l4Cidrs('127.0.0.0/8') };
+const trusted: L4ListenerOverrides = { acceptProxyProtocol: true, trustedProxies: cidrs('127.0.0.0/8') };
 
 test('PROXY: trusted v2 header in, v1 header with the original client out', async (t) => {
   const be = await recorder(t);
@@ -403,7 +394,7 @@ test('PROXY: an untrusted peer is served as a plain connection, bytes untouched'
   const be = await recorder(t);
   const p = await startProxy(t, [l4Pool('main', [be.port])], {
     acceptProxyProtocol: true,
-    trustedProxies: l4Cidrs('10.0.0.0/8'),
+    trustedProxies: cidrs('10.0.0.0/8'),
   });
   const c = await client(t, p.port);
   const raw = 'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nhello';

@@ -4,16 +4,8 @@ import type { PoolConfig } from '../src/config/model.ts';
 import type { ListenerHandle, WorkerEnv } from '../src/worker/listeners/types.ts';
 import { createUdpListener } from '../src/worker/listeners/udp.ts';
 import { type UdpBackend, type UdpClient, udpBackend, udpClient } from './helpers/l4-backends.ts';
-import {
-  freeUdpPort,
-  type L4ListenerOverrides,
-  l4Env,
-  l4Listener,
-  l4Pool,
-  l4State,
-  sleep,
-  waitFor,
-} from './helpers/l4-state.ts';
+import { type L4ListenerOverrides, l4Env, l4Listener, l4Pool, l4State, waitFor } from './helpers/l4-state.ts';
+import { freeUdpPort, sleep } from './helpers/net.ts';
 
 interface Proxy {
   readonly port: number;

@@ -4,23 +4,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from './net.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const CLI = join(ROOT, 'dist/cli.js');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export function tempDir(prefix = 'fiberlb-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -83,10 +72,6 @@ export function writeConfig(dir: string, yaml: string, name = 'fiberlb.yaml'): s
   const file = join(dir, name);
   writeFileSync(file, yaml);
   return file;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** An HTTP backend that answers `name` (and /slow?ms=N after N ms). */

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { createHttpListener } from '../../src/worker/listeners/http.ts';
-import { backend, freePort, listenerConfig, listenerState, poolConfig, workerEnv } from './http-fixtures.ts';
+import { backend, listenerConfig, listenerState, poolConfig, workerEnv } from './http-fixtures.ts';
+import { freeTcpPort } from './net.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -61,7 +62,7 @@ async function load(port: number, seconds: number, connections: number) {
 
 /** Start the proxy (args with "{port}"), warm it up, then measure one load run. */
 async function measure(name: string, template: readonly string[], seconds: number, connections: number) {
-  const port = await freePort();
+  const port = await freeTcpPort();
   const child = start(
     '0',
     template.map((a) => a.replace('{port}', String(port))),

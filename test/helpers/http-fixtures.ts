@@ -1,39 +1,21 @@
 // Hand-built model literals and listener plumbing for the HTTP listener tests and benchmark:
-// a ListenerState without the config loader, a WorkerEnv, free ports, small backends.
+// a ListenerState without the config loader, a WorkerEnv, small backends.
 
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type {
   BackendConfig,
-  Cidr,
   ListenerConfig,
   LoadBalancerConfig,
   PoolConfig,
   RouteConfig,
 } from '../../src/config/model.ts';
-import { parseCidr } from '../../src/shared/cidr.ts';
 import { ErrorCounters } from '../../src/shared/errors.ts';
 import type { ListenerState, WorkerEnv } from '../../src/worker/listeners/types.ts';
 import { PoolRuntime } from '../../src/worker/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 
 export const LB = 'lb1';
-
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-export function cidrs(...texts: string[]): Cidr[] {
-  return texts.map((t) => {
-    const r = parseCidr(t);
-    if (!r.ok) throw new Error(r.reason);
-    return r.value;
-  });
-}
 
 export function backend(port: number, id = `127.0.0.1:${port}`, address = '127.0.0.1'): BackendConfig {
   return { id, address, port, weight: 1, adminState: 'enabled' };

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
-import { HOST } from './l4-state.ts';
+import { HOST } from './net.ts';
 
 export interface TcpBackend {
   readonly port: number;

@@ -1,48 +1,19 @@
-// Hand-built ListenerState / WorkerEnv for the tcp and udp listener tests (no config loader),
-// plus free-port lookup: listeners bind a fixed port, so tests pick one that is free first.
+// Hand-built ListenerState / WorkerEnv for the tcp and udp listener tests (no config loader).
 
-import { createSocket } from 'node:dgram';
-import { type AddressInfo, createServer } from 'node:net';
 import type {
   BackendConfig,
-  Cidr,
   ListenerConfig,
   LoadBalancerConfig,
   PoolConfig,
   Protocol,
 } from '../../src/config/model.ts';
-import { parseCidr } from '../../src/shared/cidr.ts';
 import { ErrorCounters } from '../../src/shared/errors.ts';
 import type { ListenerState, WorkerEnv } from '../../src/worker/listeners/types.ts';
 import { PoolRuntime } from '../../src/worker/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
+import { HOST } from './net.ts';
 
 export const L4_LB = 'l4lb';
-export const HOST = '127.0.0.1';
-
-export async function freeTcpPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-export async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, HOST, r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(r));
-  return port;
-}
-
-export function l4Cidrs(...texts: string[]): Cidr[] {
-  return texts.map((t) => {
-    const r = parseCidr(t);
-    if (!r.ok) throw new Error(r.reason);
-    return r.value;
-  });
-}
 
 export function l4Pool(
   name: string,
@@ -116,5 +87,3 @@ export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'con
     await new Promise((r) => setTimeout(r, 10));
   }
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
