@@ -466,7 +466,9 @@ function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined):
   allowedOn(w, f, 'connect', protocol, ['tcp', 'tls_passthrough', 'http', 'https']);
   // http/https idle connections are governed by client_idle (keep-alive) instead.
   allowedOn(w, f, 'idle', protocol, ['tcp', 'tls_passthrough', 'udp']);
-  for (const k of TIMEOUT_KEYS.slice(2)) allowedOn(w, f, k, protocol, HTTP);
+  // On tcp, client_header bounds the wait for an accepted PROXY protocol header.
+  allowedOn(w, f, 'client_header', protocol, [...HTTP, 'tcp', 'tls_passthrough']);
+  for (const k of TIMEOUT_KEYS.slice(3)) allowedOn(w, f, k, protocol, HTTP);
   const idleDefault =
     protocol === 'udp' ? 30_000 : protocol === 'tcp' || protocol === 'tls_passthrough' ? 300_000 : 60_000;
   return {
