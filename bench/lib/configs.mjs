@@ -1,0 +1,134 @@
+// Config generation for the native peers (HAProxy, NGINX) and for FiberLB.
+// Everything lives in a per-run temp dir; nothing touches /etc or system services.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const userName = () => process.env.USER || (isRoot ? 'root' : undefined);
+
+/** HAProxy: one thread, HTTP mode, keep-alive both sides, server connections reused across clients. */
+export function haproxyConfig({ dir, port, backendPort }) {
+  const file = path.join(dir, 'haproxy.cfg');
+  writeFileSync(
+    file,
+    `global
+  nbthread 1
+  maxconn 4096
+  pidfile ${path.join(dir, 'haproxy.pid')}
+
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+
+backend be
+  server s1 127.0.0.1:${backendPort} maxconn 1000
+`,
+  );
+  return file;
+}
+
+/** Shared NGINX preamble: one worker, files in dir, runs as the current user. */
+function nginxMain(dir, httpBody) {
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    mkdirSync(path.join(dir, `${d}_temp`), { recursive: true });
+  // As root, NGINX would switch its worker to `nobody`; keep it as the current user instead.
+  const user = isRoot ? `user ${userName()};\n` : '';
+  return `${user}worker_processes 1;
+daemon off;
+pid ${path.join(dir, 'nginx.pid')};
+error_log ${path.join(dir, 'nginx-error.log')} warn;
+events { worker_connections 10000; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path ${path.join(dir, 'client_body_temp')};
+  proxy_temp_path ${path.join(dir, 'proxy_temp')};
+  fastcgi_temp_path ${path.join(dir, 'fastcgi_temp')};
+  uwsgi_temp_path ${path.join(dir, 'uwsgi_temp')};
+  scgi_temp_path ${path.join(dir, 'scgi_temp')};
+  keepalive_timeout 60s;
+  keepalive_requests 10000000;
+${httpBody}
+}
+`;
+}
+
+/** NGINX as a reverse proxy: upstream keep-alive pool, HTTP/1.1 to the upstream, no access log. */
+export function nginxProxyConfig({ dir, port, backendPort }) {
+  const file = path.join(dir, 'nginx.conf');
+  writeFileSync(
+    file,
+    nginxMain(
+      dir,
+      `  upstream be {
+    server 127.0.0.1:${backendPort};
+    keepalive 256;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${port} reuseport;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering on;
+    }
+  }`,
+    ),
+  );
+  return file;
+}
+
+/** NGINX as the static backend: `return 200 "hello, world\n"` (same 13-byte body as backend.mjs). */
+export function nginxBackendConfig({ dir, port }) {
+  const file = path.join(dir, 'nginx.conf');
+  writeFileSync(
+    file,
+    nginxMain(
+      dir,
+      `  server {
+    listen 127.0.0.1:${port} reuseport;
+    default_type text/plain;
+    location / { return 200 "hello, world\\n"; }
+  }`,
+    ),
+  );
+  return file;
+}
+
+/** FiberLB config (shape from /work/shared/design.md): 1 worker, one HTTP listener, one pool. */
+export function fiberlbConfig({ dir, port, adminPort, backendPort }) {
+  const file = path.join(dir, 'fiberlb.yaml');
+  writeFileSync(
+    file,
+    `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: ${path.join(dir, 'admin.token')} }
+cluster: { workers: 1 }
+source: { type: file }
+load_balancers:
+  - name: bench
+    org: bench
+    project: bench
+    vip: 127.0.0.1
+    listeners:
+      - name: http
+        port: ${port}
+        protocol: http
+        default_pool: backend
+    pools:
+      - name: backend
+        algorithm: round_robin
+        backends:
+          - { address: 127.0.0.1, port: ${backendPort} }
+`,
+  );
+  return file;
+}

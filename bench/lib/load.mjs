@@ -1,0 +1,69 @@
+// Load generators, run as separate processes pinned to the load core:
+// autocannon (closed loop, max throughput) and bench/lib/loadgen.mjs (open loop, fixed rate).
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { spawnPinned, stop } from './proc.mjs';
+
+async function runJson(name, cpu, args, { root, timeoutMs }) {
+  const child = spawnPinned(name, cpu, process.execPath, args, { cwd: root });
+  const result = await Promise.race([child.exited, sleep(timeoutMs).then(() => 'timeout')]);
+  if (result === 'timeout') {
+    await stop(child, 1000);
+    throw new Error(`${name} did not finish within ${Math.round(timeoutMs / 1000)} s`);
+  }
+  const line = child.out.stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
+  if (!line)
+    throw new Error(
+      `${name} printed no JSON (exit ${result.code ?? result.signal}): ${child.out.stderr.slice(-800)}`,
+    );
+  return JSON.parse(line);
+}
+
+/**
+ * Closed-loop max-throughput run: `connections` keep-alive connections, no pipelining, each
+ * sending its next request as soon as the previous response arrives.
+ * Returns { rps, total, durationS, latencyMs: {p50,p90,p99,p999,mean,max}, errors, timeouts, non2xx, selfCpuUs }.
+ * autocannon's latency histogram has 1 ms resolution.
+ */
+export async function autocannon({ root, cpu, port, connections, durationS }) {
+  const args = [
+    path.join(root, 'bench/lib/ac-runner.mjs'),
+    `http://127.0.0.1:${port}/`,
+    String(connections),
+    String(durationS),
+  ];
+  const r = await runJson('autocannon', cpu, args, { root, timeoutMs: (durationS + 30) * 1000 });
+  const l = r.latency;
+  return {
+    rps: r.requests.total / r.duration,
+    total: r.requests.total,
+    durationS: r.duration,
+    latencyMs: { mean: l.mean, p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p99_9, max: l.max },
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    selfCpuUs: r.selfCpuUs,
+  };
+}
+
+/** Open-loop fixed-rate run (see loadgen.mjs). */
+export async function fixedRate({ root, cpu, port, connections, durationS, rate, warmupS = 1 }) {
+  const args = [
+    path.join(root, 'bench/lib/loadgen.mjs'),
+    '--port',
+    String(port),
+    '--rate',
+    String(rate),
+    '--duration',
+    String(durationS),
+    '--warmup',
+    String(warmupS),
+    '--connections',
+    String(connections),
+  ];
+  return runJson('loadgen', cpu, args, { root, timeoutMs: (durationS + warmupS + 30) * 1000 });
+}

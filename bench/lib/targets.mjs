@@ -1,0 +1,310 @@
+// The things we measure. Each target starts fresh (per round), pinned to the proxy core, and
+// is checked to answer GET / with 200 + the expected body before any load is applied.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fiberlbConfig, haproxyConfig, nginxBackendConfig, nginxProxyConfig } from './configs.mjs';
+import {
+  freePort,
+  httpGet,
+  rememberTree,
+  spawnPinned,
+  stop,
+  waitForOutput,
+  waitForPort,
+  which,
+} from './proc.mjs';
+
+export const BODY = 'hello, world\n';
+
+// Binaries can be overridden (e.g. a newer build) with HAPROXY_BIN / NGINX_BIN.
+const haproxyBin = () => (process.env.HAPROXY_BIN ? which(process.env.HAPROXY_BIN) : which('haproxy'));
+const nginxBin = () => (process.env.NGINX_BIN ? which(process.env.NGINX_BIN) : which('nginx'));
+
+const tail = (s, n = 1500) => {
+  const t = s.trim();
+  return t.length > n ? `…${t.slice(-n)}` : t;
+};
+
+function outputTail(child) {
+  const err = tail(child.out.stderr);
+  const out = tail(child.out.stdout, 800);
+  return [err && `stderr: ${err}`, out && `stdout: ${out}`].filter(Boolean).join('\n') || '(no output)';
+}
+
+/** Check one request through the target; throw with a readable message otherwise. */
+async function verify(port) {
+  let last;
+  for (let i = 0; i < 20; i++) {
+    try {
+      const r = await httpGet(port, '/');
+      if (r.status === 200 && r.body === BODY) return;
+      last = new Error(
+        `GET / → ${r.status} ${JSON.stringify(r.body.slice(0, 80))} (expected 200 ${JSON.stringify(BODY)})`,
+      );
+    } catch (e) {
+      last = e;
+    }
+    await sleep(100);
+  }
+  throw last;
+}
+
+/** First line a `cmd -v` prints (nginx prints its version on stderr). */
+function version(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim() || 'unknown';
+}
+
+/** Start a node script that prints "listening <port>". */
+async function startNodeScript(name, cpu, script, args, root) {
+  const child = spawnPinned(name, cpu, process.execPath, [script, ...args], { cwd: root });
+  try {
+    await waitForOutput(child, /listening (\d+)/, 10_000);
+  } catch (e) {
+    await stop(child);
+    throw new Error(`${e.message}\n${outputTail(child)}`);
+  }
+  return child;
+}
+
+// ---- backends -------------------------------------------------------------------------------
+
+/** The origin server all targets forward to (pinned to the load core). */
+export async function startBackend(kind, { cpu, root, tmp }) {
+  if (kind === 'auto') kind = nginxBin() ? 'nginx' : 'node';
+  const port = await freePort();
+  if (kind === 'node') {
+    const child = await startNodeScript(
+      'backend',
+      cpu,
+      path.join(root, 'bench/backend.mjs'),
+      [String(port)],
+      root,
+    );
+    await verify(port);
+    return { kind, port, child, describe: `node:http (bench/backend.mjs, Node ${process.version})` };
+  }
+  if (kind === 'nginx') {
+    const nginx = nginxBin();
+    if (!nginx)
+      throw new Error(
+        '--backend nginx but nginx is not installed (apt-get install -y nginx); use --backend node',
+      );
+    const dir = mkdtempSync(path.join(tmp, 'backend-nginx-'));
+    const conf = nginxBackendConfig({ dir, port });
+    const child = spawnPinned('backend-nginx', cpu, nginx, [
+      '-e',
+      path.join(dir, 'startup-error.log'),
+      '-c',
+      conf,
+      '-p',
+      `${dir}/`,
+    ]);
+    try {
+      await waitForPort(port, { child });
+      await verify(port);
+    } catch (e) {
+      await stop(child);
+      throw new Error(`nginx backend failed: ${e.message}\n${outputTail(child)}`);
+    }
+    rememberTree(child);
+    return {
+      kind,
+      port,
+      child,
+      describe: `${version(nginx, ['-v']).replace(/^nginx version:\s*/, '')} serving a static \`return 200\` (1 worker)`,
+    };
+  }
+  throw new Error(`unknown backend ${kind}`);
+}
+
+// ---- targets --------------------------------------------------------------------------------
+
+/**
+ * Each target: name, label, isProxy, unavailable() → reason string if it cannot run here,
+ * version(), start(ctx) → { port, child } (child = root of the process tree we measure).
+ * ctx = { cpu, root, tmp, backendPort }.
+ */
+export const TARGETS = [
+  {
+    name: 'direct',
+    label: 'direct (backend, no proxy)',
+    isProxy: false,
+    unavailable: () => undefined,
+    version: () => 'n/a',
+    async start(ctx) {
+      return { port: ctx.backendPort, child: undefined };
+    },
+  },
+  {
+    name: 'fiberlb',
+    label: 'FiberLB (1 worker)',
+    isProxy: true,
+    unavailable: () => undefined, // missing dist/ is reported as a start failure, not a skip
+    version: (ctx) => {
+      try {
+        return `git ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ctx.root, encoding: 'utf8' }).trim()}${execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ctx.root, encoding: 'utf8' }).trim() ? '+dirty' : ''}`;
+      } catch {
+        return 'unknown';
+      }
+    },
+    async start(ctx) {
+      const cli = process.env.FIBERLB_CLI
+        ? path.resolve(process.env.FIBERLB_CLI)
+        : path.join(ctx.root, 'dist/cli.js');
+      if (!existsSync(cli))
+        throw new Error(`${cli} not found — run \`npm run build\` first (or \`npm run bench\`)`);
+      const dir = mkdtempSync(path.join(ctx.tmp, 'fiberlb-'));
+      const [port, adminPort] = [await freePort(), await freePort()];
+      const conf = fiberlbConfig({ dir, port, adminPort, backendPort: ctx.backendPort });
+      const child = spawnPinned('fiberlb', ctx.cpu, process.execPath, [cli, 'run', '--config', conf], {
+        cwd: ctx.root,
+        env: { NODE_ENV: 'production' },
+      });
+      // Ready = admin /healthz answers 200 (workers ready), or — if the admin API is not there —
+      // the proxied port answers GET / with the backend's body.
+      const deadline = Date.now() + 20_000;
+      let ready = false;
+      while (!ready && Date.now() < deadline) {
+        if (child.exitCode !== null || child.signalCode !== null) break;
+        try {
+          ready = (await httpGet(adminPort, '/healthz', '127.0.0.1', 500)).status === 200;
+        } catch {}
+        if (!ready) {
+          try {
+            const r = await httpGet(port, '/', '127.0.0.1', 500);
+            ready = r.status === 200 && r.body === BODY;
+          } catch {}
+        }
+        if (!ready) await sleep(100);
+      }
+      try {
+        if (!ready)
+          throw new Error(
+            child.exitCode !== null || child.signalCode !== null
+              ? `exited (${child.exitCode ?? child.signalCode})`
+              : 'not ready after 20 s',
+          );
+        await verify(port);
+      } catch (e) {
+        await stop(child);
+        throw new Error(`${e.message}\n${outputTail(child)}`);
+      }
+      await sleep(200); // let every worker finish its own start-up
+      rememberTree(child);
+      return { port, child };
+    },
+  },
+  {
+    name: 'undici',
+    label: 'undici Pool.stream (minimal)',
+    isProxy: true,
+    unavailable: () => undefined,
+    version: (ctx) => {
+      try {
+        return `undici ${execFileSync(process.execPath, ['-p', "require('undici/package.json').version"], { cwd: ctx.root, encoding: 'utf8' }).trim()}`;
+      } catch {
+        return 'unknown';
+      }
+    },
+    async start(ctx) {
+      const port = await freePort();
+      const child = await startNodeScript(
+        'undici',
+        ctx.cpu,
+        path.join(ctx.root, 'bench/peers/undici-stream.mjs'),
+        [String(port), `http://127.0.0.1:${ctx.backendPort}`],
+        ctx.root,
+      );
+      await verify(port);
+      rememberTree(child);
+      return { port, child };
+    },
+  },
+  {
+    name: 'http-proxy-3',
+    label: 'http-proxy-3 (keep-alive agent)',
+    isProxy: true,
+    unavailable: () => undefined,
+    version: (ctx) => {
+      try {
+        return `http-proxy-3 ${execFileSync(process.execPath, ['-p', "require('http-proxy-3/package.json').version"], { cwd: ctx.root, encoding: 'utf8' }).trim()}`;
+      } catch {
+        return 'unknown';
+      }
+    },
+    async start(ctx) {
+      const port = await freePort();
+      const child = await startNodeScript(
+        'http-proxy-3',
+        ctx.cpu,
+        path.join(ctx.root, 'bench/peers/http-proxy-3.mjs'),
+        [String(port), `http://127.0.0.1:${ctx.backendPort}`],
+        ctx.root,
+      );
+      await verify(port);
+      rememberTree(child);
+      return { port, child };
+    },
+  },
+  {
+    name: 'haproxy',
+    label: 'HAProxy (nbthread 1)',
+    isProxy: true,
+    unavailable: () => (haproxyBin() ? undefined : 'haproxy not installed (apt-get install -y haproxy)'),
+    version: () =>
+      version(haproxyBin(), ['-v'])
+        .replace(/ - https?:.*$/, '')
+        .replace(/^HAProxy version /, 'haproxy '),
+    async start(ctx) {
+      const dir = mkdtempSync(path.join(ctx.tmp, 'haproxy-'));
+      const port = await freePort();
+      const conf = haproxyConfig({ dir, port, backendPort: ctx.backendPort });
+      // -db: foreground, no daemon, no master-worker: one process, one thread.
+      const child = spawnPinned('haproxy', ctx.cpu, haproxyBin(), ['-db', '-f', conf]);
+      try {
+        await waitForPort(port, { child });
+        await verify(port);
+      } catch (e) {
+        await stop(child);
+        throw new Error(`${e.message}\n${outputTail(child)}`);
+      }
+      rememberTree(child);
+      return { port, child };
+    },
+  },
+  {
+    name: 'nginx',
+    label: 'NGINX (1 worker)',
+    isProxy: true,
+    unavailable: () => (nginxBin() ? undefined : 'nginx not installed (apt-get install -y nginx)'),
+    version: () => version(nginxBin(), ['-v']).replace(/^nginx version:\s*/, ''),
+    async start(ctx) {
+      const dir = mkdtempSync(path.join(ctx.tmp, 'nginx-'));
+      const port = await freePort();
+      const conf = nginxProxyConfig({ dir, port, backendPort: ctx.backendPort });
+      // `daemon off` (in the config): the master stays our child and forks one worker.
+      const child = spawnPinned('nginx', ctx.cpu, nginxBin(), [
+        '-e',
+        path.join(dir, 'startup-error.log'),
+        '-c',
+        conf,
+        '-p',
+        `${dir}/`,
+      ]);
+      try {
+        await waitForPort(port, { child });
+        await verify(port);
+      } catch (e) {
+        await stop(child);
+        throw new Error(`${e.message}\n${outputTail(child)}`);
+      }
+      rememberTree(child);
+      return { port, child };
+    },
+  },
+];
+
+export { outputTail };
