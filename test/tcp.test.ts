@@ -267,8 +267,8 @@ test('idle timeout: traffic keeps it open, silence closes it', async (t) => {
 
 test('connection limit is split across workers; excess is closed and counted', async (t) => {
   const be = await echo(t);
-  // 3 across 2 workers → 2 per worker.
-  const p = await startProxy(t, [l4Pool('main', [be.port])], { connectionLimit: 3 }, l4Env(2));
+  // 5 across 2 workers → 2 per worker (rounded down: the total never exceeds the limit).
+  const p = await startProxy(t, [l4Pool('main', [be.port])], { connectionLimit: 5 }, l4Env(2));
   const a = await client(t, p.port);
   const b = await client(t, p.port);
   await roundTrip(a, 'a');

@@ -17,7 +17,7 @@ import { Router } from '../router.ts';
 import { clientIp, normalizePeer, rewriteRequestHeaders } from '../upstream/headers.ts';
 import { type ExchangeOwner, HttpExchange } from '../upstream/http-proxy.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
-import { listenerKey } from './types.ts';
+import { listenerKey, perWorkerLimit } from './types.ts';
 
 /** PROXY header read timeout when the listener has no client header timeout. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -327,8 +327,6 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     // Node reads maxHeaderSize per new connection, so a reload applies to new connections.
     (this.server as { maxHeaderSize?: number }).maxHeaderSize = l.limits.maxHeaderBytes;
     this.server.maxConnections =
-      l.connectionLimit > 0
-        ? Math.max(1, Math.floor(l.connectionLimit / Math.max(1, this.env.workerCount)))
-        : Number.MAX_SAFE_INTEGER;
+      perWorkerLimit(l.connectionLimit, this.env.workerCount) || Number.MAX_SAFE_INTEGER;
   }
 }

@@ -11,7 +11,7 @@ import { classifyUpstreamError, type ErrorClass } from '../../shared/errors.ts';
 import { log, logFailure } from '../../shared/log.ts';
 import type { BackendTarget } from '../balancer/types.ts';
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
-import { type ListenerFactory, type ListenerState, listenerKey } from './types.ts';
+import { type ListenerFactory, type ListenerState, listenerKey, perWorkerLimit } from './types.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -111,12 +111,12 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
 
   const onConnection = (client: Socket): void => {
     const st = state;
-    const limit = st.listener.connectionLimit;
+    const limit = perWorkerLimit(st.listener.connectionLimit, env.workerCount);
     if (closing !== null) {
       client.destroy();
       return;
     }
-    if (limit > 0 && conns.size >= Math.ceil(limit / env.workerCount)) {
+    if (limit > 0 && conns.size >= limit) {
       env.errors.inc('connection_limit');
       logFailure('connection_limit', 'tcp connection limit reached', {
         listener: key,

@@ -45,3 +45,12 @@ export type ListenerFactory = (state: ListenerState, env: WorkerEnv) => Listener
 export function listenerKey(lb: LoadBalancerConfig, l: ListenerConfig): string {
   return `${l.protocol}://${lb.vip.includes(':') ? `[${lb.vip}]` : lb.vip}:${l.port}`;
 }
+
+/**
+ * One worker's share of a per-listener connection limit (0 = unlimited). Workers share the
+ * listening socket, so each enforces limit/workers, rounded down so the total never exceeds
+ * the limit — but at least 1, or a small limit would make some workers refuse everything.
+ */
+export function perWorkerLimit(limit: number, workerCount: number): number {
+  return limit > 0 ? Math.max(1, Math.floor(limit / Math.max(1, workerCount))) : 0;
+}
