@@ -73,6 +73,16 @@ export function runWorker(): void {
     }
   });
 
+  // A bug that escapes every handler leaves this process in an unknown state: log it with its
+  // class and exit, so the primary respawns a clean worker while the others keep serving.
+  process.on('uncaughtException', (err) => {
+    log('error', 'uncaught exception; worker exits', {
+      error_class: 'internal_error',
+      err: err.stack ?? String(err),
+    });
+    process.exit(1);
+  });
+
   send({ type: 'hello' });
 
   // The primary drives shutdown; a SIGTERM/SIGINT sent to the whole process group must not
