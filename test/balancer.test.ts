@@ -9,21 +9,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type AdminState, type Algorithm, backendKey, type PoolConfig } from '../src/config/model.ts';
+import {
+  type AdminState,
+  ALGORITHMS,
+  type Algorithm,
+  backendKey,
+  type PoolConfig,
+} from '../src/config/model.ts';
 import { createBalancer } from '../src/worker/balancer/index.ts';
 import { buildMaglevTable, MAGLEV_TABLE_SIZE } from '../src/worker/balancer/maglev.ts';
 import type { BackendTarget, Balancer } from '../src/worker/balancer/types.ts';
 import { PoolRuntime } from '../src/worker/pool-runtime.ts';
-
-const ALGORITHMS: readonly Algorithm[] = [
-  'round_robin',
-  'weighted_round_robin',
-  'least_connections',
-  'random',
-  'p2c',
-  'ip_hash',
-  'maglev',
-];
 
 const SEED = 20240611;
 // Every assert.ok below carries a message: without one, Node re-reads the call site to build

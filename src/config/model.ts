@@ -2,18 +2,23 @@
 // YAML/JSON use snake_case; the model uses camelCase. Durations are milliseconds, sizes bytes.
 // Every object here is produced by validate.ts, frozen, and never mutated afterwards.
 
-export type Protocol = 'tcp' | 'udp' | 'http' | 'https' | 'tls_passthrough';
+// The enumerations are values (not only types) so the validator lists exactly these.
+export const PROTOCOLS = ['tcp', 'udp', 'http', 'https', 'tls_passthrough'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
 
-export type Algorithm =
-  | 'round_robin'
-  | 'weighted_round_robin'
-  | 'least_connections'
-  | 'random'
-  | 'p2c'
-  | 'ip_hash'
-  | 'maglev';
+export const ALGORITHMS = [
+  'round_robin',
+  'weighted_round_robin',
+  'least_connections',
+  'random',
+  'p2c',
+  'ip_hash',
+  'maglev',
+] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
 
-export type AdminState = 'enabled' | 'drain' | 'disabled';
+export const ADMIN_STATES = ['enabled', 'drain', 'disabled'] as const;
+export type AdminState = (typeof ADMIN_STATES)[number];
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
 

@@ -8,27 +8,28 @@ import { parseCidr } from '../shared/cidr.ts';
 import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
 import { formatDuration } from './duration.ts';
 import type { ConfigIssue } from './issue.ts';
-import type {
-  AdminConfig,
-  AdminState,
-  Algorithm,
-  BackendConfig,
-  Cidr,
-  ClusterConfig,
-  Config,
-  HealthCheckConfig,
-  ListenerConfig,
-  ListenerLimits,
-  ListenerTimeouts,
-  LoadBalancerConfig,
-  PoolConfig,
-  Protocol,
-  ProxyProtocolVersion,
-  RateLimitConfig,
-  RouteConfig,
-  RouteMatch,
-  SourceConfig,
-  TlsConfig,
+import {
+  ADMIN_STATES,
+  type AdminConfig,
+  ALGORITHMS,
+  type BackendConfig,
+  type Cidr,
+  type ClusterConfig,
+  type Config,
+  type HealthCheckConfig,
+  type ListenerConfig,
+  type ListenerLimits,
+  type ListenerTimeouts,
+  type LoadBalancerConfig,
+  type PoolConfig,
+  PROTOCOLS,
+  type Protocol,
+  type ProxyProtocolVersion,
+  type RateLimitConfig,
+  type RouteConfig,
+  type RouteMatch,
+  type SourceConfig,
+  type TlsConfig,
 } from './model.ts';
 import { deepFreeze } from './snapshot.ts';
 import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
@@ -70,17 +71,6 @@ export function validateConfigObject(
 // ---------------------------------------------------------------------------------------------
 // The schema
 
-const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'http', 'https', 'tls_passthrough'];
-const ALGORITHMS: readonly Algorithm[] = [
-  'round_robin',
-  'weighted_round_robin',
-  'least_connections',
-  'random',
-  'p2c',
-  'ip_hash',
-  'maglev',
-];
-const ADMIN_STATES: readonly AdminState[] = ['enabled', 'drain', 'disabled'];
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i; // RFC 9110 token: header names and methods
 const HTTP: readonly Protocol[] = ['http', 'https'];
 
