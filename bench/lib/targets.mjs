@@ -127,6 +127,40 @@ export async function startBackend(kind, { cpu, root, tmp }) {
  * version(), start(ctx) → { port, child } (child = root of the process tree we measure).
  * ctx = { cpu, root, tmp, backendPort }.
  */
+/** A small Node proxy from bench/peers/, started as `node SCRIPT <port> <backend url>`. */
+function nodePeer(name, label, pkg, script) {
+  return {
+    name,
+    label,
+    isProxy: true,
+    unavailable: () => undefined,
+    version: (ctx) => {
+      try {
+        const v = execFileSync(process.execPath, ['-p', `require('${pkg}/package.json').version`], {
+          cwd: ctx.root,
+          encoding: 'utf8',
+        });
+        return `${pkg} ${v.trim()}`;
+      } catch {
+        return 'unknown';
+      }
+    },
+    async start(ctx) {
+      const port = await freePort();
+      const child = await startNodeScript(
+        name,
+        ctx.cpu,
+        path.join(ctx.root, 'bench/peers', script),
+        [String(port), `http://127.0.0.1:${ctx.backendPort}`],
+        ctx.root,
+      );
+      await verify(port);
+      rememberTree(child);
+      return { port, child };
+    },
+  };
+}
+
 export const TARGETS = [
   {
     name: 'direct',
@@ -197,58 +231,8 @@ export const TARGETS = [
       return { port, child };
     },
   },
-  {
-    name: 'undici',
-    label: 'undici Pool.stream (minimal)',
-    isProxy: true,
-    unavailable: () => undefined,
-    version: (ctx) => {
-      try {
-        return `undici ${execFileSync(process.execPath, ['-p', "require('undici/package.json').version"], { cwd: ctx.root, encoding: 'utf8' }).trim()}`;
-      } catch {
-        return 'unknown';
-      }
-    },
-    async start(ctx) {
-      const port = await freePort();
-      const child = await startNodeScript(
-        'undici',
-        ctx.cpu,
-        path.join(ctx.root, 'bench/peers/undici-stream.mjs'),
-        [String(port), `http://127.0.0.1:${ctx.backendPort}`],
-        ctx.root,
-      );
-      await verify(port);
-      rememberTree(child);
-      return { port, child };
-    },
-  },
-  {
-    name: 'http-proxy-3',
-    label: 'http-proxy-3 (keep-alive agent)',
-    isProxy: true,
-    unavailable: () => undefined,
-    version: (ctx) => {
-      try {
-        return `http-proxy-3 ${execFileSync(process.execPath, ['-p', "require('http-proxy-3/package.json').version"], { cwd: ctx.root, encoding: 'utf8' }).trim()}`;
-      } catch {
-        return 'unknown';
-      }
-    },
-    async start(ctx) {
-      const port = await freePort();
-      const child = await startNodeScript(
-        'http-proxy-3',
-        ctx.cpu,
-        path.join(ctx.root, 'bench/peers/http-proxy-3.mjs'),
-        [String(port), `http://127.0.0.1:${ctx.backendPort}`],
-        ctx.root,
-      );
-      await verify(port);
-      rememberTree(child);
-      return { port, child };
-    },
-  },
+  nodePeer('undici', 'undici Pool.stream (minimal)', 'undici', 'undici-stream.mjs'),
+  nodePeer('http-proxy-3', 'http-proxy-3 (keep-alive agent)', 'http-proxy-3', 'http-proxy-3.mjs'),
   {
     name: 'haproxy',
     label: 'HAProxy (nbthread 1)',
