@@ -7,6 +7,7 @@ import type { LoadBalancerConfig, Protocol } from '../../config/model.ts';
 import type { HealthState, Snapshot } from '../../config/snapshot.ts';
 import { log } from '../../shared/log.ts';
 import { PoolRuntime } from '../pool-runtime.ts';
+import { upstreamKey } from '../upstream/http-pools.ts';
 import { createHttpListener } from './http.ts';
 import { createTcpListener } from './tcp.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
@@ -124,7 +125,8 @@ export class ListenerRegistry {
 
   private upstreamAddresses(): Set<string> {
     const keys = new Set<string>();
-    for (const pool of this.pools.values()) for (const t of pool.targets) keys.add(`${t.address}:${t.port}`);
+    for (const pool of this.pools.values())
+      for (const t of pool.targets) keys.add(upstreamKey(t.address, t.port));
     return keys;
   }
 }
