@@ -69,6 +69,30 @@ async function startNodeScript(name, cpu, script, args, root) {
   return child;
 }
 
+/**
+ * Start nginx in the foreground (`daemon off` is in every generated config, so the master
+ * stays our child) with its prefix and logs in `dir`; resolve once `port` serves BODY.
+ */
+async function startNginx(name, cpu, dir, conf, port) {
+  const child = spawnPinned(name, cpu, nginxBin(), [
+    '-e',
+    path.join(dir, 'startup-error.log'),
+    '-c',
+    conf,
+    '-p',
+    `${dir}/`,
+  ]);
+  try {
+    await waitForPort(port, { child });
+    await verify(port);
+  } catch (e) {
+    await stop(child);
+    throw new Error(`${name} failed: ${e.message}\n${outputTail(child)}`);
+  }
+  rememberTree(child);
+  return child;
+}
+
 // ---- backends -------------------------------------------------------------------------------
 
 /** The origin server all targets forward to (pinned to the load core). */
@@ -94,22 +118,7 @@ export async function startBackend(kind, { cpu, root, tmp }) {
       );
     const dir = mkdtempSync(path.join(tmp, 'backend-nginx-'));
     const conf = nginxBackendConfig({ dir, port });
-    const child = spawnPinned('backend-nginx', cpu, nginx, [
-      '-e',
-      path.join(dir, 'startup-error.log'),
-      '-c',
-      conf,
-      '-p',
-      `${dir}/`,
-    ]);
-    try {
-      await waitForPort(port, { child });
-      await verify(port);
-    } catch (e) {
-      await stop(child);
-      throw new Error(`nginx backend failed: ${e.message}\n${outputTail(child)}`);
-    }
-    rememberTree(child);
+    const child = await startNginx('backend-nginx', cpu, dir, conf, port);
     return {
       kind,
       port,
@@ -269,23 +278,7 @@ export const TARGETS = [
       const dir = mkdtempSync(path.join(ctx.tmp, 'nginx-'));
       const port = await freePort();
       const conf = nginxProxyConfig({ dir, port, backendPort: ctx.backendPort });
-      // `daemon off` (in the config): the master stays our child and forks one worker.
-      const child = spawnPinned('nginx', ctx.cpu, nginxBin(), [
-        '-e',
-        path.join(dir, 'startup-error.log'),
-        '-c',
-        conf,
-        '-p',
-        `${dir}/`,
-      ]);
-      try {
-        await waitForPort(port, { child });
-        await verify(port);
-      } catch (e) {
-        await stop(child);
-        throw new Error(`${e.message}\n${outputTail(child)}`);
-      }
-      rememberTree(child);
+      const child = await startNginx('nginx', ctx.cpu, dir, conf, port);
       return { port, child };
     },
   },
