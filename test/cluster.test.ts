@@ -146,6 +146,20 @@ describe('cluster mode', () => {
     assert.ok(!lb.output().includes(token), 'token leaked into logs');
   });
 
+  test('concurrent /status calls each get every worker answer promptly', async () => {
+    const token = readFileSync(`${dir}/admin.token`, 'utf8').trim();
+    const get = () =>
+      fetch(`http://127.0.0.1:${adminPort}/status`, { headers: { authorization: `Bearer ${token}` } }).then(
+        (r) => r.json() as Promise<{ workers: unknown[]; active: number }>,
+      );
+    assert.equal((await fetch(`http://127.0.0.1:${adminPort}/status`)).status, 401);
+    const t0 = Date.now();
+    const all = await Promise.all([get(), get(), get()]);
+    // A worker that did not answer would cost its 1 s status timeout.
+    assert.ok(Date.now() - t0 < 900, `took ${Date.now() - t0} ms`);
+    for (const s of all) assert.equal(s.workers.length, 2);
+  });
+
   test('a killed worker is respawned while the other keeps serving', async () => {
     assert.ok(lb);
     const before = await childPids(lb.pid);

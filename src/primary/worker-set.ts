@@ -38,7 +38,11 @@ export class WorkerSet {
   private readonly greeted = new WeakSet<Worker>();
   /** Drain requests for workers that have not said hello yet (deadline in ms). */
   private readonly pendingDrain = new WeakMap<Worker, number>();
-  private readonly statusWaiters = new Map<Worker, (m: WorkerToPrimary & { type: 'status' }) => void>();
+  /** Per worker, FIFO: IPC keeps order, so each status reply answers the oldest request. */
+  private readonly statusWaiters = new Map<
+    Worker,
+    Array<(m: WorkerToPrimary & { type: 'status' }) => void>
+  >();
 
   constructor(
     private readonly errors: ErrorCounters,
@@ -96,11 +100,18 @@ export class WorkerSet {
     const answers = live.map(
       (w) =>
         new Promise<(WorkerToPrimary & { type: 'status' }) | undefined>((resolve) => {
-          const t = setTimeout(() => resolve(undefined), timeoutMs);
-          this.statusWaiters.set(w, (m) => {
+          const queue = this.statusWaiters.get(w) ?? [];
+          this.statusWaiters.set(w, queue);
+          const waiter = (m: WorkerToPrimary & { type: 'status' }) => {
             clearTimeout(t);
             resolve(m);
-          });
+          };
+          const t = setTimeout(() => {
+            // Stop waiting; a late reply then answers the next request, which is as fresh as any.
+            queue.splice(queue.indexOf(waiter), 1);
+            resolve(undefined);
+          }, timeoutMs);
+          queue.push(waiter);
           this.send(w, { type: 'status' });
         }),
     );
@@ -166,15 +177,14 @@ export class WorkerSet {
         });
         break;
       case 'status': {
-        const waiter = this.statusWaiters.get(worker);
-        this.statusWaiters.delete(worker);
-        waiter?.(m);
+        this.statusWaiters.get(worker)?.shift()?.(m);
         break;
       }
     }
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
+    this.statusWaiters.delete(worker);
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
     if (this.stopping) return;
