@@ -16,10 +16,10 @@ import {
   backendKey,
   type PoolConfig,
 } from '../src/config/model.ts';
-import { createBalancer } from '../src/worker/balancer/index.ts';
-import { buildMaglevTable, MAGLEV_TABLE_SIZE } from '../src/worker/balancer/maglev.ts';
-import type { BackendTarget, Balancer } from '../src/worker/balancer/types.ts';
-import { PoolRuntime } from '../src/worker/pool-runtime.ts';
+import { createBalancer } from '../src/worker/routing/balancer/index.ts';
+import { buildMaglevTable, MAGLEV_TABLE_SIZE } from '../src/worker/routing/balancer/maglev.ts';
+import type { BackendTarget, Balancer } from '../src/worker/routing/balancer/types.ts';
+import { PoolRuntime } from '../src/worker/routing/pool-runtime.ts';
 
 const SEED = 20240611;
 // Every assert.ok below carries a message: without one, Node re-reads the call site to build

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setLogLevel } from '../src/shared/log.ts';
-import { createHttpListener } from '../src/worker/listeners/http.ts';
-import type { ListenerHandle } from '../src/worker/listeners/types.ts';
+import type { ListenerHandle } from '../src/worker/context.ts';
+import { createHttpListener } from '../src/worker/http/listener.ts';
 import { encodeProxyV2, proxyAddresses } from '../src/worker/proxy-protocol.ts';
 import { curl, parseHead, raw } from './helpers/http-client.ts';
 import {
@@ -78,7 +78,7 @@ describe('http listener: PROXY protocol accept', () => {
     const r = await raw(p.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 1500);
     assert.equal(r.text, '');
     assert.ok(r.closed);
-    assert.equal(p.env.errors.counts.get('proxy_protocol_invalid'), 1);
+    assert.equal(p.env.failures.counts.get('proxy_protocol_invalid'), 1);
   });
 
   it('serves untrusted peers as plain HTTP', async () => {
@@ -98,6 +98,6 @@ describe('http listener: PROXY protocol accept', () => {
       `http://127.0.0.1:${p.port}/`,
     ]);
     assert.equal(r.stdout, '400');
-    assert.equal(p.env.errors.counts.get('client_bad_request'), 1);
+    assert.equal(p.env.failures.counts.get('client_bad_request'), 1);
   });
 });

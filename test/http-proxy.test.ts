@@ -13,8 +13,8 @@ import type { PoolConfig } from '../src/config/model.ts';
 import { backendKey } from '../src/config/model.ts';
 import type { ErrorClass } from '../src/shared/errors.ts';
 import { setLogLevel } from '../src/shared/log.ts';
-import { createHttpListener } from '../src/worker/listeners/http.ts';
-import type { ListenerHandle, ListenerState } from '../src/worker/listeners/types.ts';
+import type { ListenerHandle, ListenerState } from '../src/worker/context.ts';
+import { createHttpListener } from '../src/worker/http/listener.ts';
 import { curl, parseHead, raw, request } from './helpers/http-client.ts';
 import {
   backend,
@@ -56,7 +56,7 @@ async function startProxy(
     await handle.close(500);
     await env.upstreams.close();
   });
-  return { port, state, handle, env, count: (cls) => env.errors.counts.get(cls) ?? 0 };
+  return { port, state, handle, env, count: (cls) => env.failures.counts.get(cls) ?? 0 };
 }
 
 async function withBackend(t: TestContext, handler: http.RequestListener): Promise<TestBackend> {
@@ -133,7 +133,7 @@ describe('http listener: forwarding', () => {
     assert.equal(two.stdout, '200 1\n200 0\n');
     const ids = await Promise.all([request(p.port), request(p.port)]);
     assert.notEqual(ids[0]!.headers['x-request-id'], ids[1]!.headers['x-request-id']);
-    assert.equal(p.env.errors.counts.size, 0);
+    assert.equal(p.env.failures.counts.size, 0);
   });
 
   it('streams a 200 MiB upload and download without buffering them', async (t) => {
@@ -206,7 +206,7 @@ describe('http listener: forwarding', () => {
     // Measured ≈ 70 MiB whatever the size (50, 200 or 400 MiB): allocator and GC slack, not
     // buffering. Holding a whole body would add at least its 200 MiB.
     assert.ok(peak < 128 * MiB, `rss grew by ${(peak / MiB).toFixed(1)} MiB`);
-    assert.equal(p.env.errors.counts.size, 0);
+    assert.equal(p.env.failures.counts.size, 0);
   });
 });
 
@@ -679,7 +679,7 @@ describe('http listener: lifecycle', () => {
     const took = Date.now() - t0;
     // Node 24 adds a 1 s keepAliveTimeoutBuffer to the socket timeout.
     assert.ok(took >= 250 && took < 4000, `closed after ${took} ms`);
-    assert.equal(p.env.errors.counts.size, 0, 'an idle close is not a failure');
+    assert.equal(p.env.failures.counts.size, 0, 'an idle close is not a failure');
   });
 
   it('connection limit (split across workers): excess connections closed, counted', async (t) => {

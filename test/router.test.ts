@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, it } from 'node:test';
 import type { RouteConfig } from '../src/config/model.ts';
-import { PoolRuntime } from '../src/worker/pool-runtime.ts';
-import { normalizeHost, Router } from '../src/worker/router.ts';
+import { PoolRuntime } from '../src/worker/routing/pool-runtime.ts';
+import { normalizeHost, Router } from '../src/worker/routing/router.ts';
 import { backend, LB, poolConfig, route } from './helpers/http-fixtures.ts';
 
 const NAMES = ['a', 'b', 'c', 'web'];

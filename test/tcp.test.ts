@@ -3,8 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import type { PoolConfig } from '../src/config/model.ts';
-import { createTcpListener } from '../src/worker/listeners/tcp.ts';
-import type { ListenerHandle, WorkerEnv } from '../src/worker/listeners/types.ts';
+import type { ListenerHandle, WorkerEnv } from '../src/worker/context.ts';
+import { createTcpListener } from '../src/worker/l4/tcp.ts';
 import { encodeProxyV2, parseProxyHeader } from '../src/worker/proxy-protocol.ts';
 import {
   blackholeTcpPort,
@@ -49,7 +49,7 @@ async function echo(t: TestContext, tag = '') {
   return be;
 }
 
-const counted = (env: WorkerEnv, cls: string) => env.errors.toJSON()[cls] ?? 0;
+const counted = (env: WorkerEnv, cls: string) => env.failures.toJSON()[cls] ?? 0;
 
 async function roundTrip(s: Socket, msg: string, expect = msg): Promise<void> {
   s.write(msg);
@@ -65,7 +65,7 @@ test('echo through the proxy; both sockets close after a clean shutdown', async 
   c.end();
   assert.deepEqual(await readToEnd(c), { data: Buffer.alloc(0), closedBy: 'end' });
   await waitFor(() => p.handle.active() === 0, 2000, 'connection to finish');
-  assert.deepEqual(p.env.errors.toJSON(), {});
+  assert.deepEqual(p.env.failures.toJSON(), {});
 });
 
 test('two backends alternate (round robin) and in-flight counts return to 0', async (t) => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import type { PoolConfig } from '../src/config/model.ts';
-import type { ListenerHandle, WorkerEnv } from '../src/worker/listeners/types.ts';
-import { createUdpListener } from '../src/worker/listeners/udp.ts';
+import type { ListenerHandle, WorkerEnv } from '../src/worker/context.ts';
+import { createUdpListener } from '../src/worker/l4/udp.ts';
 import { type UdpBackend, type UdpClient, udpBackend, udpClient } from './helpers/l4-backends.ts';
 import { type L4ListenerOverrides, l4Env, l4Listener, l4Pool, l4State, waitFor } from './helpers/l4-state.ts';
 import { freeUdpPort, sleep } from './helpers/net.ts';
@@ -38,7 +38,7 @@ async function client(t: TestContext): Promise<UdpClient> {
   return c;
 }
 
-const counted = (env: WorkerEnv, cls: string) => env.errors.toJSON()[cls] ?? 0;
+const counted = (env: WorkerEnv, cls: string) => env.failures.toJSON()[cls] ?? 0;
 
 test('echo: the reply comes back from the listener port', async (t) => {
   const be = await backend(t);
@@ -53,7 +53,7 @@ test('echo: the reply comes back from the listener port', async (t) => {
   for (let i = 0; i < 5; i++) c2.send(`m${i}`, p.port);
   await waitFor(() => c2.received.length === 5);
   assert.deepEqual(c2.received.map((r) => r.msg).sort(), ['m0', 'm1', 'm2', 'm3', 'm4']);
-  assert.deepEqual(p.env.errors.toJSON(), {});
+  assert.deepEqual(p.env.failures.toJSON(), {});
 });
 
 test('two concurrent clients each get only their own replies', async (t) => {

@@ -22,13 +22,9 @@ export type AdminState = (typeof ADMIN_STATES)[number];
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
 
-/** An IPv4/IPv6 network in CIDR form, pre-parsed for fast matching. */
-export interface Cidr {
-  readonly text: string; // as written, e.g. "10.0.200.0/24"
-  readonly family: 4 | 6;
-  readonly bytes: readonly number[]; // network address bytes (4 or 16)
-  readonly prefix: number;
-}
+import type { Cidr } from '../shared/cidr.ts';
+
+export type { Cidr };
 
 export interface AdminConfig {
   readonly address: string;

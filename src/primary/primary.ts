@@ -7,8 +7,8 @@ import { inactiveFeatures } from '../config/inactive.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
-import { ErrorCounters } from '../shared/errors.ts';
-import { log, logFailure, setLogRole } from '../shared/log.ts';
+import { Failures } from '../shared/failure.ts';
+import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
 import { loadOrCreateToken } from './admin-token.ts';
 import { WorkerSet } from './worker-set.ts';
@@ -22,14 +22,14 @@ export interface ReloadOutcome {
 export class Primary {
   private snapshot: Snapshot | undefined;
   private revision = 0;
-  private readonly errors = new ErrorCounters();
+  private readonly failures = new Failures();
   private readonly workers: WorkerSet;
   private admin: Server | undefined;
   private reloading: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
 
   constructor(private readonly source: ConfigSource) {
-    this.workers = new WorkerSet(this.errors);
+    this.workers = new WorkerSet(this.failures);
   }
 
   /** Load the first config, open admin, fork workers. Returns false (after logging) on failure. */
@@ -129,9 +129,10 @@ export class Primary {
   }
 
   private reject(issues: string[]): ReloadOutcome {
-    this.errors.inc('config_invalid');
-    for (const line of issues)
-      logFailure('config_invalid', 'config rejected; keeping last good config', { issue: line });
+    this.failures.report('config_invalid', 'config rejected; keeping last good config', {
+      source: this.source.description,
+      issues,
+    });
     return { ok: false, revision: this.revision, issues };
   }
 
@@ -151,7 +152,7 @@ export class Primary {
 
   private async status(): Promise<Record<string, unknown>> {
     const answers = await this.workers.status();
-    const errors: Record<string, number> = this.errors.toJSON();
+    const errors: Record<string, number> = this.failures.toJSON();
     for (const a of answers) for (const [k, v] of Object.entries(a.errors)) errors[k] = (errors[k] ?? 0) + v;
     return {
       revision: this.revision,

@@ -4,9 +4,9 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import type { HealthState, Snapshot } from '../config/snapshot.ts';
-import type { ErrorCounters } from '../shared/errors.ts';
-import type { PrimaryToWorker, WorkerToPrimary } from '../shared/ipc.ts';
-import { log, logFailure } from '../shared/log.ts';
+import type { PrimaryToWorker, WorkerToPrimary } from '../ipc.ts';
+import type { Failures } from '../shared/failure.ts';
+import { log } from '../shared/log.ts';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
@@ -45,7 +45,7 @@ export class WorkerSet {
   >();
 
   constructor(
-    private readonly errors: ErrorCounters,
+    private readonly failures: Failures,
     private readonly onApplied: (slot: number, revision: number) => void = () => {},
   ) {
     // Workers share each listening socket directly (the kernel spreads accepts) instead of
@@ -170,10 +170,11 @@ export class WorkerSet {
         break;
       case 'listener_error':
         // Already counted by the worker; logged here too so the primary's log tells the story.
-        logFailure(m.errorClass, 'worker could not open listener', {
+        log('warn', 'worker could not open listener', {
+          error_class: m.errorClass,
           slot: slot.index,
-          listener: m.listener,
-          reason: m.message,
+          bind: m.listener,
+          error: m.message,
         });
         break;
       case 'status': {
@@ -188,15 +189,14 @@ export class WorkerSet {
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
     if (this.stopping) return;
-    this.errors.inc('worker_crash');
     const lived = Date.now() - slot.startedAt;
     slot.crashes = lived >= STABLE_AFTER_MS ? 1 : slot.crashes + 1;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (slot.crashes - 1));
-    logFailure('worker_crash', 'worker exited unexpectedly; respawning', {
+    this.failures.report('worker_crash', 'worker exited unexpectedly; respawning', {
       slot: slot.index,
       pid: worker.process.pid,
-      code,
-      signal,
+      code: code ?? undefined,
+      signal: signal ?? undefined,
       lived_ms: lived,
       respawn_in_ms: delay,
     });

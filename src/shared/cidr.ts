@@ -3,7 +3,14 @@
 // fast containment check used for trusted-proxy decisions.
 
 import { isIPv6 } from 'node:net';
-import type { Cidr } from '../config/model.ts';
+
+/** An IPv4/IPv6 network in CIDR form, pre-parsed for fast matching. */
+export interface Cidr {
+  readonly text: string; // as written, e.g. "10.0.200.0/24"
+  readonly family: 4 | 6;
+  readonly bytes: readonly number[]; // network address bytes (4 or 16)
+  readonly prefix: number;
+}
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 

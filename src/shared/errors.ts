@@ -1,62 +1,110 @@
-// Every failure FiberLB can observe has exactly one error class. Logs carry it as
-// `error_class`, metrics count by it, and HTTP failure responses are chosen from it.
+// The error catalog: every failure FiberLB can observe has exactly one class, declared here
+// once with the HTTP status it answers, the side it blames, whether a retry on another backend
+// is safe, and a one-line meaning. Logs carry the class as `error_class`, counters and metrics
+// count by it, HTTP failure answers take their status from it, and the README/docs table is
+// tested against it (test/error-catalog.test.ts).
 
-export const ERROR_CLASSES = [
+/** Who is at fault: alerts on `upstream` must never be raised by a client's bytes. */
+export type ErrorSide = 'client' | 'routing' | 'upstream' | 'process';
+
+export interface ErrorClassInfo {
+  /** Status answered when the response has not started; undefined = the connection is closed. */
+  readonly status: number | undefined;
+  readonly side: ErrorSide;
+  /** Safe to try another backend: nothing of the request reached this one. */
+  readonly retriable: boolean;
+  readonly meaning: string;
+}
+
+function c(status: number | undefined, side: ErrorSide, retriable: boolean, meaning: string): ErrorClassInfo {
+  return { status, side, retriable, meaning };
+}
+
+export const ERROR_CATALOG = {
   // client side
-  'client_abort', // client closed before we finished
-  'client_timeout', // client too slow (headers, body, idle)
-  'client_bad_request', // malformed request / protocol violation by the client
-  'header_too_large',
-  'body_too_large',
-  'proxy_protocol_invalid', // bad or missing PROXY header from a trusted peer
-  'connection_limit', // listener connection limit reached
-  'rate_limited',
-  'tls_handshake',
+  client_abort: c(undefined, 'client', false, 'the client went away before the response finished'),
+  client_timeout: c(
+    408,
+    'client',
+    false,
+    'the client was too slow: `client_header`, `client_body`, `client_body_total`, `min_body_rate` or tcp `idle`',
+  ),
+  client_bad_request: c(400, 'client', false, 'malformed request (syntax, framing, Host / authority)'),
+  unsupported_request: c(
+    501,
+    'client',
+    false,
+    'valid HTTP that FiberLB does not proxy (a transfer coding other than a final chunked, upgrade, CONNECT)',
+  ),
+  header_too_large: c(
+    431,
+    'client',
+    false,
+    'request head over `limits.max_header_bytes` or `limits.max_headers`',
+  ),
+  body_too_large: c(413, 'client', false, 'request body over `limits.max_body_bytes`'),
+  proxy_protocol_invalid: c(undefined, 'client', false, 'bad or missing PROXY header from a trusted peer'),
+  connection_limit: c(
+    undefined,
+    'client',
+    false,
+    'listener `connection_limit` (or udp `max_sessions`) reached',
+  ),
+  rate_limited: c(429, 'client', false, 'over the listener or route rate limit'),
+  tls_handshake: c(undefined, 'client', false, 'TLS handshake failed'),
   // routing
-  'no_route', // no route matched and no default_pool
-  'no_healthy_backend', // pool has no enabled+healthy backend
+  no_route: c(404, 'routing', false, 'no route matched and the listener has no `default_pool`'),
+  no_healthy_backend: c(503, 'routing', true, 'every backend of the pool is drained, disabled or down'),
+  queue_full: c(503, 'routing', true, "the pool's wait queue for an upstream connection is full"),
+  queue_timeout: c(
+    503,
+    'routing',
+    true,
+    "waited `queue_timeout` in the pool's queue for an upstream connection",
+  ),
   // upstream side
-  'upstream_connect_refused',
-  'upstream_connect_timeout',
-  'upstream_timeout', // response headers or body too slow
-  'upstream_reset', // upstream closed/reset the connection mid-request
-  'upstream_protocol_error', // invalid HTTP from upstream
-  'upstream_error', // any other upstream failure (DNS, EHOSTUNREACH, ...)
+  upstream_connect_refused: c(502, 'upstream', true, 'the backend refused the connection'),
+  upstream_connect_timeout: c(504, 'upstream', true, '`timeouts.connect` elapsed'),
+  upstream_timeout: c(504, 'upstream', false, '`timeouts.upstream_response` / `upstream_body` elapsed'),
+  upstream_reset: c(
+    502,
+    'upstream',
+    false,
+    'the backend closed or reset mid-request (after headers: the client connection is cut)',
+  ),
+  upstream_protocol_error: c(
+    502,
+    'upstream',
+    false,
+    'invalid HTTP from the backend (syntax, framing, too many or too large headers)',
+  ),
+  upstream_error: c(502, 'upstream', false, 'any other upstream failure (DNS, EHOSTUNREACH, ...)'),
   // process / control plane
-  'drain_deadline', // in-flight work cut because the drain deadline (SIGTERM, removed listener) passed
-  'listen_failed',
-  'config_invalid',
-  'worker_crash',
-  'internal_error',
-] as const;
+  drain_deadline: c(
+    undefined,
+    'process',
+    false,
+    'in-flight work cut when the drain deadline passed (SIGTERM or removed listener)',
+  ),
+  listen_failed: c(undefined, 'process', false, 'a listener could not bind (port taken, permission)'),
+  accept_failed: c(
+    undefined,
+    'process',
+    false,
+    'accepting a connection failed (EMFILE: out of file descriptors)',
+  ),
+  config_invalid: c(undefined, 'process', false, 'a config was rejected; the last good one keeps serving'),
+  worker_crash: c(undefined, 'process', false, 'a worker exited unexpectedly and is respawned'),
+  internal_error: c(500, 'process', false, 'a bug: one request or connection is lost, never the worker'),
+} as const satisfies Record<string, ErrorClassInfo>;
 
-export type ErrorClass = (typeof ERROR_CLASSES)[number];
+export type ErrorClass = keyof typeof ERROR_CATALOG;
 
-/** HTTP status returned to the client for an error class (when headers were not sent yet). */
+export const ERROR_CLASSES = Object.keys(ERROR_CATALOG) as readonly ErrorClass[];
+
+/** HTTP status for an error class when the response has not started (502 where it has none). */
 export function statusForError(cls: ErrorClass): number {
-  switch (cls) {
-    case 'no_route':
-      return 404;
-    case 'client_timeout':
-      return 408;
-    case 'body_too_large':
-      return 413;
-    case 'header_too_large':
-      return 431;
-    case 'rate_limited':
-      return 429;
-    case 'client_bad_request':
-    case 'proxy_protocol_invalid':
-      return 400;
-    case 'no_healthy_backend':
-    case 'connection_limit':
-      return 503;
-    case 'upstream_connect_timeout':
-    case 'upstream_timeout':
-      return 504;
-    default:
-      return 502;
-  }
+  return ERROR_CATALOG[cls].status ?? 502;
 }
 
 /** Classify a Node/undici error raised while talking to an upstream. */
@@ -76,9 +124,9 @@ export function classifyUpstreamError(err: unknown): ErrorClass {
     case 'EPIPE':
     case 'UND_ERR_CLOSED':
       return 'upstream_reset';
-    case 'HPE_INVALID_CONSTANT':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_INVALID_ARG':
+    case 'UND_ERR_HEADERS_OVERFLOW':
       return 'upstream_protocol_error';
     case 'UND_ERR_ABORTED':
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
@@ -86,16 +134,5 @@ export function classifyUpstreamError(err: unknown): ErrorClass {
     default:
       if (typeof e?.code === 'string' && e.code.startsWith('HPE_')) return 'upstream_protocol_error';
       return 'upstream_error';
-  }
-}
-
-/** Per-process counters by error class; cheap enough for the hot path (one Map lookup). */
-export class ErrorCounters {
-  readonly counts = new Map<ErrorClass, number>();
-  inc(cls: ErrorClass): void {
-    this.counts.set(cls, (this.counts.get(cls) ?? 0) + 1);
-  }
-  toJSON(): Record<string, number> {
-    return Object.fromEntries(this.counts);
   }
 }

@@ -3,8 +3,8 @@
 
 import cluster from 'node:cluster';
 import { deepFreeze, type Snapshot } from '../config/snapshot.ts';
-import { ErrorCounters } from '../shared/errors.ts';
-import { isPrimaryMessage, type WorkerToPrimary } from '../shared/ipc.ts';
+import { isPrimaryMessage, type WorkerToPrimary } from '../ipc.ts';
+import { Failures } from '../shared/failure.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
@@ -14,9 +14,9 @@ export function runWorker(): void {
   if (!worker) throw new Error('runWorker() must run in a cluster worker');
   setLogRole(`worker-${worker.id}`);
 
-  const errors = new ErrorCounters();
+  const failures = new Failures();
   const workerCount = Number(process.env.FIBERLB_WORKERS) || 1;
-  const registry = new ListenerRegistry({ errors, workerCount, upstreams: new UpstreamPools() });
+  const registry = new ListenerRegistry({ failures, workerCount, upstreams: new UpstreamPools() });
   let revision = 0;
   let draining = false;
   // Snapshots are applied strictly in order; a newer one queued behind a slow apply wins.
@@ -68,7 +68,7 @@ export function runWorker(): void {
         void drain(m.deadlineMs);
         break;
       case 'status':
-        send({ type: 'status', revision, active: registry.active(), errors: errors.toJSON() });
+        send({ type: 'status', revision, active: registry.active(), errors: failures.toJSON() });
         break;
     }
   });

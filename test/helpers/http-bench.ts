@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { createHttpListener } from '../../src/worker/listeners/http.ts';
+import { createHttpListener } from '../../src/worker/http/listener.ts';
 import { backend, listenerConfig, listenerState, poolConfig, workerEnv } from './http-fixtures.ts';
 import { freeTcpPort } from './net.ts';
 

@@ -10,9 +10,9 @@ import type {
   PoolConfig,
   RouteConfig,
 } from '../../src/config/model.ts';
-import { ErrorCounters } from '../../src/shared/errors.ts';
-import type { ListenerState, WorkerEnv } from '../../src/worker/listeners/types.ts';
-import { PoolRuntime } from '../../src/worker/pool-runtime.ts';
+import { Failures } from '../../src/shared/failure.ts';
+import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
+import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 
 export const LB = 'lb1';
@@ -83,8 +83,8 @@ export function listenerState(
   return { lb, listener, pools: new Map(pools.map((p) => [p.name, new PoolRuntime(LB, p, down)])) };
 }
 
-export function workerEnv(workerCount = 1): WorkerEnv & { errors: ErrorCounters } {
-  return { errors: new ErrorCounters(), workerCount, upstreams: new UpstreamPools() };
+export function workerEnv(workerCount = 1): WorkerEnv {
+  return { failures: new Failures(), workerCount, upstreams: new UpstreamPools() };
 }
 
 export interface TestBackend {

@@ -7,9 +7,9 @@ import type {
   PoolConfig,
   Protocol,
 } from '../../src/config/model.ts';
-import { ErrorCounters } from '../../src/shared/errors.ts';
-import type { ListenerState, WorkerEnv } from '../../src/worker/listeners/types.ts';
-import { PoolRuntime } from '../../src/worker/pool-runtime.ts';
+import { Failures } from '../../src/shared/failure.ts';
+import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
+import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { HOST } from './net.ts';
 
@@ -77,7 +77,7 @@ export function l4State(listener: ListenerConfig, pools: readonly PoolConfig[]):
 }
 
 export function l4Env(workerCount = 1): WorkerEnv {
-  return { errors: new ErrorCounters(), workerCount, upstreams: new UpstreamPools() };
+  return { failures: new Failures(), workerCount, upstreams: new UpstreamPools() };
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {

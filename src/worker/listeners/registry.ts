@@ -6,13 +6,13 @@
 import type { LoadBalancerConfig, Protocol } from '../../config/model.ts';
 import type { HealthState, Snapshot } from '../../config/snapshot.ts';
 import { log } from '../../shared/log.ts';
-import { PoolRuntime } from '../pool-runtime.ts';
+import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
+import { listenerKey } from '../context.ts';
+import { createHttpListener } from '../http/listener.ts';
+import { createTcpListener } from '../l4/tcp.ts';
+import { createUdpListener } from '../l4/udp.ts';
+import { PoolRuntime } from '../routing/pool-runtime.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
-import { createHttpListener } from './http.ts';
-import { createTcpListener } from './tcp.ts';
-import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
-import { listenerKey } from './types.ts';
-import { createUdpListener } from './udp.ts';
 
 const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
   tcp: createTcpListener,

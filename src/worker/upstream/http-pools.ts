@@ -6,7 +6,7 @@
 // lets their queued and in-flight requests finish first.
 
 import { Pool } from 'undici';
-import type { BackendTarget } from '../balancer/types.ts';
+import type { BackendTarget } from '../routing/balancer/types.ts';
 
 /** Max upstream connections per backend per worker; further requests queue inside undici. */
 export const UPSTREAM_CONNECTIONS = 256;

@@ -8,10 +8,18 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { cidrsContain } from '../../shared/cidr.ts';
 import { classifyUpstreamError, type ErrorClass } from '../../shared/errors.ts';
-import { log, logFailure } from '../../shared/log.ts';
-import type { BackendTarget } from '../balancer/types.ts';
+import { errorText } from '../../shared/failure.ts';
+import { log } from '../../shared/log.ts';
+import {
+  backendAddress,
+  type ListenerFactory,
+  type ListenerState,
+  listenerKey,
+  listenerName,
+  perWorkerLimit,
+} from '../context.ts';
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
-import { type ListenerFactory, type ListenerState, listenerKey, perWorkerLimit } from './types.ts';
+import type { BackendTarget } from '../routing/balancer/types.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -40,12 +48,13 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const fail = (c: Conn, cls: ErrorClass, msg: string, err?: unknown): void => {
     if (c.failed) return;
     c.failed = true;
-    env.errors.inc(cls);
-    logFailure(cls, msg, {
-      listener: key,
+    const t = c.target;
+    env.failures.report(cls, msg, {
+      listener: listenerName(c.state),
+      backend: t?.key,
+      backend_address: t === null ? undefined : backendAddress(t),
       client: c.client.remoteAddress,
-      backend: c.target ? `${c.target.address}:${c.target.port}` : undefined,
-      error: (err as Error | undefined)?.message,
+      error: errorText(err),
     });
     c.client.destroy();
     c.upstream?.destroy();
@@ -117,9 +126,8 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
       return;
     }
     if (limit > 0 && conns.size >= limit) {
-      env.errors.inc('connection_limit');
-      logFailure('connection_limit', 'tcp connection limit reached', {
-        listener: key,
+      env.failures.report('connection_limit', 'tcp connection limit reached', {
+        listener: listenerName(st),
         client: client.remoteAddress,
         limit,
       });
@@ -171,18 +179,23 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
   const ready = new Promise<void>((resolve, reject) => {
     const onListenError = (err: Error): void => {
-      env.errors.inc('listen_failed');
-      logFailure('listen_failed', 'tcp listen failed', { listener: key, error: err.message });
+      env.failures.report('listen_failed', 'tcp listen failed', {
+        listener: listenerName(initial),
+        bind: key,
+        error: errorText(err),
+      });
       reject(err);
     };
     server.once('error', onListenError);
     server.listen({ host: initial.lb.vip, port: initial.listener.port }, () => {
       server.removeListener('error', onListenError);
       // After bind, server errors are accept failures (EMFILE, ...): count them, keep serving.
-      server.on('error', (err) => {
-        env.errors.inc('internal_error');
-        logFailure('internal_error', 'tcp accept error', { listener: key, error: err.message });
-      });
+      server.on('error', (err) =>
+        env.failures.report('accept_failed', 'tcp accept failed', {
+          listener: listenerName(state),
+          error: errorText(err),
+        }),
+      );
       resolve();
     });
   });
@@ -214,14 +227,10 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
         if (conns.size > 0) {
           timer = setTimeout(() => {
             log('info', 'tcp drain deadline reached, closing connections', {
-              listener: key,
+              listener: listenerName(state),
               connections: conns.size,
             });
-            for (const c of conns) {
-              env.errors.inc('drain_deadline');
-              c.client.destroy();
-              c.upstream?.destroy();
-            }
+            for (const c of conns) fail(c, 'drain_deadline', 'connection cut at the drain deadline');
           }, deadlineMs);
         }
       });

@@ -11,10 +11,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { classifyUpstreamError, type ErrorClass, statusForError } from '../../shared/errors.ts';
-import { logFailure } from '../../shared/log.ts';
-import type { BackendTarget } from '../balancer/types.ts';
-import type { ListenerState, WorkerEnv } from '../listeners/types.ts';
-import type { PoolRuntime } from '../pool-runtime.ts';
+import { errorText } from '../../shared/failure.ts';
+import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
+import type { BackendTarget } from '../routing/balancer/types.ts';
+import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { type RequestHead, rewriteResponseHeaders } from './headers.ts';
 
 /** What an exchange needs from its listener. */
@@ -63,7 +63,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
   /** Normalized peer address (for logs and XFF). */
   peerIp = '';
   private pool: PoolRuntime | undefined = undefined;
+  /** The backend picked for this request (kept after release, for the failure line). */
   private target: BackendTarget | undefined = undefined;
+  /** The target's in-flight count is held (acquire) and not yet released. */
+  private holding = false;
   private controller: Dispatcher.DispatchController | null = null;
   /** The client side is decided: response ended, or a failure counted and answered. */
   private settled = false;
@@ -94,6 +97,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
   forward(pool: PoolRuntime, target: BackendTarget, upstream: Dispatcher): void {
     this.pool = pool;
     this.target = target;
+    this.holding = true;
     pool.acquire(target);
     if (this.hasBody()) {
       this.body = this.req;
@@ -186,16 +190,15 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     if (this.settled) return;
     this.settled = true;
     this.stopBodyTimer();
-    this.owner.env.errors.inc(cls);
-    logFailure(cls, 'http request failed', {
-      lb: this.state.lb.name,
-      listener: this.state.listener.name,
-      request_id: this.requestId,
-      method: this.method,
-      path: this.path,
+    const t = this.target;
+    this.owner.env.failures.report(cls, 'http request failed', {
+      listener: listenerName(this.state),
+      backend: t?.key,
+      backend_address: t === undefined ? undefined : backendAddress(t),
       client: this.peerIp,
-      backend: this.target?.key,
-      err: errText(err),
+      request_id: this.requestId,
+      error: errorText(err),
+      method: this.method,
     });
     const res = this.res;
     if (cls === 'client_abort' || cls === 'drain_deadline' || res.headersSent) {
@@ -228,10 +231,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
   }
 
   private release(): void {
-    const t = this.target;
-    if (t === undefined) return;
-    this.target = undefined;
-    this.pool!.release(t);
+    if (!this.holding) return;
+    this.holding = false;
+    this.pool!.release(this.target!);
   }
 
   private stopBodyTimer(): void {
@@ -289,12 +291,6 @@ function onReqData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
 
 function onBodyTimeout(ex: HttpExchange): void {
   ex.onBodyIdle();
-}
-
-function errText(err: unknown): string | undefined {
-  if (err === undefined) return undefined;
-  const e = err as { code?: string; message?: string };
-  return e.code ? `${e.code}: ${e.message}` : String(e.message ?? err);
 }
 
 /**

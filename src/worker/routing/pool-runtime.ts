@@ -2,7 +2,7 @@
 // ones that may take new traffic (admin_state enabled and not marked down by health).
 // Config and health are separate inputs: setHealth() rebuilds only the balancer.
 
-import { backendKey, type PoolConfig } from '../config/model.ts';
+import { backendKey, type PoolConfig } from '../../config/model.ts';
 import { createBalancer } from './balancer/index.ts';
 import type { BackendTarget, Balancer } from './balancer/types.ts';
 

@@ -10,10 +10,10 @@
 
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { classifyUpstreamError, type ErrorClass } from '../../shared/errors.ts';
-import { logFailure } from '../../shared/log.ts';
-import type { BackendTarget } from '../balancer/types.ts';
-import type { PoolRuntime } from '../pool-runtime.ts';
-import { type ListenerFactory, listenerKey } from './types.ts';
+import { errorText, type FailureFields } from '../../shared/failure.ts';
+import { backendAddress, type ListenerFactory, listenerKey, listenerName } from '../context.ts';
+import type { BackendTarget } from '../routing/balancer/types.ts';
+import type { PoolRuntime } from '../routing/pool-runtime.ts';
 
 /** Datagrams held per session while its socket connects (a few ms at most). */
 const MAX_PENDING = 32;
@@ -45,9 +45,8 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
   let count = 0;
   let closing: Promise<void> | null = null;
 
-  const failure = (cls: ErrorClass, msg: string, fields: Record<string, unknown>): void => {
-    env.errors.inc(cls);
-    logFailure(cls, msg, { listener: key, ...fields });
+  const failure = (cls: ErrorClass, msg: string, fields: FailureFields): void => {
+    env.failures.report(cls, msg, { listener: listenerName(state), ...fields });
   };
 
   const closeSession = (s: Session): void => {
@@ -109,8 +108,9 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
     sock.on('error', (err) => {
       failure(classifyUpstreamError(err), 'udp upstream error', {
         client: s.address,
-        backend: `${target.address}:${target.port}`,
-        error: err.message,
+        backend: target.key,
+        backend_address: backendAddress(target),
+        error: errorText(err),
       });
       closeSession(s);
     });
@@ -123,7 +123,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       });
     } catch (err) {
       // Only a config the validator should have refused gets here; never crash the worker.
-      failure('upstream_error', 'udp upstream connect failed', { error: (err as Error).message });
+      failure('upstream_error', 'udp upstream connect failed', { error: errorText(err) });
       closeSession(s);
       return null;
     }
@@ -146,7 +146,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
 
   const ready = new Promise<void>((resolve, reject) => {
     const onBindError = (err: Error): void => {
-      failure('listen_failed', 'udp bind failed', { error: err.message });
+      failure('listen_failed', 'udp bind failed', { bind: key, error: errorText(err) });
       reject(err);
     };
     server.once('error', onBindError);
@@ -154,7 +154,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       server.removeListener('error', onBindError);
       // After bind, errors come from sends to clients (ENOBUFS, EHOSTUNREACH, ...).
       server.on('error', (err) =>
-        failure('internal_error', 'udp listener socket error', { error: err.message }),
+        failure('internal_error', 'udp listener socket error', { error: errorText(err) }),
       );
       resolve();
     });

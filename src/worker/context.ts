@@ -2,10 +2,11 @@
 // A listener is opened once per (vip, port, protocol) and then only *updated* on config
 // changes, so reloads never close a listening socket that is still wanted.
 
-import type { ListenerConfig, LoadBalancerConfig } from '../../config/model.ts';
-import type { ErrorCounters } from '../../shared/errors.ts';
-import type { PoolRuntime } from '../pool-runtime.ts';
-import type { UpstreamPools } from '../upstream/http-pools.ts';
+import type { ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
+import type { Failures } from '../shared/failure.ts';
+import type { BackendTarget } from './routing/balancer/types.ts';
+import type { PoolRuntime } from './routing/pool-runtime.ts';
+import type { UpstreamPools } from './upstream/http-pools.ts';
 
 /** Everything a listener reads per connection/request. Replaced wholesale on reload. */
 export interface ListenerState {
@@ -17,7 +18,8 @@ export interface ListenerState {
 
 /** Process-wide services a listener may use. */
 export interface WorkerEnv {
-  readonly errors: ErrorCounters;
+  /** The one failure path: counts by error class and logs (see shared/failure.ts). */
+  readonly failures: Failures;
   /** Number of workers sharing each listening socket (to split per-listener limits). */
   readonly workerCount: number;
   /** undici Pools per upstream address, shared by all http listeners of this worker. */
@@ -53,4 +55,14 @@ export function listenerKey(lb: LoadBalancerConfig, l: ListenerConfig): string {
  */
 export function perWorkerLimit(limit: number, workerCount: number): number {
   return limit > 0 ? Math.max(1, Math.floor(limit / Math.max(1, workerCount))) : 0;
+}
+
+/** How failure logs and metrics name a listener: "lb/listener". */
+export function listenerName(state: ListenerState): string {
+  return `${state.lb.name}/${state.listener.name}`;
+}
+
+/** "address:port" of a backend, IPv6 in brackets. */
+export function backendAddress(t: BackendTarget): string {
+  return t.address.includes(':') ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
 }

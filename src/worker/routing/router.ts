@@ -9,7 +9,7 @@
 // Header conditions compare the header's value as Node joins duplicates (", "); "*" = present.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ListenerConfig, RouteConfig } from '../config/model.ts';
+import type { ListenerConfig, RouteConfig } from '../../config/model.ts';
 import type { PoolRuntime } from './pool-runtime.ts';
 
 /** Where a request goes. `pool` is undefined when the named pool is not in the snapshot. */

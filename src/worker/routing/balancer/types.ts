@@ -2,7 +2,7 @@
 // state enabled and healthy); when availability changes the pool builds a new Balancer, so
 // pick() itself never filters and stays allocation-free.
 
-import type { Algorithm } from '../../config/model.ts';
+import type { Algorithm } from '../../../config/model.ts';
 
 export interface BackendTarget {
   /** backendKey(lb, pool, id): stable across snapshots, used for health. */

@@ -1,8 +1,8 @@
 // Messages between the primary and its workers (cluster IPC). The primary never proxies
 // traffic: it only sends config snapshots, health, and lifecycle commands.
 
-import type { HealthState, Snapshot } from '../config/snapshot.ts';
-import type { ErrorClass } from './errors.ts';
+import type { HealthState, Snapshot } from './config/snapshot.ts';
+import type { ErrorClass } from './shared/errors.ts';
 
 export type PrimaryToWorker =
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }

@@ -11,13 +11,13 @@ import type { Duplex } from 'node:stream';
 import type { Cidr } from '../../config/model.ts';
 import { cidrsContain } from '../../shared/cidr.ts';
 import { type ErrorClass, statusForError } from '../../shared/errors.ts';
-import { logFailure } from '../../shared/log.ts';
+import { errorText, type FailureFields } from '../../shared/failure.ts';
+import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
+import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
-import { Router } from '../router.ts';
-import { clientIp, normalizePeer, rewriteRequestHeaders } from '../upstream/headers.ts';
-import { type ExchangeOwner, HttpExchange } from '../upstream/http-proxy.ts';
-import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from './types.ts';
-import { listenerKey, perWorkerLimit } from './types.ts';
+import { Router } from '../routing/router.ts';
+import { type ExchangeOwner, HttpExchange } from './exchange.ts';
+import { clientIp, normalizePeer, rewriteRequestHeaders } from './headers.ts';
 
 /** PROXY header read timeout when the listener has no client header timeout. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -101,19 +101,18 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
       this.refuse(socket, 501, 'CONNECT not supported'),
     );
-    server.on('drop', () => this.count('connection_limit', { reason: 'connection limit reached' }));
+    server.on('drop', () => this.count('connection_limit', { error: 'connection limit reached' }));
     this.interceptConnections();
     this.ready = new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
-        this.count('listen_failed', { reason: err.message });
+        this.count('listen_failed', { error: errorText(err) });
         reject(err);
       };
       server.once('error', onError);
       server.listen({ host: state.lb.vip, port: l.port }, () => {
         server.off('error', onError);
-        server.on('error', (err: Error) =>
-          logFailure('internal_error', 'http server error', { listener: this.key, err: err.message }),
-        );
+        // After bind, server errors are accept failures (EMFILE, ENFILE): count, keep serving.
+        server.on('error', (err: Error) => this.count('accept_failed', { error: errorText(err) }));
         resolve();
       });
     });
@@ -254,13 +253,13 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         : code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? 'client_timeout'
           : 'client_bad_request';
-    this.count(cls, { err: `${code}: ${err.message}` });
+    this.count(cls, { error: errorText(err) });
     this.refuse(socket, statusForError(cls), cls);
   }
 
   /** Answer on the raw socket (no ServerResponse exists) and close it. */
   private refuse(socket: Duplex, status: number, text: string): void {
-    if (status === 501) this.count('client_bad_request', { reason: text });
+    if (status === 501) this.count('unsupported_request', { error: text });
     const msg = (socket as { _httpMessage?: ServerResponse })._httpMessage;
     if (socket.writable && !msg?.headersSent) {
       const body = `${status} ${http.STATUS_CODES[status]}: ${text}\n`;
@@ -273,11 +272,10 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     } else socket.destroy();
   }
 
-  private count(cls: ErrorClass, fields: Record<string, unknown>): void {
-    this.env.errors.inc(cls);
-    logFailure(cls, 'http connection failed', {
-      lb: this.current.state.lb.name,
-      listener: this.key,
+  private count(cls: ErrorClass, fields: FailureFields): void {
+    this.env.failures.report(cls, 'http connection failed', {
+      listener: listenerName(this.current.state),
+      bind: this.key,
       ...fields,
     });
   }
@@ -307,7 +305,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
           // A peer that connects and closes (a health probe) is not a protocol error.
           this.count(r.reason === 'closed' ? 'client_abort' : 'proxy_protocol_invalid', {
             client: peer,
-            reason: r.message,
+            error: r.message,
           });
           socket.destroy();
           return;
