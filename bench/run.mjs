@@ -4,9 +4,9 @@
 //   node bench/run.mjs [--rounds N] [--duration S] [--warmup S] [--connections C]
 //                      [--only a,b] [--skip a,b] [--rate R | --rate-fraction F]
 //                      [--backend auto|nginx|node] [--no-fixed] [--out DIR]
-//                      [--quiet-wait S] [--quiet-threshold F]
+//                      [--quiet-wait S] [--quiet-threshold F] [--baseline REV]
 //
-// Targets: direct, fiberlb, undici, http-proxy-3, haproxy, nginx.
+// Targets: direct, fiberlb, fiberlb-base (with --baseline), undici, http-proxy-3, haproxy, nginx.
 // Writes bench/results/http-small.json and .md.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { buildBaseline } from './lib/baseline.mjs';
 import { autocannon, fixedRate } from './lib/load.mjs';
 import {
   cpuDeltaUs,
@@ -53,6 +54,7 @@ const { values: opt } = parseArgs({
     'load-cpu': { type: 'string', default: env.BENCH_LOAD_CPU ?? '1' },
     'quiet-wait': { type: 'string', default: env.BENCH_QUIET_WAIT ?? '60' },
     'quiet-threshold': { type: 'string', default: env.BENCH_QUIET_THRESHOLD ?? '0.15' },
+    baseline: { type: 'string', default: env.BENCH_BASELINE },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -98,6 +100,11 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'fiberlb-bench-'));
 setLogDir(tmp);
 if (!env.BENCH_KEEP_TMP) process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 else process.on('exit', () => process.stderr.write(`kept ${tmp} (configs, logs)\n`));
+if (opt.baseline) {
+  const base = buildBaseline(root, opt.baseline, tmp, log);
+  env.FIBERLB_BASE_CLI = base.cli;
+  env.FIBERLB_BASE_REV = base.rev;
+}
 
 // ---- run ------------------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ export function ratios(summaries) {
       if (haproxy?.cpuUsPerReq) r.cpuVsHaproxy = s.max.cpuUsPerReq / haproxy.cpuUsPerReq;
       const fu = summaries.undici?.fixed?.cpuUsPerReq;
       if (fu && s.fixed?.cpuUsPerReq) r.fixedCpuVsUndici = s.fixed.cpuUsPerReq / fu;
+      const base = summaries['fiberlb-base']?.max;
+      if (name === 'fiberlb' && base?.cpuUsPerReq) r.cpuVsBaseline = s.max.cpuUsPerReq / base.cpuUsPerReq;
       const fd = summaries.direct?.fixed?.p99Us;
       if (fd && s.fixed?.p99Us) r.fixedP99AddedUs = s.fixed.p99Us - fd;
     }
@@ -191,6 +193,13 @@ export function markdown(result) {
     );
   }
   L.push('');
+  const vsBase = rat.fiberlb?.cpuVsBaseline;
+  if (vsBase != null) {
+    L.push(
+      `**Against the baseline build** (${targets['fiberlb-base']?.version ?? '?'}, same run): FiberLB CPU µs/req ${f2(vsBase)}× → ${Math.abs(vsBase - 1) <= 0.05 ? '**within 5%**' : vsBase < 1 ? '**faster by more than 5%**' : '**slower by more than 5%**'}.`,
+    );
+    L.push('');
+  }
   const fib = rat.fiberlb?.cpuVsUndici;
   if (fib != null) {
     L.push(

@@ -170,23 +170,19 @@ function nodePeer(name, label, pkg, script) {
   };
 }
 
-export const TARGETS = [
-  {
-    name: 'direct',
-    label: 'direct (backend, no proxy)',
-    isProxy: false,
-    unavailable: () => undefined,
-    version: () => 'n/a',
-    async start(ctx) {
-      return { port: ctx.backendPort, child: undefined };
-    },
-  },
-  {
-    name: 'fiberlb',
-    label: 'FiberLB (1 worker)',
+/**
+ * A FiberLB target. `cliPath()` overrides dist/cli.js; `needsCli` makes the target unavailable
+ * (skipped, not failed) when no path is given — the baseline build exists only with --baseline.
+ */
+function fiberlbTarget(name, label, cliPath, needsCli = false) {
+  return {
+    name,
+    label,
     isProxy: true,
-    unavailable: () => undefined, // missing dist/ is reported as a start failure, not a skip
+    // A missing dist/ is reported as a start failure, not a skip.
+    unavailable: () => (needsCli && !cliPath() ? 'no baseline build (use --baseline REV)' : undefined),
     version: (ctx) => {
+      if (process.env.FIBERLB_BASE_REV && needsCli) return `git ${process.env.FIBERLB_BASE_REV}`;
       try {
         return `git ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ctx.root, encoding: 'utf8' }).trim()}${execFileSync('git', ['status', '--porcelain', 'src'], { cwd: ctx.root, encoding: 'utf8' }).trim() ? '+dirty' : ''}`;
       } catch {
@@ -194,15 +190,13 @@ export const TARGETS = [
       }
     },
     async start(ctx) {
-      const cli = process.env.FIBERLB_CLI
-        ? path.resolve(process.env.FIBERLB_CLI)
-        : path.join(ctx.root, 'dist/cli.js');
+      const cli = cliPath() ? path.resolve(cliPath()) : path.join(ctx.root, 'dist/cli.js');
       if (!existsSync(cli))
         throw new Error(`${cli} not found — run \`npm run build\` first (or \`npm run bench\`)`);
       const dir = mkdtempSync(path.join(ctx.tmp, 'fiberlb-'));
       const [port, adminPort] = [await freePort(), await freePort()];
       const conf = fiberlbConfig({ dir, port, adminPort, backendPort: ctx.backendPort });
-      const child = spawnPinned('fiberlb', ctx.cpu, process.execPath, [cli, 'run', '--config', conf], {
+      const child = spawnPinned(name, ctx.cpu, process.execPath, [cli, 'run', '--config', conf], {
         cwd: ctx.root,
         env: { NODE_ENV: 'production' },
       });
@@ -239,7 +233,24 @@ export const TARGETS = [
       rememberTree(child);
       return { port, child };
     },
+  };
+}
+
+export const TARGETS = [
+  {
+    name: 'direct',
+    label: 'direct (backend, no proxy)',
+    isProxy: false,
+    unavailable: () => undefined,
+    version: () => 'n/a',
+    async start(ctx) {
+      return { port: ctx.backendPort, child: undefined };
+    },
   },
+  fiberlbTarget('fiberlb', 'FiberLB (1 worker)', () => process.env.FIBERLB_CLI),
+  // Same build as `fiberlb` from another commit (--baseline REV): the before/after of a change
+  // measured in one run. Unavailable unless FIBERLB_BASE_CLI is set (run.mjs sets it).
+  fiberlbTarget('fiberlb-base', 'FiberLB baseline (1 worker)', () => process.env.FIBERLB_BASE_CLI, true),
   nodePeer('undici', 'undici Pool.stream (minimal)', 'undici', 'undici-stream.mjs'),
   nodePeer('http-proxy-3', 'http-proxy-3 (keep-alive agent)', 'http-proxy-3', 'http-proxy-3.mjs'),
   {
