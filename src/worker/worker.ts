@@ -15,8 +15,7 @@ export function runWorker(): void {
   setLogRole(`worker-${worker.id}`);
 
   const failures = new Failures();
-  const workerCount = Number(process.env.FIBERLB_WORKERS) || 1;
-  const registry = new ListenerRegistry({ failures, workerCount, upstreams: new UpstreamPools() });
+  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools() });
   let revision = 0;
   let draining = false;
   // Snapshots are applied strictly in order; a newer one queued behind a slow apply wins.
@@ -36,6 +35,7 @@ export function runWorker(): void {
           type: 'listener_error',
           revision,
           listener: f.listener,
+          bind: f.bind,
           errorClass: 'listen_failed',
           message: f.message,
         });
