@@ -9,6 +9,7 @@ import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
+import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
@@ -42,6 +43,8 @@ export class Primary {
   /** Load the first config, open admin, fork workers. On failure: logged, and one line why. */
   async start(): Promise<{ ok: true } | { ok: false; reason: string }> {
     setLogRole('primary');
+    // Before any worker is forked: they inherit the raised limit.
+    logNofile(raiseNofileToHard());
     const first = await this.load();
     if (!first.applied) {
       for (const line of first.issues) process.stderr.write(`${line}\n`);
@@ -234,6 +237,25 @@ export class Primary {
       errors,
     };
   }
+}
+
+/** Below this, a busy listener runs out of descriptors early (each proxied connection takes 2). */
+const LOW_NOFILE = 4096;
+
+function logNofile(r: RaiseResult): void {
+  if (r.raised) log('info', 'file descriptor limit raised', { from: r.from, to: r.to });
+  else if (!r.reason) log('info', 'file descriptor limit', { soft: r.limit?.soft, hard: r.limit?.hard });
+  else
+    log('warn', 'cannot raise the file descriptor limit', {
+      soft: r.limit?.soft,
+      hard: r.limit?.hard,
+      reason: r.reason,
+    });
+  const soft = r.raised ? r.to : r.limit?.soft;
+  if (soft !== undefined && soft < LOW_NOFILE)
+    log('warn', 'file descriptor limit is low: each connection needs one or two (README "Operating")', {
+      limit: soft,
+    });
 }
 
 /** Static keys (as written in YAML) that differ and are only read at start: admin, source. */

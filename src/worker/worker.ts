@@ -5,6 +5,7 @@ import cluster from 'node:cluster';
 import { deepFreeze, type Snapshot } from '../config/snapshot.ts';
 import { isPrimaryMessage, type WorkerToPrimary } from '../ipc.ts';
 import { Failures } from '../shared/failure.ts';
+import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
@@ -16,6 +17,8 @@ export function runWorker(): void {
 
   const failures = new Failures();
   const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools() });
+  // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
+  watchFdExhaustion(failures);
   let revision = 0;
   let draining = false;
   // Snapshots are applied strictly in order; a newer one queued behind a slow apply wins.
