@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
+import { formatIssue } from './config/issue.ts';
 import { readToken } from './primary/admin-token.ts';
 import type { ReloadOutcome } from './primary/health.ts';
 import { APPLY_TIMEOUT_MS, Primary } from './primary/primary.ts';
@@ -82,8 +83,12 @@ async function reload(args: string[]): Promise<void> {
     return signalReload(pid);
   }
   const file = flags.get('--config') ?? DEFAULT_CONFIG;
+  // The admin address and token come from the same file, so an invalid file is not sent at all.
   const loaded = await new FileSource(file).load();
-  if (!loaded.ok) fail(`${file} is invalid; run \`fiberlb check ${file}\``);
+  if (!loaded.ok) {
+    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    fail(`${file} is invalid; nothing reloaded (the running FiberLB keeps its last good config)`);
+  }
   const { admin } = loaded.config.static;
   if (!admin.tokenFile) fail('admin.token_file is not set: use `fiberlb reload --pid PID` (SIGHUP)');
   let token: string | undefined;

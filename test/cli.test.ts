@@ -109,6 +109,14 @@ describe('fiberlb CLI errors', () => {
     const adminPort = await freeTcpPort();
     const file = writeConfig(dir, minimalConfig(adminPort, ', token_file: admin.token'));
     assertOneLine(cli('reload', '--config', file), 1, /admin token .*admin\.token does not exist/);
+    // An invalid file: its issues, then one line; nothing is sent.
+    const bad = writeConfig(dir, `${minimalConfig(adminPort)}cluster: 3\n`, 'bad.yaml');
+    const r = cli('reload', '--config', bad);
+    assert.equal(r.status, 1);
+    assert.deepEqual(r.stderr.trim().split('\n'), [
+      `${bad}:4:1: (yaml): duplicate key 'cluster'`,
+      `fiberlb: ${bad} is invalid; nothing reloaded (the running FiberLB keeps its last good config)`,
+    ]);
     assert.ok(!existsSync(join(dir, 'admin.token')), 'reload created a token file');
     writeFileSync(join(dir, 'admin.token'), 'x'.repeat(32));
     assertOneLine(

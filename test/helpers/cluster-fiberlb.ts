@@ -31,8 +31,6 @@ export interface StartOptions {
   readonly until?: 'ok' | 'serving';
   /** A command to run FiberLB under, e.g. ['prlimit', '--nofile=256:256']. */
   readonly wrap?: readonly string[];
-  /** Extra environment variables. */
-  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startLb(
@@ -46,7 +44,7 @@ export async function startLb(
   const proc = spawn(cmd!, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FIBERLB_LOG_LEVEL: 'info', ...opts.env },
+    env: { ...process.env, FIBERLB_LOG_LEVEL: 'info' },
   });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
