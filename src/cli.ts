@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // fiberlb command line. In a cluster worker the same file runs, and only starts the data plane.
+// Every failure a user can cause ends in one "fiberlb: ..." line and an exit code (2: usage,
+// 1: anything else), never a stack trace.
 
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
-import { loadOrCreateToken } from './primary/admin-token.ts';
-import { Primary } from './primary/primary.ts';
+import { formatIssue } from './config/issue.ts';
+import { readToken } from './primary/admin-token.ts';
+import type { ReloadOutcome } from './primary/health.ts';
+import { APPLY_TIMEOUT_MS, Primary } from './primary/primary.ts';
 import { runWorker } from './worker/worker.ts';
 
 const USAGE = `usage:
@@ -19,17 +23,30 @@ const USAGE = `usage:
 
 const DEFAULT_CONFIG = 'config/fiberlb.yaml';
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
-  return v;
-}
+class UsageError extends Error {}
 
-function fail(message: string, code = 2): never {
+function fail(message: string, code = 1): never {
   process.stderr.write(`fiberlb: ${message}\n`);
   process.exit(code);
+}
+
+/** `--name value` flags (only those in `known`) and positional arguments. */
+function parseArgs(cmd: string, args: string[], known: readonly string[]) {
+  const flags = new Map<string, string>();
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    if (!known.includes(a)) throw new UsageError(`${cmd}: unknown option '${a}'`);
+    const v = args[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
+    flags.set(a, v);
+    i++;
+  }
+  return { flags, positional };
 }
 
 function version(): string {
@@ -40,60 +57,161 @@ function version(): string {
 }
 
 async function run(args: string[]): Promise<void> {
-  const file = flag(args, '--config') ?? DEFAULT_CONFIG;
-  const primary = new Primary(new FileSource(file));
-  if (!(await primary.start())) process.exit(1);
+  const { flags, positional } = parseArgs('run', args, ['--config']);
+  if (positional.length > 0) throw new UsageError(`run: unexpected argument '${positional[0]}'`);
+  const file = flags.get('--config') ?? DEFAULT_CONFIG;
+  const started = await new Primary(new FileSource(file)).start();
+  if (!started.ok) fail(started.reason);
 }
 
 async function check(args: string[]): Promise<void> {
-  const file = args[0];
-  if (!file) fail('check needs a FILE');
+  const { positional } = parseArgs('check', args, []);
+  const file = positional[0];
+  if (!file) throw new UsageError('check needs a FILE');
+  if (positional.length > 1) throw new UsageError(`check takes one FILE, got ${positional.length}`);
   const result = await checkConfigFile(file);
   for (const line of result.lines) (result.ok ? process.stdout : process.stderr).write(`${line}\n`);
   process.exit(result.ok ? 0 : 1);
 }
 
 async function reload(args: string[]): Promise<void> {
-  const pid = flag(args, '--pid');
-  if (pid) {
-    process.kill(Number(pid), 'SIGHUP');
-    process.stdout.write(`sent SIGHUP to ${pid}\n`);
-    return;
+  const { flags, positional } = parseArgs('reload', args, ['--config', '--pid']);
+  if (positional.length > 0) throw new UsageError(`reload: unexpected argument '${positional[0]}'`);
+  const pid = flags.get('--pid');
+  if (pid !== undefined) {
+    if (flags.has('--config')) throw new UsageError('reload takes --config or --pid, not both');
+    return signalReload(pid);
   }
-  const file = flag(args, '--config') ?? DEFAULT_CONFIG;
+  const file = flags.get('--config') ?? DEFAULT_CONFIG;
+  // The admin address and token come from the same file, so an invalid file is not sent at all.
   const loaded = await new FileSource(file).load();
-  if (!loaded.ok) fail(`${file} is invalid; run \`fiberlb check ${file}\``, 1);
-  const { admin } = loaded.config;
+  if (!loaded.ok) {
+    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    fail(`${file} is invalid; nothing reloaded (the running FiberLB keeps its last good config)`);
+  }
+  const { admin } = loaded.config.static;
   if (!admin.tokenFile) fail('admin.token_file is not set: use `fiberlb reload --pid PID` (SIGHUP)');
-  const token = await loadOrCreateToken(admin.tokenFile);
-  const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+  let token: string | undefined;
+  try {
+    token = await readToken(admin.tokenFile);
+  } catch (err) {
+    fail(`cannot read admin token ${admin.tokenFile}: ${(err as Error).message}`);
+  }
+  // Never create one here: a fresh token could not match the one the running primary holds.
+  if (token === undefined)
+    fail(`admin token ${admin.tokenFile} does not exist: is FiberLB running with ${file}?`);
+  const at = `${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
+  const { status, body } = await post(admin.address, admin.port, token).catch((err: Error) =>
+    fail(`cannot reach the admin API at ${at}: ${err.message}`),
+  );
+  let r: ReloadOutcome;
+  try {
+    r = JSON.parse(body) as ReloadOutcome;
+    if (typeof r.revision !== 'number') throw new Error('no revision');
+  } catch {
+    fail(`unexpected answer from ${at} (HTTP ${status}): ${body.trim().slice(0, 200) || '(empty)'}`);
+  }
+  if (r.ok) {
+    process.stdout.write(`reloaded: revision ${r.revision}\n`);
+    process.exit(0);
+  }
+  if (!r.applied) {
+    for (const line of r.issues ?? []) process.stderr.write(`${line}\n`);
+    process.stderr.write(`reload rejected (HTTP ${status}); still serving revision ${r.revision}\n`);
+    process.exit(1);
+  }
+  for (const f of r.listeners_failed ?? [])
+    process.stderr.write(
+      `listener ${f.listener} (${f.bind}) is not open in ${f.workers} of ${r.workers} workers: ${f.error}\n`,
+    );
+  for (const line of r.issues ?? []) process.stderr.write(`${line}\n`);
+  process.stderr.write(
+    `reloaded with failures (HTTP ${status}): revision ${r.revision} is not fully served\n`,
+  );
+  process.exit(1);
+}
+
+function post(host: string, port: number, token: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
     const req = request(
-      {
-        host: admin.address,
-        port: admin.port,
-        path: '/reload',
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}` },
-      },
+      { host, port, path: '/reload', method: 'POST', headers: { authorization: `Bearer ${token}` } },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
       },
     );
+    // The primary answers once its workers applied the reload (bounded by APPLY_TIMEOUT_MS).
+    req.setTimeout(APPLY_TIMEOUT_MS + 5_000, () => req.destroy(new Error('no answer in time')));
     req.on('error', reject);
     req.end();
-  }).catch((err: Error) =>
-    fail(`cannot reach admin API at ${admin.address}:${admin.port}: ${err.message}`, 1),
-  );
-  const result = JSON.parse(body) as { ok: boolean; revision: number; issues: string[] };
-  if (result.ok) process.stdout.write(`reloaded: revision ${result.revision}\n`);
-  else {
-    for (const line of result.issues ?? [body]) process.stderr.write(`${line}\n`);
-    process.stderr.write(`reload rejected (HTTP ${status}); still serving revision ${result.revision}\n`);
+  });
+}
+
+/** SIGHUP to a FiberLB primary, after checking that PID is one (a stray SIGHUP kills most processes). */
+function signalReload(text: string): void {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text)))
+    throw new UsageError(`--pid needs a process id (a positive integer), got '${text}'`);
+  const pid = Number(text);
+  const what = describeProcess(pid);
+  if (what.kind === 'missing') fail(`no process with PID ${pid}`);
+  if (what.kind === 'other')
+    fail(`PID ${pid} is not a FiberLB primary (it runs: ${what.cmdline}); not signalled`);
+  if (what.kind === 'worker')
+    fail(`PID ${pid} is a FiberLB worker; reload its primary instead: fiberlb reload --pid ${what.ppid}`);
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') fail(`no process with PID ${pid}`);
+    if (code === 'EPERM') fail(`not permitted to signal PID ${pid} (run as its user)`);
+    fail(`cannot signal PID ${pid}: ${(err as Error).message}`);
   }
-  process.exit(result.ok ? 0 : 1);
+  process.stdout.write(`sent SIGHUP to ${pid} (its log says whether the reload applied)\n`);
+}
+
+type ProcessKind =
+  | { kind: 'missing' }
+  | { kind: 'primary' }
+  | { kind: 'worker'; ppid: string }
+  | { kind: 'other'; cmdline: string };
+
+/** From /proc (Linux); where /proc is not there, trust the caller. */
+function describeProcess(pid: number): ProcessKind {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      try {
+        readFileSync('/proc/self/cmdline');
+      } catch {
+        return { kind: 'primary' }; // no /proc at all
+      }
+      return { kind: 'missing' };
+    }
+    return { kind: 'primary' }; // not ours to read (EACCES): let kill() decide
+  }
+  // `node …/dist/cli.js run …`, `…/bin/fiberlb run …` (npx, npm bin), `node dist/cli.js run`.
+  const i = argv.findIndex((a) => /(^|\/)(cli\.js|fiberlb)$/.test(a));
+  if (i < 0 || argv[i + 1] !== 'run') return { kind: 'other', cmdline: argv.join(' ').slice(0, 120) || '?' };
+  // Cluster workers run the same command line; the primary gives them NODE_UNIQUE_ID.
+  try {
+    if (
+      readFileSync(`/proc/${pid}/environ`, 'utf8')
+        .split('\0')
+        .some((e) => e.startsWith('NODE_UNIQUE_ID='))
+    ) {
+      const ppid = /^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+      return { kind: 'worker', ppid };
+    }
+  } catch {
+    // environ is readable only by the owner: without it, assume a primary
+  }
+  return { kind: 'primary' };
 }
 
 async function main(): Promise<void> {
@@ -109,16 +227,25 @@ async function main(): Promise<void> {
     case '--version':
       process.stdout.write(`fiberlb ${version()} (node ${process.version})\n`);
       return;
-    case undefined:
     case 'help':
     case '--help':
     case '-h':
       process.stdout.write(`${USAGE}\n`);
       return;
+    case undefined:
+      process.stderr.write(`${USAGE}\n`);
+      process.exit(2);
+      break;
     default:
-      fail(`unknown command '${cmd}'\n${USAGE}`);
+      throw new UsageError(`unknown command '${cmd}'`);
   }
 }
 
 if (cluster.isWorker) runWorker();
-else void main();
+else
+  main().catch((err: unknown) => {
+    if (err instanceof UsageError) fail(`${err.message}\n${USAGE}`, 2);
+    // A bug, not a user error: still one line (the stack only on request).
+    if (process.env.FIBERLB_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? err}\n`);
+    fail(`internal error: ${(err as Error)?.message ?? String(err)}`);
+  });

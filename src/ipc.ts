@@ -15,10 +15,14 @@ export type WorkerToPrimary =
   // on cluster's 'online', while ESM modules still load) would be silently dropped.
   | { readonly type: 'hello' }
   | { readonly type: 'applied'; readonly revision: number; readonly listeners: readonly string[] }
+  // Sent before the 'applied' of the same revision, once per listener that did not open.
   | {
       readonly type: 'listener_error';
       readonly revision: number;
+      /** "lb/listener" */
       readonly listener: string;
+      /** The listener's key, "http://127.0.0.1:8080". */
+      readonly bind: string;
       readonly errorClass: ErrorClass;
       readonly message: string;
     }

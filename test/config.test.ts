@@ -322,7 +322,7 @@ describe('config errors: exact file:line:col: path: reason', () => {
     const tcp = ok(
       parseConfigText(text.replace('protocol: http', 'protocol: tcp'), 't.yaml', { cpuCount: 2 }),
     );
-    assert.equal(tcp.loadBalancers[0]!.pools[0]!.proxyProtocol, 'v2');
+    assert.equal(tcp.dynamic.loadBalancers[0]!.pools[0]!.proxyProtocol, 'v2');
   });
 
   test('missing required fields', () => {
@@ -370,10 +370,12 @@ describe('config errors: exact file:line:col: path: reason', () => {
 describe('valid config', () => {
   test('defaults are filled in', () => {
     const config = ok(parseConfigText(BASE, '/etc/fiberlb/fiberlb.yaml', { cpuCount: 3 }));
-    assert.deepEqual(config, {
+    assert.deepEqual(config.static, {
       admin: { address: '127.0.0.1', port: 9092, tokenFile: undefined },
       cluster: { workers: 3, drainTimeoutMs: 30_000 },
-      source: { type: 'file' },
+      source: { type: 'file', watch: false },
+    });
+    assert.deepEqual(config.dynamic, {
       loadBalancers: [
         {
           name: 'public',
@@ -428,7 +430,7 @@ describe('valid config', () => {
         '      - { name: p, port: 7001, protocol: tls_passthrough, default_pool: web }\n' +
         '      - { name: u, port: 7000, protocol: udp, default_pool: web, limits: { max_sessions: 5 } }\n',
     ]);
-    const [lb] = ok(parseConfigText(text, 't.yaml')).loadBalancers;
+    const [lb] = ok(parseConfigText(text, 't.yaml')).dynamic.loadBalancers;
     assert.deepEqual(
       lb!.listeners.map((l) => [l.name, l.timeouts.idleMs]),
       [
@@ -463,7 +465,7 @@ describe('valid config', () => {
           '        algorithm: maglev\n',
       ],
     );
-    const [lb] = ok(parseConfigText(text, 't.yaml')).loadBalancers;
+    const [lb] = ok(parseConfigText(text, 't.yaml')).dynamic.loadBalancers;
     const l = lb!.listeners[0]!;
     assert.equal(l.defaultPool, undefined);
     assert.deepEqual(l.routes, [
@@ -523,11 +525,25 @@ describe('valid config', () => {
       ],
     )}`;
     const config = ok(parseConfigText(text, '/etc/fiberlb/conf/fiberlb.yaml'));
-    assert.equal(config.admin.tokenFile, '/etc/fiberlb/run/admin.token');
-    assert.deepEqual(config.loadBalancers[0]!.listeners[0]!.tls, {
+    assert.equal(config.static.admin.tokenFile, '/etc/fiberlb/run/admin.token');
+    assert.deepEqual(config.dynamic.loadBalancers[0]!.listeners[0]!.tls, {
       minVersion: 'TLSv1.3',
       certificates: [{ cert: '/etc/fiberlb/conf/tls/a.crt', key: '/secure/a.key' }],
     });
+  });
+
+  test('source.watch: a boolean, default false, only for the file source', () => {
+    const r = parseConfigText('source: { type: file, watch: true }\nload_balancers: []\n', 't.yaml');
+    assert.deepEqual(ok(r).static.source, { type: 'file', watch: true });
+    assert.deepEqual(errors('source: { type: file, watch: yes }\nload_balancers: []\n'), [
+      "t.yaml:1:30: source.watch: expected true or false, got string 'yes'",
+    ]);
+    assert.deepEqual(
+      errors(
+        'source: { type: chainfire, endpoints: [http://127.0.0.1:2379], watch: true }\nload_balancers: []\n',
+      ),
+      ['t.yaml:1:64: source.watch: only allowed with source type file'],
+    );
   });
 
   test('cluster.workers: auto uses cpuCount; chainfire source fields', () => {
@@ -538,8 +554,8 @@ source:
 load_balancers: []
 `;
     const config = ok(parseConfigText(text, 't.yaml', { cpuCount: 6 }));
-    assert.deepEqual(config.cluster, { workers: 6, drainTimeoutMs: 0 });
-    assert.deepEqual(config.source, {
+    assert.deepEqual(config.static.cluster, { workers: 6, drainTimeoutMs: 0 });
+    assert.deepEqual(config.static.source, {
       type: 'chainfire',
       endpoints: ['http://10.0.200.10:2379', 'https://[fd00::1]:2379'],
       prefix: '/fiberlb/',
@@ -561,11 +577,11 @@ load_balancers: []
   test('the result is deeply frozen', () => {
     const config = ok(parseConfigText(BASE, 't.yaml'));
     assert.ok(Object.isFrozen(config));
-    assert.ok(Object.isFrozen(config.loadBalancers));
-    assert.ok(Object.isFrozen(config.loadBalancers[0]!.listeners[0]!.timeouts));
-    assert.ok(Object.isFrozen(config.loadBalancers[0]!.pools[0]!.backends[0]));
+    assert.ok(Object.isFrozen(config.dynamic.loadBalancers));
+    assert.ok(Object.isFrozen(config.dynamic.loadBalancers[0]!.listeners[0]!.timeouts));
+    assert.ok(Object.isFrozen(config.dynamic.loadBalancers[0]!.pools[0]!.backends[0]));
     assert.throws(() => {
-      (config.admin as { port: number }).port = 1;
+      (config.static.admin as { port: number }).port = 1;
     }, TypeError);
   });
 });
@@ -692,9 +708,9 @@ describe('shipped configs', () => {
   test('the default config has the demo layout', async () => {
     const file = join(ROOT, 'config/fiberlb.yaml');
     const config = ok(parseConfigText(readFileSync(file, 'utf8'), file));
-    assert.equal(config.admin.tokenFile, join(ROOT, '.fiberlb/admin.token'));
-    assert.equal(config.cluster.workers, 2);
-    const [lb] = config.loadBalancers;
+    assert.equal(config.static.admin.tokenFile, join(ROOT, '.fiberlb/admin.token'));
+    assert.equal(config.static.cluster.workers, 2);
+    const [lb] = config.dynamic.loadBalancers;
     assert.deepEqual(
       lb!.listeners.map((l) => [l.name, l.protocol, l.port, l.defaultPool]),
       [
@@ -747,6 +763,6 @@ describe('file source and check', () => {
     const r = await source.load();
     await source.close();
     assert.equal(r.ok, true);
-    if (r.ok) assert.equal(r.config.admin.tokenFile, join(FIXTURES, 'admin.token'));
+    if (r.ok) assert.equal(r.config.static.admin.tokenFile, join(FIXTURES, 'admin.token'));
   });
 });

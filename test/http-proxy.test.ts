@@ -48,8 +48,8 @@ async function startProxy(
   opts: { down?: Set<string>; workerCount?: number } = {},
 ): Promise<Proxy> {
   const port = await freeTcpPort();
-  const state = listenerState(listenerConfig(port, o), pools, opts.down);
-  const env = workerEnv(opts.workerCount);
+  const state = listenerState(listenerConfig(port, o), pools, opts.down, opts.workerCount);
+  const env = workerEnv();
   const handle = createHttpListener(state, env);
   await handle.ready;
   t.after(async () => {

@@ -28,9 +28,10 @@ async function startProxy(
   pools: readonly PoolConfig[],
   o: L4ListenerOverrides = {},
   env: WorkerEnv = l4Env(),
+  workerCount = 1,
 ): Promise<Proxy> {
   const port = await freeTcpPort();
-  const handle = createTcpListener(l4State(l4Listener('tcp', port, o), pools), env);
+  const handle = createTcpListener(l4State(l4Listener('tcp', port, o), pools, workerCount), env);
   await handle.ready;
   t.after(() => handle.close(0));
   return { port, handle, env };
@@ -268,7 +269,7 @@ test('idle timeout: traffic keeps it open, silence closes it', async (t) => {
 test('connection limit is split across workers; excess is closed and counted', async (t) => {
   const be = await echo(t);
   // 5 across 2 workers → 2 per worker (rounded down: the total never exceeds the limit).
-  const p = await startProxy(t, [l4Pool('main', [be.port])], { connectionLimit: 5 }, l4Env(2));
+  const p = await startProxy(t, [l4Pool('main', [be.port])], { connectionLimit: 5 }, l4Env(), 2);
   const a = await client(t, p.port);
   const b = await client(t, p.port);
   await roundTrip(a, 'a');

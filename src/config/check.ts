@@ -10,7 +10,7 @@ export async function checkConfigFile(path: string): Promise<{ ok: boolean; line
   try {
     const r = await source.load();
     if (!r.ok) return { ok: false, lines: r.issues.map(formatIssue) };
-    const notes = inactiveFeatures(r.config).map((n) => `${path}: note: ${n}`);
+    const notes = inactiveFeatures(r.config.dynamic).map((n) => `${path}: note: ${n}`);
     return { ok: true, lines: [`${path}: OK (${summarize(r.config)})`, ...notes] };
   } finally {
     await source.close();
@@ -18,7 +18,7 @@ export async function checkConfigFile(path: string): Promise<{ ok: boolean; line
 }
 
 export function summarize(config: Config): string {
-  const lbs = config.loadBalancers;
+  const lbs = config.dynamic.loadBalancers;
   const listeners = lbs.reduce((n, lb) => n + lb.listeners.length, 0);
   const pools = lbs.reduce((n, lb) => n + lb.pools.length, 0);
   const backends = lbs.reduce((n, lb) => n + lb.pools.reduce((m, p) => m + p.backends.length, 0), 0);

@@ -1,11 +1,25 @@
-// The default config source: one YAML file, re-read in full on every load().
+// The default config source: one YAML file, re-read in full on every load(). Its revision is
+// its own counter of good loads. With `source: { type: file, watch: true }` the primary also
+// calls watch(): a saved edit then reloads exactly like SIGHUP.
 
+import { type FSWatcher, watch as fsWatch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import type { ConfigSource, LoadResult } from './source.ts';
 import { parseConfigText, type ValidateOptions } from './validate.ts';
 
+/** Editors write in bursts (truncate, write, rename, chmod): one reload per burst. */
+const DEBOUNCE_MS = 200;
+
 export class FileSource implements ConfigSource {
   readonly description: string;
+  private revision = 0;
+  /** The text the last load() read (valid or not): watch events that leave it unchanged are dropped. */
+  private lastText: string | undefined;
+  private fileWatcher: FSWatcher | undefined;
+  private dirWatcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     readonly path: string,
@@ -19,12 +33,73 @@ export class FileSource implements ConfigSource {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
+      this.lastText = undefined;
       return { ok: false, issues: [{ origin: this.path, path: '(file)', message: osReason(err) }] };
     }
-    return parseConfigText(text, this.path, this.opts);
+    this.lastText = text;
+    const r = parseConfigText(text, this.path, this.opts);
+    return r.ok ? { ok: true, config: r.config, revision: ++this.revision } : r;
   }
 
-  async close(): Promise<void> {}
+  /**
+   * Watches the file itself and its directory: editors that save by writing a temp file and
+   * renaming it over the original replace the inode, which a watch on the file alone stops
+   * seeing (so the file watch is re-armed after every burst). A burst is debounced, then the
+   * file is read and compared with what the last load() saw, so touch, chmod or an unrelated
+   * file in the directory never reload.
+   */
+  watch(onChange: () => void): void {
+    if (this.dirWatcher || this.closed) return;
+    const file = resolve(this.path);
+    const name = basename(file);
+    const settle = async (): Promise<void> => {
+      this.armFileWatch(file, kick);
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch {
+        return; // gone mid-replace (or deleted): the create that follows fires again
+      }
+      if (!this.closed && text !== this.lastText) onChange();
+    };
+    const kick = (): void => {
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => void settle(), DEBOUNCE_MS);
+    };
+    // persistent: false — watching must never keep a stopping primary alive.
+    this.dirWatcher = fsWatch(dirname(file), { persistent: false }, (_event, entry) => {
+      // Other entries matter too when the file is a symlink swapped by its directory
+      // (Kubernetes ConfigMaps rename "..data"); the content comparison filters the rest.
+      if (entry === null || entry === name || entry.startsWith('..')) kick();
+    });
+    this.dirWatcher.on('error', () => {});
+    this.armFileWatch(file, kick);
+  }
+
+  private armFileWatch(file: string, kick: () => void): void {
+    this.fileWatcher?.close();
+    this.fileWatcher = undefined;
+    if (this.closed) return;
+    try {
+      const w = fsWatch(file, { persistent: false }, kick);
+      // ENOENT/EPERM after a replace: the directory watch still sees the next write.
+      w.on('error', () => {
+        w.close();
+        if (this.fileWatcher === w) this.fileWatcher = undefined;
+      });
+      this.fileWatcher = w;
+    } catch {
+      // The file is missing right now; the directory watch re-arms it once it is back.
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.debounce);
+    this.fileWatcher?.close();
+    this.dirWatcher?.close();
+    this.fileWatcher = this.dirWatcher = undefined;
+  }
 }
 
 /** "ENOENT: no such file or directory, open 'x'" → "cannot read: no such file or directory (ENOENT)". */

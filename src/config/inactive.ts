@@ -1,9 +1,9 @@
 // Parts of the config shape that validate today but whose runtime arrives with later work.
 // They are named to the operator (by `check` and at startup) instead of being silently ignored.
 
-import type { Config } from './model.ts';
+import type { DynamicConfig } from './model.ts';
 
-export function inactiveFeatures(config: Config): string[] {
+export function inactiveFeatures(config: DynamicConfig): string[] {
   const notes: string[] = [];
   config.loadBalancers.forEach((lb, i) => {
     lb.listeners.forEach((l, j) => {

@@ -41,7 +41,11 @@ export interface ClusterConfig {
 }
 
 export type SourceConfig =
-  | { readonly type: 'file' }
+  | {
+      readonly type: 'file';
+      /** Reload on file changes (fs.watch, debounced), exactly like SIGHUP. */
+      readonly watch: boolean;
+    }
   | { readonly type: 'chainfire'; readonly endpoints: readonly string[]; readonly prefix: string };
 
 export interface RouteMatch {
@@ -154,11 +158,30 @@ export interface LoadBalancerConfig {
   readonly pools: readonly PoolConfig[];
 }
 
-export interface Config {
+// The config is split as Traefik splits it (pkg/config/static vs pkg/config/dynamic): the
+// static part sets up the process and always comes from the local file; the dynamic part is
+// what is served and comes from the source (the file today, Chainfire later). Only the dynamic
+// part goes to workers, so the data plane cannot depend on process settings by accident.
+
+/**
+ * Process settings, read from the local file. `admin` and `source` are read once at start (a
+ * change on reload is logged as "takes effect on restart"); `cluster` is re-applied by the
+ * primary on every reload (workers are forked or drained to match).
+ */
+export interface StaticConfig {
   readonly admin: AdminConfig;
   readonly cluster: ClusterConfig;
   readonly source: SourceConfig;
+}
+
+/** The served configuration: applied live by the workers on every reload, never "on restart". */
+export interface DynamicConfig {
   readonly loadBalancers: readonly LoadBalancerConfig[];
+}
+
+export interface Config {
+  readonly static: StaticConfig;
+  readonly dynamic: DynamicConfig;
 }
 
 /** Globally unique key of a backend: "lb/pool/backendId". Health state is keyed by it. */

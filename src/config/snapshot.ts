@@ -1,14 +1,21 @@
-// A snapshot is one validated config at one revision. It is immutable, serialisable over IPC,
-// and the only thing a worker needs to (re)build its data plane.
+// A snapshot is the served part of one validated config at one revision, plus the one process
+// fact the data plane needs (how many workers share each socket). It is immutable,
+// serialisable over IPC, and the only thing a worker needs to (re)build its data plane.
 
-import type { Config } from './model.ts';
+import type { DynamicConfig } from './model.ts';
 
 export interface Snapshot {
-  /** Monotonic per primary for file sources; the Chainfire store revision for Chainfire. */
+  /** From the source: the file source's own counter; the Chainfire store revision for Chainfire. */
   readonly revision: number;
   /** Where it came from, for logs: a file path or "chainfire:<endpoint>". */
   readonly origin: string;
-  readonly config: Config;
+  /**
+   * Workers sharing each listening socket (cluster.workers as the primary runs it): listeners
+   * split per-listener limits by it, so a resize re-splits them without a respawn.
+   */
+  readonly workers: number;
+  /** The served config only: process settings (admin, cluster, source) stay in the primary. */
+  readonly config: DynamicConfig;
 }
 
 /** Health is a separate input from config: a change here must not rebuild routing tables. */

@@ -101,7 +101,7 @@ function validateTree(
   }
 
   if (w.issues.length > 0) return { ok: false, issues: sortIssues(w.issues) };
-  return { ok: true, config: deepFreeze({ admin, cluster, source, loadBalancers }) };
+  return { ok: true, config: deepFreeze({ static: { admin, cluster, source }, dynamic: { loadBalancers } }) };
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -141,13 +141,15 @@ function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): Cluster
 }
 
 function validateSource(w: Walker, top: Fields): SourceConfig {
-  const f = w.map(top.get('source'), 'source', ['type', 'endpoints', 'prefix']);
+  const f = w.map(top.get('source'), 'source', ['type', 'watch', 'endpoints', 'prefix']);
   const type = w.oneOf(f, 'type', ['file', 'chainfire'] as const, 'file');
   if (type !== 'chainfire') {
     for (const key of ['endpoints', 'prefix'])
       if (f.has(key)) w.report(f.keyPos(key), f.at(key), 'only allowed with source type chainfire');
-    return { type: 'file' };
+    return { type: 'file', watch: w.bool(f, 'watch', false) };
   }
+  // Chainfire always watches its store; a file-style switch there would do nothing.
+  if (f.has('watch')) w.report(f.keyPos('watch'), f.at('watch'), 'only allowed with source type file');
   const endpoints: string[] = [];
   if (!f.has('endpoints')) w.missing(f, 'endpoints', 'is required for source type chainfire');
   const items = w.list(f, 'endpoints');

@@ -4,12 +4,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AdminConfig } from '../config/model.ts';
 import { tokenMatches } from './admin-token.ts';
+import type { HealthBody, ReloadOutcome } from './health.ts';
 
 export interface AdminHandlers {
-  /** null → not ready (no worker has applied the current config yet). */
-  health(): { ready: boolean; body: Record<string, unknown> };
+  /** ready false → 503 (no worker serves the current revision, or a listener is not open). */
+  health(): { ready: boolean; body: HealthBody };
   status(): Promise<Record<string, unknown>>;
-  reload(): Promise<{ ok: boolean; body: Record<string, unknown> }>;
+  reload(): Promise<ReloadOutcome>;
 }
 
 export function startAdminServer(cfg: AdminConfig, token: string, h: AdminHandlers): Promise<Server> {
@@ -28,12 +29,14 @@ export function startAdminServer(cfg: AdminConfig, token: string, h: AdminHandle
     if (path === '/status' && req.method === 'GET') return json(res, 200, await h.status());
     if (path === '/reload' && req.method === 'POST') {
       const r = await h.reload();
-      return json(res, r.ok ? 200 : 422, r.body);
+      // 422: the config was rejected (last good kept). 503: accepted, but not fully served.
+      return json(res, r.ok ? 200 : r.applied ? 503 : 422, r);
     }
     return json(res, 404, { error: 'not found' });
   }
   server.headersTimeout = 5_000;
-  server.requestTimeout = 10_000;
+  // A reload answers once the workers applied it (bounded by APPLY_TIMEOUT_MS).
+  server.requestTimeout = 30_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.address, () => {

@@ -1,131 +1,215 @@
 // The primary process: owns the config (source → validate → snapshot), supervises workers,
-// serves the admin API, and turns signals into reloads (SIGHUP) and drains (SIGTERM/SIGINT).
-// It never handles client traffic.
+// serves the admin API, and turns signals (SIGHUP), POST /reload and source pushes (watch) into
+// one reload path, and SIGTERM/SIGINT into a drain. It never handles client traffic.
 
 import type { Server } from 'node:http';
 import { inactiveFeatures } from '../config/inactive.ts';
+import type { Config, StaticConfig } from '../config/model.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
+import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
-import { loadOrCreateToken } from './admin-token.ts';
+import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
+import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
 import { WorkerSet } from './worker-set.ts';
 
-export interface ReloadOutcome {
-  readonly ok: boolean;
-  readonly revision: number;
-  readonly issues: readonly string[];
-}
+/** How long a reload waits for every worker to apply the new revision before it reports. */
+export const APPLY_TIMEOUT_MS = 10_000;
 
 export class Primary {
   private snapshot: Snapshot | undefined;
-  private revision = 0;
+  /** The last good config; its static part as of the latest reload. */
+  private config: Config | undefined;
+  /** Static settings as started: admin and source changes take effect on restart only. */
+  private started: StaticConfig | undefined;
   private readonly failures = new Failures();
   private readonly workers: WorkerSet;
   private admin: Server | undefined;
-  private reloading: Promise<ReloadOutcome> | undefined;
+  private inFlight: Promise<ReloadOutcome> | undefined;
+  private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
   }
 
-  /** Load the first config, open admin, fork workers. Returns false (after logging) on failure. */
-  async start(): Promise<boolean> {
+  private get revision(): number {
+    return this.snapshot?.revision ?? 0;
+  }
+
+  /** Load the first config, open admin, fork workers. On failure: logged, and one line why. */
+  async start(): Promise<{ ok: true } | { ok: false; reason: string }> {
     setLogRole('primary');
+    // Before any worker is forked: they inherit the raised limit.
+    logNofile(raiseNofileToHard());
     const first = await this.load();
-    if (!first.ok) {
+    if (!first.applied) {
       for (const line of first.issues) process.stderr.write(`${line}\n`);
       log('error', 'initial config is invalid; not starting', {
         error_class: 'config_invalid',
         source: this.source.description,
       });
-      return false;
+      return { ok: false, reason: `${this.source.description} is invalid (see above); not starting` };
     }
-    const config = this.snapshot!.config;
+    const config = this.config!;
+    this.started = config.static;
+    const { admin } = config.static;
     let token: string;
     try {
-      token = await loadOrCreateToken(config.admin.tokenFile);
-      this.admin = await startAdminServer(config.admin, token, {
+      token = await loadOrCreateToken(admin.tokenFile);
+    } catch (err) {
+      log('error', 'cannot read or create the admin token file; not starting', {
+        token_file: admin.tokenFile,
+        error: (err as Error).message,
+      });
+      return { ok: false, reason: `admin token ${admin.tokenFile}: ${(err as Error).message}` };
+    }
+    for (const warning of await adminExposureWarnings(admin)) log('warn', warning.msg, warning.fields);
+    try {
+      this.admin = await startAdminServer(admin, token, {
         health: () => this.health(),
         status: () => this.status(),
-        reload: async () => {
-          const r = await this.reload();
-          return { ok: r.ok, body: { ...r } };
-        },
+        reload: () => this.reload('admin'),
       });
     } catch (err) {
-      log('error', 'admin listener failed', {
+      log('error', 'listen failed', {
         error_class: 'listen_failed',
-        address: `${config.admin.address}:${config.admin.port}`,
-        reason: (err as Error).message,
+        listener: 'admin',
+        bind: `http://${admin.address}:${admin.port}`,
+        error: (err as Error).message,
       });
-      return false;
+      return {
+        ok: false,
+        reason: `admin API cannot listen on ${admin.address}:${admin.port}: ${(err as Error).message}`,
+      };
     }
-    log('info', 'admin listening', { address: config.admin.address, port: config.admin.port });
-    this.workers.broadcastSnapshot(this.snapshot!);
-    this.workers.resize(config.cluster.workers, config.cluster.drainTimeoutMs);
-    process.on('SIGHUP', () => void this.reload());
+    log('info', 'admin listening', { address: admin.address, port: admin.port });
+    // Not awaited: admin answers (health "unavailable") while the workers start.
+    void this.apply();
+    process.on('SIGHUP', () => void this.reload('SIGHUP'));
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
-    return true;
+    if (config.static.source.type === 'file' && config.static.source.watch) {
+      this.source.watch(() => void this.reload('watch'));
+      log('info', 'watching config for changes', { source: this.source.description });
+    }
+    return { ok: true };
   }
 
   /**
-   * Re-read the source. Invalid → logged and the last good config keeps serving; valid →
-   * broadcast to workers. Concurrent calls share one reload.
+   * Re-read the source. Invalid → logged and the last good config keeps serving; valid → sent
+   * to the workers, and the answer waits (bounded) until they applied it, naming the listeners
+   * that did not open. Every caller gets a read that started after its call: while one reload
+   * runs, the next one is queued and shared by everyone who asks meanwhile.
    */
-  reload(): Promise<ReloadOutcome> {
-    if (this.shuttingDown)
-      return Promise.resolve({ ok: false, revision: this.revision, issues: ['shutting down'] });
-    this.reloading ??= this.load().finally(() => {
-      this.reloading = undefined;
+  reload(trigger = 'api'): Promise<ReloadOutcome> {
+    if (this.shuttingDown) return Promise.resolve(this.outcome(false, ['shutting down']));
+    if (!this.inFlight) {
+      log('info', 'reload', { trigger });
+      const run = this.load().then((r) => (r.applied ? this.apply() : r));
+      this.inFlight = run.finally(() => {
+        this.inFlight = undefined;
+      });
+      return this.inFlight;
+    }
+    this.queued ??= this.inFlight.then(() => {
+      this.queued = undefined;
+      return this.reload(trigger);
     });
-    return this.reloading.then((r) => {
-      if (r.ok) {
-        const config = this.snapshot!.config;
-        this.workers.broadcastSnapshot(this.snapshot!);
-        this.workers.resize(config.cluster.workers, config.cluster.drainTimeoutMs);
-      }
-      return r;
-    });
+    return this.queued;
   }
 
   async shutdown(reason: string): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const deadlineMs = this.snapshot?.config.cluster.drainTimeoutMs ?? 30_000;
+    const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
+    await this.source.close();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
-    await this.source.close();
     log('info', 'stopped');
     process.exit(0);
   }
 
+  /** Send the current snapshot, fit the worker set, wait until applied, report what failed. */
+  private async apply(): Promise<ReloadOutcome> {
+    const snapshot = this.snapshot!;
+    const { cluster } = this.config!.static;
+    // Snapshot first: workers that keep running re-split their limits before new ones join.
+    this.workers.broadcastSnapshot(snapshot);
+    this.workers.resize(cluster.workers, cluster.drainTimeoutMs);
+    const allApplied = await this.workers.waitApplied(snapshot.revision, APPLY_TIMEOUT_MS);
+    if (this.snapshot !== snapshot) {
+      // A newer revision arrived meanwhile (this was the initial apply); it reports for itself.
+      return this.outcome(true, []);
+    }
+    const health = this.health().body;
+    for (const f of health.listeners_failed) {
+      log('error', 'listen failed', {
+        error_class: 'listen_failed',
+        listener: f.listener,
+        bind: f.bind,
+        workers: f.workers,
+        of: health.workers,
+        error: f.error,
+        revision: snapshot.revision,
+      });
+    }
+    const issues = allApplied
+      ? []
+      : [
+          `${health.workers - health.workers_ready} of ${health.workers} workers did not apply revision ${snapshot.revision} within ${APPLY_TIMEOUT_MS / 1000} s`,
+        ];
+    if (issues.length > 0) log('warn', issues[0]!, { revision: snapshot.revision });
+    return this.outcome(true, issues);
+  }
+
+  private outcome(applied: boolean, issues: readonly string[]): ReloadOutcome {
+    const h = this.health().body;
+    return {
+      ok: applied && issues.length === 0 && h.listeners_failed.length === 0,
+      applied,
+      revision: h.revision,
+      issues,
+      workers: h.workers,
+      workers_ready: h.workers_ready,
+      listeners_failed: h.listeners_failed,
+    };
+  }
+
+  /** Read and validate; on success the new config and snapshot are current (not yet sent). */
   private async load(): Promise<ReloadOutcome> {
     const result = await this.source.load();
     // Serving the file's load balancers while the operator asked for Chainfire would be a lie.
-    if (result.ok && result.config.source.type !== 'file') {
+    if (result.ok && result.config.static.source.type !== 'file') {
       return this.reject([
         `${this.source.description}: source.type: chainfire is not supported by this build yet`,
       ]);
     }
     if (!result.ok) return this.reject(result.issues.map(formatIssue));
-    const previous = this.snapshot?.config.admin;
-    const next = result.config.admin;
-    if (previous && (previous.address !== next.address || previous.port !== next.port)) {
-      log('warn', 'admin address changes take effect on restart', { admin: `${next.address}:${next.port}` });
+    const next = result.config;
+    if (this.started) {
+      const changed = restartOnlyChanges(this.started, next.static);
+      if (changed.length > 0)
+        log('warn', 'static config changed; takes effect on restart', {
+          changed,
+          source: this.source.description,
+        });
     }
-    this.revision++;
-    this.snapshot = { revision: this.revision, origin: this.source.description, config: result.config };
-    log('info', 'config loaded', { revision: this.revision, source: this.source.description });
-    for (const note of inactiveFeatures(result.config))
-      log('warn', 'configured but not active yet', { note });
-    return { ok: true, revision: this.revision, issues: [] };
+    this.config = next;
+    this.snapshot = {
+      revision: result.revision,
+      origin: this.source.description,
+      workers: next.static.cluster.workers,
+      config: next.dynamic,
+    };
+    log('info', 'config loaded', { revision: result.revision, source: this.source.description });
+    for (const note of inactiveFeatures(next.dynamic)) log('warn', 'configured but not active yet', { note });
+    return this.outcome(true, []);
   }
 
   private reject(issues: string[]): ReloadOutcome {
@@ -133,21 +217,12 @@ export class Primary {
       source: this.source.description,
       issues,
     });
-    return { ok: false, revision: this.revision, issues };
+    return this.outcome(false, issues);
   }
 
-  private health(): { ready: boolean; body: Record<string, unknown> } {
-    const workers = this.workers.info();
-    const ready = workers.filter((w) => w.pid !== undefined && w.appliedRevision === this.revision).length;
-    return {
-      ready: ready > 0 && !this.shuttingDown,
-      body: {
-        status: ready > 0 && !this.shuttingDown ? 'ok' : 'unavailable',
-        revision: this.revision,
-        workers: workers.length,
-        workers_ready: ready,
-      },
-    };
+  private health(): { ready: boolean; body: HealthBody } {
+    const body = computeHealth(this.revision, this.workers.info(), this.shuttingDown);
+    return { ready: body.status === 'ok', body };
   }
 
   private async status(): Promise<Record<string, unknown>> {
@@ -162,4 +237,37 @@ export class Primary {
       errors,
     };
   }
+}
+
+/** Below this, a busy listener runs out of descriptors early (each proxied connection takes 2). */
+const LOW_NOFILE = 4096;
+
+function logNofile(r: RaiseResult): void {
+  if (r.raised) log('info', 'file descriptor limit raised', { from: r.from, to: r.to });
+  else if (!r.reason) log('info', 'file descriptor limit', { soft: r.limit?.soft, hard: r.limit?.hard });
+  else
+    log('warn', 'cannot raise the file descriptor limit', {
+      soft: r.limit?.soft,
+      hard: r.limit?.hard,
+      reason: r.reason,
+    });
+  const soft = r.raised ? r.to : r.limit?.soft;
+  if (soft !== undefined && soft < LOW_NOFILE)
+    log('warn', 'file descriptor limit is low: each connection needs one or two (README "Operating")', {
+      limit: soft,
+    });
+}
+
+/** Static keys (as written in YAML) that differ and are only read at start: admin, source. */
+export function restartOnlyChanges(started: StaticConfig, next: StaticConfig): string[] {
+  const changed: string[] = [];
+  for (const section of ['admin', 'source'] as const) {
+    const a = started[section] as unknown as Record<string, unknown>;
+    const b = next[section] as unknown as Record<string, unknown>;
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (JSON.stringify(a[key]) !== JSON.stringify(b[key]))
+        changed.push(`${section}.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`);
+    }
+  }
+  return changed;
 }

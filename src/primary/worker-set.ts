@@ -20,6 +20,19 @@ interface Slot {
   crashes: number;
   respawnTimer: NodeJS.Timeout | undefined;
   appliedRevision: number;
+  /** Listeners of appliedRevision that did not open in this worker. */
+  listenersFailed: readonly ListenerFailure[];
+  /** listener_error messages arrive before their 'applied': collected here until it comes. */
+  collecting: { revision: number; failures: ListenerFailure[] };
+}
+
+/** A listener that did not open in one worker. */
+export interface ListenerFailure {
+  /** "lb/listener" */
+  readonly listener: string;
+  /** "http://127.0.0.1:8080" */
+  readonly bind: string;
+  readonly error: string;
 }
 
 export interface WorkerInfo {
@@ -27,6 +40,7 @@ export interface WorkerInfo {
   readonly pid: number | undefined;
   readonly appliedRevision: number;
   readonly crashes: number;
+  readonly listenersFailed: readonly ListenerFailure[];
 }
 
 export class WorkerSet {
@@ -43,11 +57,10 @@ export class WorkerSet {
     Worker,
     Array<(m: WorkerToPrimary & { type: 'status' }) => void>
   >();
+  /** waitApplied() checks, re-run whenever a worker applies, exits or the set is resized. */
+  private readonly appliedWaiters = new Set<() => void>();
 
-  constructor(
-    private readonly failures: Failures,
-    private readonly onApplied: (slot: number, revision: number) => void = () => {},
-  ) {
+  constructor(private readonly failures: Failures) {
     // Workers share each listening socket directly (the kernel spreads accepts) instead of
     // the primary accepting and handing connections over: the primary stays off the data path.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -63,9 +76,11 @@ export class WorkerSet {
         crashes: 0,
         respawnTimer: undefined,
         appliedRevision: 0,
+        listenersFailed: [],
+        collecting: { revision: 0, failures: [] },
       };
       this.slots.push(slot);
-      this.fork(slot, count);
+      this.fork(slot);
     }
     while (this.slots.length > count) {
       const slot = this.slots.pop()!;
@@ -73,6 +88,33 @@ export class WorkerSet {
       if (slot.worker) this.drain(slot.worker, drainDeadlineMs);
       slot.worker = undefined;
     }
+    this.recheckApplied();
+  }
+
+  /**
+   * Resolves true once every slot has a live worker that applied `revision` (or a later one),
+   * false after `timeoutMs` or when stopping. Bounded, so a crash-looping worker cannot hang
+   * a reload.
+   */
+  waitApplied(revision: number, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const done = (result: boolean): void => {
+        clearTimeout(timer);
+        this.appliedWaiters.delete(check);
+        resolve(result);
+      };
+      const check = (): void => {
+        if (this.stopping) done(false);
+        else if (this.slots.every((s) => s.worker && s.appliedRevision >= revision)) done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.appliedWaiters.add(check);
+      check();
+    });
+  }
+
+  private recheckApplied(): void {
+    for (const check of [...this.appliedWaiters]) check();
   }
 
   broadcastSnapshot(snapshot: Snapshot): void {
@@ -91,6 +133,7 @@ export class WorkerSet {
       pid: s.worker?.process.pid,
       appliedRevision: s.appliedRevision,
       crashes: s.crashes,
+      listenersFailed: s.listenersFailed,
     }));
   }
 
@@ -121,6 +164,7 @@ export class WorkerSet {
   /** SIGTERM path: no more respawns; every worker drains and exits. */
   async drainAll(deadlineMs: number): Promise<void> {
     this.stopping = true;
+    this.recheckApplied();
     const exits: Array<Promise<void>> = [];
     for (const s of this.slots) {
       clearTimeout(s.respawnTimer);
@@ -139,11 +183,15 @@ export class WorkerSet {
     await Promise.all(exits);
   }
 
-  private fork(slot: Slot, total: number): void {
-    const worker = cluster.fork({ FIBERLB_WORKERS: String(total), FIBERLB_WORKER_SLOT: String(slot.index) });
+  private fork(slot: Slot): void {
+    // The worker count is not passed here: it travels in every snapshot, so a resize re-splits
+    // per-listener limits in the workers that keep running.
+    const worker = cluster.fork({ FIBERLB_WORKER_SLOT: String(slot.index) });
     slot.worker = worker;
     slot.startedAt = Date.now();
     slot.appliedRevision = 0;
+    slot.listenersFailed = [];
+    slot.collecting = { revision: 0, failures: [] };
     worker.on('message', (m: WorkerToPrimary) => this.onMessage(slot, worker, m));
     worker.on('exit', (code, signal) => this.onExit(slot, worker, code, signal));
     // An IPC send to a dying worker errors asynchronously; exit handling covers it.
@@ -165,17 +213,18 @@ export class WorkerSet {
         break;
       }
       case 'applied':
-        if (slot.worker === worker) slot.appliedRevision = m.revision;
-        this.onApplied(slot.index, m.revision);
+        if (slot.worker !== worker) break;
+        slot.appliedRevision = m.revision;
+        slot.listenersFailed = slot.collecting.revision === m.revision ? slot.collecting.failures : [];
+        slot.collecting = { revision: 0, failures: [] };
+        this.recheckApplied();
         break;
       case 'listener_error':
-        // Already counted by the worker; logged here too so the primary's log tells the story.
-        log('warn', 'worker could not open listener', {
-          error_class: m.errorClass,
-          slot: slot.index,
-          bind: m.listener,
-          error: m.message,
-        });
+        // Counted and logged by the worker's listener; the primary aggregates them per revision
+        // for /healthz, reload answers and its own "listen failed" line.
+        if (slot.worker !== worker) break;
+        if (slot.collecting.revision !== m.revision) slot.collecting = { revision: m.revision, failures: [] };
+        slot.collecting.failures.push({ listener: m.listener, bind: m.bind, error: m.message });
         break;
       case 'status': {
         this.statusWaiters.get(worker)?.shift()?.(m);
@@ -188,6 +237,7 @@ export class WorkerSet {
     this.statusWaiters.delete(worker);
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
+    slot.listenersFailed = [];
     if (this.stopping) return;
     const lived = Date.now() - slot.startedAt;
     slot.crashes = lived >= STABLE_AFTER_MS ? 1 : slot.crashes + 1;
@@ -202,7 +252,7 @@ export class WorkerSet {
     });
     slot.respawnTimer = setTimeout(() => {
       slot.respawnTimer = undefined;
-      if (!this.stopping && this.slots[slot.index] === slot) this.fork(slot, this.slots.length);
+      if (!this.stopping && this.slots[slot.index] === slot) this.fork(slot);
     }, delay);
   }
 

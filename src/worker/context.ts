@@ -14,14 +14,17 @@ export interface ListenerState {
   readonly listener: ListenerConfig;
   /** Pools of this load balancer by name (already health-filtered via PoolRuntime). */
   readonly pools: ReadonlyMap<string, PoolRuntime>;
+  /**
+   * Workers sharing each listening socket, from the snapshot (to split per-listener limits):
+   * a resize changes it with the next snapshot, without respawning anyone.
+   */
+  readonly workerCount: number;
 }
 
 /** Process-wide services a listener may use. */
 export interface WorkerEnv {
   /** The one failure path: counts by error class and logs (see shared/failure.ts). */
   readonly failures: Failures;
-  /** Number of workers sharing each listening socket (to split per-listener limits). */
-  readonly workerCount: number;
   /** undici Pools per upstream address, shared by all http listeners of this worker. */
   readonly upstreams: UpstreamPools;
 }

@@ -5,6 +5,7 @@ import cluster from 'node:cluster';
 import { deepFreeze, type Snapshot } from '../config/snapshot.ts';
 import { isPrimaryMessage, type WorkerToPrimary } from '../ipc.ts';
 import { Failures } from '../shared/failure.ts';
+import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
@@ -15,8 +16,9 @@ export function runWorker(): void {
   setLogRole(`worker-${worker.id}`);
 
   const failures = new Failures();
-  const workerCount = Number(process.env.FIBERLB_WORKERS) || 1;
-  const registry = new ListenerRegistry({ failures, workerCount, upstreams: new UpstreamPools() });
+  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools() });
+  // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
+  watchFdExhaustion(failures);
   let revision = 0;
   let draining = false;
   // Snapshots are applied strictly in order; a newer one queued behind a slow apply wins.
@@ -36,6 +38,7 @@ export function runWorker(): void {
           type: 'listener_error',
           revision,
           listener: f.listener,
+          bind: f.bind,
           errorClass: 'listen_failed',
           message: f.message,
         });

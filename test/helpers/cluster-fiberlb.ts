@@ -26,8 +26,22 @@ export interface RunningLb {
   stop(): Promise<void>;
 }
 
-export async function startLb(configFile: string, adminPort: number, timeoutMs = 15_000): Promise<RunningLb> {
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', configFile], {
+export interface StartOptions {
+  /** Wait for /healthz 200 (default), or only until it answers with workers ready (e.g. degraded). */
+  readonly until?: 'ok' | 'serving';
+  /** A command to run FiberLB under, e.g. ['prlimit', '--nofile=256:256']. */
+  readonly wrap?: readonly string[];
+}
+
+export async function startLb(
+  configFile: string,
+  adminPort: number,
+  timeoutMs = 15_000,
+  opts: StartOptions = {},
+): Promise<RunningLb> {
+  const argv = [process.execPath, CLI, 'run', '--config', configFile];
+  const [cmd, ...args] = [...(opts.wrap ?? []), ...argv];
+  const proc = spawn(cmd!, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FIBERLB_LOG_LEVEL: 'info' },
@@ -59,6 +73,8 @@ export async function startLb(configFile: string, adminPort: number, timeoutMs =
     try {
       const res = await fetch(`http://127.0.0.1:${adminPort}/healthz`);
       if (res.ok) return lb;
+      const body = (await res.json()) as { workers_ready?: number };
+      if (opts.until === 'serving' && (body.workers_ready ?? 0) > 0) return lb;
     } catch {
       // not listening yet
     }

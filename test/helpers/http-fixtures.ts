@@ -71,6 +71,7 @@ export function listenerState(
   listener: ListenerConfig,
   pools: PoolConfig[],
   down: ReadonlySet<string> = new Set(),
+  workerCount = 1,
 ): ListenerState {
   const lb: LoadBalancerConfig = {
     name: LB,
@@ -80,11 +81,16 @@ export function listenerState(
     listeners: [listener],
     pools,
   };
-  return { lb, listener, pools: new Map(pools.map((p) => [p.name, new PoolRuntime(LB, p, down)])) };
+  return {
+    lb,
+    listener,
+    pools: new Map(pools.map((p) => [p.name, new PoolRuntime(LB, p, down)])),
+    workerCount,
+  };
 }
 
-export function workerEnv(workerCount = 1): WorkerEnv {
-  return { failures: new Failures(), workerCount, upstreams: new UpstreamPools() };
+export function workerEnv(): WorkerEnv {
+  return { failures: new Failures(), upstreams: new UpstreamPools() };
 }
 
 export interface TestBackend {

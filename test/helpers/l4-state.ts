@@ -64,7 +64,11 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
 }
 
 /** A ListenerState whose pools are built fresh (nothing marked down). */
-export function l4State(listener: ListenerConfig, pools: readonly PoolConfig[]): ListenerState {
+export function l4State(
+  listener: ListenerConfig,
+  pools: readonly PoolConfig[],
+  workerCount = 1,
+): ListenerState {
   const lb: LoadBalancerConfig = {
     name: L4_LB,
     org: 'org',
@@ -73,11 +77,16 @@ export function l4State(listener: ListenerConfig, pools: readonly PoolConfig[]):
     listeners: [listener],
     pools,
   };
-  return { lb, listener, pools: new Map(pools.map((p) => [p.name, new PoolRuntime(L4_LB, p, new Set())])) };
+  return {
+    lb,
+    listener,
+    pools: new Map(pools.map((p) => [p.name, new PoolRuntime(L4_LB, p, new Set())])),
+    workerCount,
+  };
 }
 
-export function l4Env(workerCount = 1): WorkerEnv {
-  return { failures: new Failures(), workerCount, upstreams: new UpstreamPools() };
+export function l4Env(): WorkerEnv {
+  return { failures: new Failures(), upstreams: new UpstreamPools() };
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {

@@ -325,6 +325,6 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     // Node reads maxHeaderSize per new connection, so a reload applies to new connections.
     (this.server as { maxHeaderSize?: number }).maxHeaderSize = l.limits.maxHeaderBytes;
     this.server.maxConnections =
-      perWorkerLimit(l.connectionLimit, this.env.workerCount) || Number.MAX_SAFE_INTEGER;
+      perWorkerLimit(l.connectionLimit, state.workerCount) || Number.MAX_SAFE_INTEGER;
   }
 }

@@ -120,7 +120,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
 
   const onConnection = (client: Socket): void => {
     const st = state;
-    const limit = perWorkerLimit(st.listener.connectionLimit, env.workerCount);
+    const limit = perWorkerLimit(st.listener.connectionLimit, st.workerCount);
     if (closing !== null) {
       client.destroy();
       return;

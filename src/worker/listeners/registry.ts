@@ -7,7 +7,7 @@ import type { LoadBalancerConfig, Protocol } from '../../config/model.ts';
 import type { HealthState, Snapshot } from '../../config/snapshot.ts';
 import { log } from '../../shared/log.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
-import { listenerKey } from '../context.ts';
+import { listenerKey, listenerName } from '../context.ts';
 import { createHttpListener } from '../http/listener.ts';
 import { createTcpListener } from '../l4/tcp.ts';
 import { createUdpListener } from '../l4/udp.ts';
@@ -28,7 +28,8 @@ const REMOVED_LISTENER_GRACE_MS = 30_000;
 
 export interface ApplyReport {
   readonly listeners: string[];
-  readonly failures: Array<{ listener: string; message: string }>;
+  /** Listeners of this snapshot that are not open here: `listener` "lb/name", `bind` its key. */
+  readonly failures: Array<{ listener: string; bind: string; message: string }>;
 }
 
 export class ListenerRegistry {
@@ -44,7 +45,8 @@ export class ListenerRegistry {
     const nextPools = new Map<string, PoolRuntime>();
     for (const lb of snapshot.config.loadBalancers) {
       const pools = this.buildPools(lb, nextPools);
-      for (const listener of lb.listeners) wanted.set(listenerKey(lb, listener), { lb, listener, pools });
+      for (const listener of lb.listeners)
+        wanted.set(listenerKey(lb, listener), { lb, listener, pools, workerCount: snapshot.workers });
     }
     this.pools = nextPools;
 
@@ -58,7 +60,11 @@ export class ListenerRegistry {
       }
       const factory = FACTORIES[state.listener.protocol];
       if (!factory) {
-        failures.push({ listener: key, message: `protocol ${state.listener.protocol} is not supported yet` });
+        failures.push({
+          listener: listenerName(state),
+          bind: key,
+          message: `protocol ${state.listener.protocol} is not supported yet`,
+        });
         continue;
       }
       const handle = factory(state, this.env);
@@ -70,7 +76,7 @@ export class ListenerRegistry {
             // Forget it so the next snapshot tries again (e.g. once the port is free).
             this.open.delete(key);
             void handle.close(0);
-            failures.push({ listener: key, message: err.message });
+            failures.push({ listener: listenerName(state), bind: key, message: err.message });
           },
         ),
       );
