@@ -4,7 +4,7 @@
 
 import { backendKey, type PoolConfig } from '../../config/model.ts';
 import { createBalancer } from './balancer/index.ts';
-import type { BackendTarget, Balancer } from './balancer/types.ts';
+import type { BackendTarget, Balancer, PickContext } from './balancer/types.ts';
 
 type MutableTarget = { -readonly [K in keyof BackendTarget]: BackendTarget[K] };
 
@@ -52,8 +52,8 @@ export class PoolRuntime {
     return this.available.length;
   }
 
-  pick(hashKey: string): BackendTarget | undefined {
-    return this.balancer.pick(hashKey);
+  pick(ctx: PickContext): BackendTarget | undefined {
+    return this.balancer.pick(ctx);
   }
 
   acquire(t: BackendTarget): void {
