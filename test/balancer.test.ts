@@ -997,6 +997,151 @@ describe('PoolRuntime', () => {
     }
   });
 
+  /** The same pool as a reload delivers it: equal, but every object new. */
+  const reparsed = (c: PoolConfig): PoolConfig => structuredClone(c);
+  const base = (algorithm: Algorithm) =>
+    pool(algorithm, [
+      ['a', 1, 'enabled'],
+      ['b', 2, 'enabled'],
+      ['c', 1, 'enabled'],
+      ['d', 3, 'enabled'],
+      ['e', 1, 'enabled'],
+    ]);
+
+  it('keeps its balancer across reloads that leave the pool alone; round robin goes on with its cycle', () => {
+    const config = base('round_robin');
+    let p = new PoolRuntime(LB, config, new Set());
+    const balancer = p.balancer;
+    assert.equal(typeof balancer.pick, 'function');
+    const order = p.targets.map((t) => t.id);
+    let last = order.indexOf(p.pick(ctx(''))!.id);
+    // A fresh balancer starts at a random backend: 12 reloads all continuing the cycle by
+    // chance has probability 5^-12.
+    for (let k = 0; k < 12; k++) {
+      p = new PoolRuntime(LB, reparsed(config), new Set(), p);
+      assert.equal(p.balancer, balancer, 'rebuilt on an unchanged reload');
+      const now = order.indexOf(p.pick(ctx(''))!.id);
+      assert.equal(now, (last + 1) % order.length, 'round robin restarted');
+      last = now;
+    }
+    // What the balancer does not read (health check, PROXY protocol) does not rebuild it.
+    const other: PoolConfig = {
+      ...reparsed(config),
+      proxyProtocol: 'v2',
+      healthCheck: { type: 'tcp', path: '/', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+    };
+    p = new PoolRuntime(LB, other, new Set(), p);
+    assert.equal(p.balancer, balancer, 'rebuilt for a field the balancer does not use');
+  });
+
+  it('keeps the maglev table across an unchanged reload and rebuilds on each real change', () => {
+    const config = base('maglev');
+    const first = new PoolRuntime(LB, config, new Set());
+    const same = new PoolRuntime(LB, reparsed(config), new Set(), first);
+    assert.equal(same.balancer, first.balancer);
+    const changes: Array<[string, PoolConfig]> = [
+      ['algorithm', { ...reparsed(config), algorithm: 'ip_hash' }],
+      [
+        'weight',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 3, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'backend added',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+          ['f', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'backend removed',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+        ]),
+      ],
+      [
+        'drained',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'drain'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'address',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'enabled'],
+          ['c', 1, 'enabled', '192.0.2.9'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'order',
+        pool('maglev', [
+          ['b', 2, 'enabled'],
+          ['a', 1, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+    ];
+    for (const [what, changed] of changes) {
+      const next = new PoolRuntime(LB, changed, new Set(), same);
+      assert.notEqual(next.balancer, same.balancer, `not rebuilt for: ${what}`);
+      // The rebuilt balancer serves the new config, not the old one.
+      const available = next.targets.filter((_, i) => changed.backends[i]!.adminState === 'enabled');
+      for (const c of clients) assert.ok(available.includes(next.pick(ctx(c))!), what);
+    }
+  });
+
+  it('a health change rebuilds only the balancers whose available backends it changes', () => {
+    for (const algorithm of ALGORITHMS) {
+      const p = new PoolRuntime(LB, base(algorithm), new Set());
+      const before = p.balancer;
+      p.setHealth(new Set([backendKey(LB, 'other-pool', 'a'), 'lb1/web/zz']));
+      assert.equal(p.balancer, before, `${algorithm}: rebuilt for another pool's health`);
+      p.setHealth(new Set([key('b')]));
+      const down = p.balancer;
+      assert.notEqual(down, before, `${algorithm}: not rebuilt when b went down`);
+      assert.ok(!picked(p).has('b'), algorithm);
+      p.setHealth(new Set([key('b'), 'lb1/web/zz']));
+      assert.equal(p.balancer, down, algorithm);
+      p.setHealth(new Set());
+      assert.notEqual(p.balancer, down, `${algorithm}: not rebuilt when b came back`);
+      assert.ok(picked(p).has('b'), algorithm);
+    }
+  });
+
+  it('a reload keeps the balancer while the down set is unchanged, and rebuilds when it changed', () => {
+    // The registry builds the next snapshot's pools with its current down set: the previous
+    // balancer already reflects it, so it is kept.
+    const down = new Set([key('c')]);
+    const first = new PoolRuntime(LB, base('least_connections'), down);
+    const next = new PoolRuntime(LB, reparsed(base('least_connections')), down, first);
+    assert.equal(next.balancer, first.balancer);
+    assert.equal(next.availableCount(), 4);
+    const up = new PoolRuntime(LB, reparsed(base('least_connections')), new Set(), next);
+    assert.notEqual(up.balancer, next.balancer);
+    assert.equal(up.availableCount(), 5);
+  });
+
   it('carries in-flight counts over a reload, and releases of old picks land on them', () => {
     const config = pool('least_connections', [
       ['a', 1, 'enabled'],
