@@ -18,7 +18,7 @@ import {
 } from '../src/config/model.ts';
 import { createBalancer } from '../src/worker/routing/balancer/index.ts';
 import { buildMaglevTable, MAGLEV_TABLE_SIZE } from '../src/worker/routing/balancer/maglev.ts';
-import type { BackendTarget, Balancer } from '../src/worker/routing/balancer/types.ts';
+import type { BackendTarget, Balancer, PickContext } from '../src/worker/routing/balancer/types.ts';
 import { PoolRuntime } from '../src/worker/routing/pool-runtime.ts';
 
 const SEED = 20240611;
@@ -66,6 +66,24 @@ function makeTargets(weights: readonly number[], actives: readonly number[] = []
   );
 }
 
+/** A pick context hashing on `key`; counts how often a balancer asked for the key. */
+class CountingContext implements PickContext {
+  calls = 0;
+  constructor(
+    readonly key: string,
+    readonly exclude?: ReadonlySet<BackendTarget>,
+  ) {}
+
+  hashKey(): string {
+    this.calls++;
+    return this.key;
+  }
+}
+
+function ctx(key: string, exclude?: ReadonlySet<BackendTarget>): CountingContext {
+  return new CountingContext(key, exclude);
+}
+
 /** mulberry32: a seeded PRNG, so hash-based tests see the same "random" clients every run. */
 function seeded(seed: number): () => number {
   let a = seed >>> 0;
@@ -89,9 +107,14 @@ function sequentialIps(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
 }
 
-function countPicks(b: Balancer, targets: readonly BackendTarget[], keys: readonly string[]): number[] {
+function countPicks(
+  b: Balancer,
+  targets: readonly BackendTarget[],
+  keys: readonly string[],
+  exclude?: ReadonlySet<BackendTarget>,
+): number[] {
   const counts = new Array<number>(targets.length).fill(0);
-  for (const k of keys) counts[targets.indexOf(b.pick(k)!)]!++;
+  for (const k of keys) counts[targets.indexOf(b.pick(ctx(k, exclude))!)]!++;
   return counts;
 }
 
@@ -114,11 +137,15 @@ function shuffled<T>(xs: readonly T[], seed: number): T[] {
 const weightsArb = (minLength: number, maxLength: number, max: number) =>
   fc.array(fc.integer({ min: 1, max }), { minLength, maxLength });
 
+/** Which backends to exclude, by index (bits past the target count are ignored). */
+const MASK = fc.array(fc.boolean(), { minLength: 10, maxLength: 10 });
+
 describe('every algorithm', () => {
   it('returns undefined for an empty list', () => {
     for (const algorithm of ALGORITHMS) {
       const b = createBalancer(algorithm, []);
-      for (const key of ['', '192.0.2.1', '2001:db8::1']) assert.equal(b.pick(key), undefined, algorithm);
+      for (const key of ['', '192.0.2.1', '2001:db8::1'])
+        assert.equal(b.pick(ctx(key)), undefined, algorithm);
     }
   });
 
@@ -134,7 +161,7 @@ describe('every algorithm', () => {
             const given = new Set(targets);
             const b = createBalancer(algorithm, targets);
             for (const key of keys) {
-              const t = b.pick(key);
+              const t = b.pick(ctx(key));
               assert.ok(t !== undefined && given.has(t), algorithm);
               t.active++; // vary the load the load-aware algorithms see
             }
@@ -146,18 +173,103 @@ describe('every algorithm', () => {
   });
 });
 
+const HASHING: ReadonlySet<Algorithm> = new Set<Algorithm>(['ip_hash', 'maglev']);
+
+/** The targets whose mask bit is set. */
+const subset = (targets: readonly BackendTarget[], mask: readonly boolean[]) =>
+  new Set(targets.filter((_, i) => mask[i] === true));
+
+describe('pick context', () => {
+  it('asks for the hash key only in ip_hash and maglev, once per pick', () => {
+    const targets = makeTargets([1, 2, 3, 4]);
+    const excludes = [undefined, new Set<BackendTarget>(), new Set([targets[1]!]), new Set(targets)];
+    for (const algorithm of ALGORITHMS) {
+      const b = createBalancer(algorithm, targets);
+      for (const exclude of excludes) {
+        for (const key of randomIps(50, 3)) {
+          const c = ctx(key, exclude);
+          b.pick(c);
+          assert.equal(c.calls, HASHING.has(algorithm) ? 1 : 0, `${algorithm}: hashKey() calls`);
+        }
+      }
+    }
+  });
+
+  it('never returns an excluded backend, and undefined only when every backend is excluded', () => {
+    fc.assert(
+      fc.property(
+        weightsArb(1, 10, 10),
+        fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 10 }),
+        fc.array(fc.array(fc.boolean(), { minLength: 10, maxLength: 10 }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { minLength: 1, maxLength: 10 }),
+        (weights, actives, masks, keys) => {
+          for (const algorithm of ALGORITHMS) {
+            const targets = makeTargets(weights, actives);
+            const b = createBalancer(algorithm, targets);
+            for (const mask of [...masks, new Array<boolean>(targets.length).fill(true)]) {
+              const exclude = subset(targets, mask);
+              for (const key of keys) {
+                const t = b.pick(ctx(key, exclude));
+                if (exclude.size === targets.length) {
+                  assert.equal(t, undefined, `${algorithm}: all excluded`);
+                  continue;
+                }
+                assert.ok(t !== undefined && targets.includes(t), `${algorithm}: no target`);
+                assert.ok(!exclude.has(t), `${algorithm} returned an excluded backend`);
+                t.active++;
+              }
+            }
+          }
+        },
+      ),
+      { seed: SEED, numRuns: 150 },
+    );
+  });
+});
+
 describe('round_robin', () => {
   it('cycles through every backend in order, ignoring weight', () => {
     fc.assert(
       fc.property(weightsArb(1, 10, 10), (weights) => {
         const targets = makeTargets(weights);
         const b = createBalancer('round_robin', targets);
-        const start = targets.indexOf(b.pick('')!);
+        const start = targets.indexOf(b.pick(ctx(''))!);
         for (let k = 1; k <= 3 * targets.length; k++) {
-          assert.equal(b.pick(''), targets[(start + k) % targets.length]);
+          assert.equal(b.pick(ctx('')), targets[(start + k) % targets.length]);
         }
       }),
       { seed: SEED, numRuns: 100 },
+    );
+  });
+
+  // Model: a cursor; a pick takes the first backend from the cursor on that is not excluded
+  // and moves the cursor past it; with everything excluded it returns undefined, cursor kept.
+  it('goes on to the next backend not excluded, and continues its cycle after it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(MASK, { minLength: 1, maxLength: 30 }),
+        (n, masks) => {
+          const targets = makeTargets(new Array<number>(n).fill(1));
+          const b = createBalancer('round_robin', targets);
+          let cursor = (targets.indexOf(b.pick(ctx(''))!) + 1) % n;
+          for (const m of masks) {
+            const exclude = subset(targets, m);
+            let expected: number | undefined;
+            for (let k = 0; k < n && expected === undefined; k++) {
+              if (!exclude.has(targets[(cursor + k) % n]!)) expected = (cursor + k) % n;
+            }
+            const t = b.pick(ctx('', exclude));
+            if (expected === undefined) {
+              assert.equal(t, undefined);
+              continue;
+            }
+            assert.equal(t, targets[expected]);
+            cursor = (expected + 1) % n;
+          }
+        },
+      ),
+      { seed: SEED, numRuns: 200 },
     );
   });
 });
@@ -166,7 +278,7 @@ describe('weighted_round_robin', () => {
   it('weights 5,1,1 give nginx smooth order a a b a c a a', () => {
     const targets = makeTargets([5, 1, 1]);
     const b = createBalancer('weighted_round_robin', targets);
-    const names = Array.from({ length: 14 }, () => 'abc'[targets.indexOf(b.pick('')!)]).join('');
+    const names = Array.from({ length: 14 }, () => 'abc'[targets.indexOf(b.pick(ctx(''))!)]).join('');
     assert.equal(names, 'aabacaa'.repeat(2));
   });
 
@@ -182,7 +294,7 @@ describe('weighted_round_robin', () => {
         const b = createBalancer('weighted_round_robin', targets);
         const total = sum(weights);
         const cycles = Array.from({ length: 3 }, () =>
-          Array.from({ length: total }, () => targets.indexOf(b.pick('')!)),
+          Array.from({ length: total }, () => targets.indexOf(b.pick(ctx(''))!)),
         );
         for (const cycle of cycles) {
           const counts = new Array<number>(weights.length).fill(0);
@@ -206,6 +318,55 @@ describe('weighted_round_robin', () => {
       { seed: SEED, numRuns: 200 },
     );
   });
+
+  // As nginx skips tried peers: an excluded backend gets no weight added and is left out of the
+  // total, so a backend excluded from every pick leaves the others exactly their own smooth order.
+  it('with a backend excluded from every pick, the rest follow their own smooth order', () => {
+    fc.assert(
+      fc.property(weightsArb(2, 8, 20), fc.nat(), (weights, r) => {
+        const targets = makeTargets(weights);
+        const out = r % targets.length;
+        const exclude = new Set([targets[out]!]);
+        const rest = targets.filter((_, i) => i !== out);
+        const b = createBalancer('weighted_round_robin', targets);
+        const alone = createBalancer('weighted_round_robin', rest);
+        for (let k = 0; k < 2 * (sum(weights) - weights[out]!); k++) {
+          assert.equal(b.pick(ctx('', exclude)), alone.pick(ctx('')));
+        }
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
+  });
+
+  it('a pick with every backend excluded changes nothing; exclusion never changes the totals', () => {
+    fc.assert(
+      fc.property(weightsArb(1, 8, 10), fc.array(MASK, { minLength: 1, maxLength: 40 }), (weights, masks) => {
+        const targets = makeTargets(weights);
+        const b = createBalancer('weighted_round_robin', targets);
+        const twin = createBalancer('weighted_round_robin', targets);
+        const all = new Set(targets);
+        for (let k = 0; k < sum(weights); k++) {
+          assert.equal(b.pick(ctx('', all)), undefined);
+          assert.equal(b.pick(ctx('')), twin.pick(ctx('')));
+        }
+        // After T more picks, count_i = (T·w_i + c_i(before) − c_i(after)) / W exactly, where c
+        // are the current weights. Exclusions keep Σc = 0, and we measured |c_i| < W throughout
+        // (3000 random sequences of 3000 picks with random exclusions), so over whole cycles each
+        // backend is off its weight by less than 2 picks.
+        for (const m of masks) b.pick(ctx('', subset(targets, m)));
+        const cycles = 20;
+        const counts = new Array<number>(targets.length).fill(0);
+        for (let k = 0; k < cycles * sum(weights); k++) counts[targets.indexOf(b.pick(ctx(''))!)]!++;
+        weights.forEach((w, i) => {
+          assert.ok(
+            Math.abs(counts[i]! - cycles * w) < 2,
+            `weights ${weights}: backend ${i} got ${counts[i]} in ${cycles} cycles`,
+          );
+        });
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
+  });
 });
 
 describe('least_connections', () => {
@@ -219,7 +380,7 @@ describe('least_connections', () => {
         fc.array(fc.integer({ min: 0, max: 6 }), { maxLength: 10 }),
         (weights, actives) => {
           const targets = makeTargets(weights, actives);
-          const picked = createBalancer('least_connections', targets).pick('')!;
+          const picked = createBalancer('least_connections', targets).pick(ctx(''))!;
           for (const t of targets) assert.ok(loadLe(picked, t), 'picked a backend above the minimum');
         },
       ),
@@ -237,8 +398,8 @@ describe('least_connections', () => {
           const min = targets.find((t) => targets.every((u) => loadLe(t, u)))!;
           const tied = targets.filter((t) => loadLe(t, min));
           const b = createBalancer('least_connections', targets);
-          const first = Array.from({ length: tied.length }, () => b.pick('')!);
-          const second = Array.from({ length: tied.length }, () => b.pick('')!);
+          const first = Array.from({ length: tied.length }, () => b.pick(ctx(''))!);
+          const second = Array.from({ length: tied.length }, () => b.pick(ctx(''))!);
           assert.equal(new Set(first).size, tied.length, 'each tied backend once per round');
           assert.deepEqual(new Set(first), new Set(tied));
           assert.deepEqual(second, first);
@@ -255,7 +416,7 @@ describe('least_connections', () => {
         const targets = makeTargets(weights);
         const b = createBalancer('least_connections', targets);
         for (let k = 0; k < 200; k++) {
-          b.pick('')!.active++;
+          b.pick(ctx(''))!.active++;
           for (const t of targets) {
             for (const u of targets) {
               assert.ok((t.active - 1) * u.weight <= u.active * t.weight, 'imbalance beyond one request');
@@ -264,6 +425,35 @@ describe('least_connections', () => {
         }
       }),
       { seed: SEED, numRuns: 50 },
+    );
+  });
+
+  it('picks the minimum active/weight among the backends not excluded, rotating ties', () => {
+    fc.assert(
+      fc.property(
+        weightsArb(1, 10, 3),
+        fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 10 }),
+        MASK,
+        (weights, actives, m) => {
+          const targets = makeTargets(weights, actives);
+          const exclude = subset(targets, m);
+          const rest = targets.filter((t) => !exclude.has(t));
+          const b = createBalancer('least_connections', targets);
+          if (rest.length === 0) {
+            assert.equal(b.pick(ctx('', exclude)), undefined);
+            return;
+          }
+          const min = rest.find((t) => rest.every((u) => loadLe(t, u)))!;
+          const tied = rest.filter((t) => loadLe(t, min));
+          const first = Array.from({ length: tied.length }, () => b.pick(ctx('', exclude))!);
+          assert.deepEqual(new Set(first), new Set(tied), 'each tied backend once per round');
+          assert.deepEqual(
+            Array.from({ length: tied.length }, () => b.pick(ctx('', exclude))!),
+            first,
+          );
+        },
+      ),
+      { seed: SEED, numRuns: 300 },
     );
   });
 });
@@ -287,6 +477,27 @@ describe('random', () => {
       { seed: SEED, numRuns: 8 },
     );
   });
+
+  it('with some excluded, picks each other backend with probability weight/Σ(their weights)', () => {
+    const trials = 40_000;
+    fc.assert(
+      fc.property(weightsArb(3, 8, 10), MASK, (weights, m) => {
+        const targets = makeTargets(weights);
+        const exclude = subset(targets, m);
+        fc.pre(exclude.size > 0 && exclude.size < targets.length);
+        const b = createBalancer('random', targets);
+        const left = sum(weights.filter((_, i) => !exclude.has(targets[i]!)));
+        const counts = countPicks(b, targets, new Array<string>(trials).fill(''), exclude);
+        assertShares(
+          counts,
+          weights.map((w, i) => (exclude.has(targets[i]!) ? 0 : w / left)),
+          trials,
+          `random ${weights} excluding ${[...exclude].map((t) => t.id)}`,
+        );
+      }),
+      { seed: SEED, numRuns: 6 },
+    );
+  });
 });
 
 describe('p2c', () => {
@@ -302,7 +513,7 @@ describe('p2c', () => {
           fc.pre(ratio(targets[0]!) !== ratio(targets[1]!));
           const lower = ratio(targets[0]!) < ratio(targets[1]!) ? targets[0] : targets[1];
           const b = createBalancer('p2c', targets);
-          for (let k = 0; k < 20; k++) assert.equal(b.pick(''), lower);
+          for (let k = 0; k < 20; k++) assert.equal(b.pick(ctx('')), lower);
         },
       ),
       { seed: SEED, numRuns: 200 },
@@ -321,7 +532,7 @@ describe('p2c', () => {
           const worst = targets.filter((t) => targets.every((u) => u === t || ratio(t) > ratio(u)));
           const b = createBalancer('p2c', targets);
           for (let k = 0; k < 50; k++)
-            assert.ok(!worst.includes(b.pick('')!), 'picked the most loaded backend');
+            assert.ok(!worst.includes(b.pick(ctx(''))!), 'picked the most loaded backend');
         },
       ),
       { seed: SEED, numRuns: 300 },
@@ -371,7 +582,7 @@ describe('p2c', () => {
     const gap = (algorithm: Algorithm) => {
       const targets = makeTargets(new Array<number>(n).fill(1));
       const b = createBalancer(algorithm, targets);
-      for (let k = 0; k < requests; k++) b.pick('')!.active++;
+      for (let k = 0; k < requests; k++) b.pick(ctx(''))!.active++;
       return Math.max(...targets.map((t) => t.active)) - requests / n;
     };
     const p2cGap = gap('p2c');
@@ -385,9 +596,73 @@ describe('p2c', () => {
     const targets = makeTargets(weights);
     const b = createBalancer('p2c', targets);
     const requests = 60_000;
-    for (let k = 0; k < requests; k++) b.pick('')!.active++;
+    for (let k = 0; k < requests; k++) b.pick(ctx(''))!.active++;
     const mean = requests / sum(weights);
     for (const t of targets) assert.ok(t.active / t.weight - mean <= 8, `${t.id}: ${t.active}/${t.weight}`);
+  });
+
+  // The same two draws without replacement, among the backends not excluded: the formula
+  // above with W the weight left.
+  it('with some excluded, samples its two candidates among the rest by weight', () => {
+    const trials = 20_000;
+    fc.assert(
+      fc.property(weightsArb(4, 7, 5), MASK, (weights, m) => {
+        const all = makeTargets(weights);
+        const exclude = subset(all, m);
+        fc.pre(exclude.size > 0 && all.length - exclude.size >= 3);
+        const live = weights.map((_, i) => !exclude.has(all[i]!));
+        const total = sum(weights.filter((_, i) => live[i]));
+        const inPair = weights.map((wi, i) =>
+          live[i]
+            ? wi / total +
+              sum(weights.map((wj, j) => (j === i || !live[j] ? 0 : (wj / total) * (wi / (total - wj)))))
+            : 0,
+        );
+        const idleWins = weights.map((_, i) => {
+          const targets = makeTargets(
+            weights,
+            weights.map((_, j) => (j === i ? 0 : 1_000)),
+          );
+          const ex = subset(targets, m);
+          return countPicks(createBalancer('p2c', targets), targets, new Array<string>(trials).fill(''), ex)[
+            i
+          ]!;
+        });
+        assertShares(idleWins, inPair, trials, `p2c candidate pairs ${weights} mask ${m}`);
+        assertShares(
+          countPicks(createBalancer('p2c', all), all, new Array<string>(trials).fill(''), exclude),
+          weights.map((w, i) => (live[i] ? w / total : 0)),
+          trials,
+          `p2c idle shares ${weights} mask ${m}`,
+        );
+      }),
+      { seed: SEED, numRuns: 4 },
+    );
+  });
+
+  it('with one backend left returns it, however loaded; never a unique most-loaded among the rest', () => {
+    fc.assert(
+      fc.property(
+        weightsArb(2, 10, 5),
+        fc.array(fc.integer({ min: 0, max: 10 }), { minLength: 10, maxLength: 10 }),
+        MASK,
+        fc.nat(),
+        (weights, actives, m, r) => {
+          const targets = makeTargets(weights, actives);
+          const b = createBalancer('p2c', targets);
+          const only = targets[r % targets.length]!;
+          const allBut = new Set(targets.filter((t) => t !== only));
+          for (let k = 0; k < 5; k++) assert.equal(b.pick(ctx('', allBut)), only);
+          const exclude = subset(targets, m);
+          const rest = targets.filter((t) => !exclude.has(t));
+          const worst = rest.filter((t) => rest.every((u) => u === t || ratio(t) > ratio(u)));
+          if (rest.length < 2) return;
+          for (let k = 0; k < 30; k++)
+            assert.ok(!worst.includes(b.pick(ctx('', exclude))!), 'picked the most loaded backend left');
+        },
+      ),
+      { seed: SEED, numRuns: 300 },
+    );
   });
 });
 
@@ -403,9 +678,9 @@ describe('ip_hash', () => {
           const b = createBalancer('ip_hash', targets);
           const again = createBalancer('ip_hash', shuffled(targets, seed));
           for (const k of keys) {
-            const t = b.pick(k);
-            assert.equal(b.pick(k), t);
-            assert.equal(again.pick(k), t);
+            const t = b.pick(ctx(k));
+            assert.equal(b.pick(ctx(k)), t);
+            assert.equal(again.pick(ctx(k)), t);
           }
         },
       ),
@@ -512,9 +787,9 @@ describe('maglev', () => {
           const b = createBalancer('maglev', targets);
           const again = createBalancer('maglev', reordered);
           for (const k of clients) {
-            const t = b.pick(k);
-            assert.equal(b.pick(k), t);
-            assert.equal(again.pick(k), t);
+            const t = b.pick(ctx(k));
+            assert.equal(b.pick(ctx(k)), t);
+            assert.equal(again.pick(ctx(k)), t);
           }
         },
       ),
@@ -561,8 +836,8 @@ describe('maglev', () => {
           let survivors = 0;
           let survivorsMoved = 0;
           for (const c of clients) {
-            const was = full.pick(c)!;
-            const now = reduced.pick(c)!;
+            const was = full.pick(ctx(c))!;
+            const now = reduced.pick(ctx(c))!;
             assert.notEqual(now, all[r]);
             if (was !== now) moved++;
             if (was !== all[r]) {
@@ -589,6 +864,90 @@ describe('maglev', () => {
   });
 });
 
+for (const algorithm of ['ip_hash', 'maglev'] as const) {
+  describe(`${algorithm} with exclude`, () => {
+    const clients = randomIps(20_000, 29);
+
+    // Ideal-hash model: each rehash is an independent draw by share, so the keys of the
+    // excluded backends land on backend j with probability share_j / Σ(shares left), where a
+    // share is w_j/W for ip_hash and j's fraction of table slots for maglev.
+    it('moves only the keys of excluded backends, spread by weight over the rest', () => {
+      let run = 0;
+      fc.assert(
+        fc.property(weightsArb(2, 12, 10), MASK, fc.integer(), (weights, m, seed) => {
+          const targets = makeTargets(
+            weights,
+            [],
+            weights.map((_, i) => `lb/pool/10.9.${run}.${i}:80`),
+          );
+          run++;
+          const exclude = subset(targets, m);
+          fc.pre(exclude.size > 0 && exclude.size < targets.length);
+          const b = createBalancer(algorithm, targets);
+          const reordered = createBalancer(algorithm, shuffled(targets, seed));
+          let shares = weights.map((w) => w / sum(weights));
+          if (algorithm === 'maglev') {
+            const slots = new Array<number>(targets.length).fill(0);
+            for (const i of buildMaglevTable(targets)) slots[i]!++;
+            shares = slots.map((c) => c / M);
+          }
+          const left = sum(shares.filter((_, i) => !exclude.has(targets[i]!)));
+          const movedTo = new Array<number>(targets.length).fill(0);
+          let moved = 0;
+          for (const c of clients) {
+            const was = b.pick(ctx(c))!;
+            const now = b.pick(ctx(c, exclude))!;
+            assert.ok(!exclude.has(now), 'an excluded backend');
+            assert.equal(reordered.pick(ctx(c, exclude)), now, 'depends on the list order');
+            if (!exclude.has(was)) {
+              assert.equal(now, was, 'a key of a backend not excluded moved');
+              continue;
+            }
+            moved++;
+            movedTo[targets.indexOf(now)]!++;
+          }
+          assertShares(
+            movedTo,
+            shares.map((sh, i) => (exclude.has(targets[i]!) ? 0 : sh / left)),
+            moved,
+            `${algorithm} ${weights} excluding ${[...exclude].map((t) => t.id)}`,
+          );
+        }),
+        { seed: SEED, numRuns: 10 },
+      );
+    });
+
+    // Excluding one more backend moves only the keys on it, save the keys whose every rehash
+    // hit an excluded backend (rehashFallback): at most a share (excluded weight)^(1 + 8) each.
+    it('excluding one more backend moves only the keys that were on it', () => {
+      fc.assert(
+        fc.property(weightsArb(3, 10, 10), MASK, fc.nat(), (weights, m, r) => {
+          const targets = makeTargets(weights);
+          const smaller = subset(targets, m);
+          const extra = targets.filter((t) => !smaller.has(t));
+          fc.pre(extra.length >= 2);
+          const larger = new Set([...smaller, extra[r % extra.length]!]);
+          const b = createBalancer(algorithm, targets);
+          const excludedShare = sum([...larger].map((t) => t.weight)) / sum(weights);
+          const q = Math.min(1, 2 * excludedShare ** 9);
+          let changed = 0;
+          for (const c of clients) {
+            const before = b.pick(ctx(c, smaller))!;
+            const after = b.pick(ctx(c, larger))!;
+            assert.ok(!larger.has(after), 'an excluded backend');
+            if (!larger.has(before) && after !== before) changed++;
+          }
+          assert.ok(
+            changed <= clients.length * q + bernstein(clients.length, q),
+            `${changed} keys moved off backends that stayed (fallback share ${q})`,
+          );
+        }),
+        { seed: SEED, numRuns: 20 },
+      );
+    });
+  });
+}
+
 describe('PoolRuntime', () => {
   const LB = 'lb1';
   const pool = (
@@ -609,7 +968,7 @@ describe('PoolRuntime', () => {
   });
   const key = (id: string) => backendKey(LB, 'web', id);
   const clients = randomIps(600, 11);
-  const picked = (p: PoolRuntime) => new Set(clients.map((c) => p.pick(c)?.id));
+  const picked = (p: PoolRuntime) => new Set(clients.map((c) => p.pick(ctx(c))?.id));
 
   it('never picks drained, disabled or down backends; setHealth changes picks', () => {
     for (const algorithm of ALGORITHMS) {
@@ -633,9 +992,154 @@ describe('PoolRuntime', () => {
 
       p.setHealth(new Set([key('a'), key('d'), key('e')]));
       assert.equal(p.availableCount(), 0, algorithm);
-      assert.equal(p.pick('192.0.2.1'), undefined, algorithm);
+      assert.equal(p.pick(ctx('192.0.2.1')), undefined, algorithm);
       assert.equal(p.targets.length, 5, 'targets keeps every configured backend');
     }
+  });
+
+  /** The same pool as a reload delivers it: equal, but every object new. */
+  const reparsed = (c: PoolConfig): PoolConfig => structuredClone(c);
+  const base = (algorithm: Algorithm) =>
+    pool(algorithm, [
+      ['a', 1, 'enabled'],
+      ['b', 2, 'enabled'],
+      ['c', 1, 'enabled'],
+      ['d', 3, 'enabled'],
+      ['e', 1, 'enabled'],
+    ]);
+
+  it('keeps its balancer across reloads that leave the pool alone; round robin goes on with its cycle', () => {
+    const config = base('round_robin');
+    let p = new PoolRuntime(LB, config, new Set());
+    const balancer = p.balancer;
+    assert.equal(typeof balancer.pick, 'function');
+    const order = p.targets.map((t) => t.id);
+    let last = order.indexOf(p.pick(ctx(''))!.id);
+    // A fresh balancer starts at a random backend: 12 reloads all continuing the cycle by
+    // chance has probability 5^-12.
+    for (let k = 0; k < 12; k++) {
+      p = new PoolRuntime(LB, reparsed(config), new Set(), p);
+      assert.equal(p.balancer, balancer, 'rebuilt on an unchanged reload');
+      const now = order.indexOf(p.pick(ctx(''))!.id);
+      assert.equal(now, (last + 1) % order.length, 'round robin restarted');
+      last = now;
+    }
+    // What the balancer does not read (health check, PROXY protocol) does not rebuild it.
+    const other: PoolConfig = {
+      ...reparsed(config),
+      proxyProtocol: 'v2',
+      healthCheck: { type: 'tcp', path: '/', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+    };
+    p = new PoolRuntime(LB, other, new Set(), p);
+    assert.equal(p.balancer, balancer, 'rebuilt for a field the balancer does not use');
+  });
+
+  it('keeps the maglev table across an unchanged reload and rebuilds on each real change', () => {
+    const config = base('maglev');
+    const first = new PoolRuntime(LB, config, new Set());
+    const same = new PoolRuntime(LB, reparsed(config), new Set(), first);
+    assert.equal(same.balancer, first.balancer);
+    const changes: Array<[string, PoolConfig]> = [
+      ['algorithm', { ...reparsed(config), algorithm: 'ip_hash' }],
+      [
+        'weight',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 3, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'backend added',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+          ['f', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'backend removed',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+        ]),
+      ],
+      [
+        'drained',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'drain'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'address',
+        pool('maglev', [
+          ['a', 1, 'enabled'],
+          ['b', 2, 'enabled'],
+          ['c', 1, 'enabled', '192.0.2.9'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+      [
+        'order',
+        pool('maglev', [
+          ['b', 2, 'enabled'],
+          ['a', 1, 'enabled'],
+          ['c', 1, 'enabled'],
+          ['d', 3, 'enabled'],
+          ['e', 1, 'enabled'],
+        ]),
+      ],
+    ];
+    for (const [what, changed] of changes) {
+      const next = new PoolRuntime(LB, changed, new Set(), same);
+      assert.notEqual(next.balancer, same.balancer, `not rebuilt for: ${what}`);
+      // The rebuilt balancer serves the new config, not the old one.
+      const available = next.targets.filter((_, i) => changed.backends[i]!.adminState === 'enabled');
+      for (const c of clients) assert.ok(available.includes(next.pick(ctx(c))!), what);
+    }
+  });
+
+  it('a health change rebuilds only the balancers whose available backends it changes', () => {
+    for (const algorithm of ALGORITHMS) {
+      const p = new PoolRuntime(LB, base(algorithm), new Set());
+      const before = p.balancer;
+      p.setHealth(new Set([backendKey(LB, 'other-pool', 'a'), 'lb1/web/zz']));
+      assert.equal(p.balancer, before, `${algorithm}: rebuilt for another pool's health`);
+      p.setHealth(new Set([key('b')]));
+      const down = p.balancer;
+      assert.notEqual(down, before, `${algorithm}: not rebuilt when b went down`);
+      assert.ok(!picked(p).has('b'), algorithm);
+      p.setHealth(new Set([key('b'), 'lb1/web/zz']));
+      assert.equal(p.balancer, down, algorithm);
+      p.setHealth(new Set());
+      assert.notEqual(p.balancer, down, `${algorithm}: not rebuilt when b came back`);
+      assert.ok(picked(p).has('b'), algorithm);
+    }
+  });
+
+  it('a reload keeps the balancer while the down set is unchanged, and rebuilds when it changed', () => {
+    // The registry builds the next snapshot's pools with its current down set: the previous
+    // balancer already reflects it, so it is kept.
+    const down = new Set([key('c')]);
+    const first = new PoolRuntime(LB, base('least_connections'), down);
+    const next = new PoolRuntime(LB, reparsed(base('least_connections')), down, first);
+    assert.equal(next.balancer, first.balancer);
+    assert.equal(next.availableCount(), 4);
+    const up = new PoolRuntime(LB, reparsed(base('least_connections')), new Set(), next);
+    assert.notEqual(up.balancer, next.balancer);
+    assert.equal(up.availableCount(), 5);
   });
 
   it('carries in-flight counts over a reload, and releases of old picks land on them', () => {
@@ -654,7 +1158,7 @@ describe('PoolRuntime', () => {
       second.targets.map((t) => t.active),
       [3, 1, 0],
     );
-    assert.equal(second.pick('')?.id, 'c');
+    assert.equal(second.pick(ctx(''))?.id, 'c');
 
     // A request picked before the reload finishes after it.
     first.release(a!);
@@ -684,7 +1188,7 @@ describe('PoolRuntime', () => {
       ],
     );
     assert.equal(b!.active, 1, 'the old address keeps its own in-flight count');
-    for (let k = 0; k < 80; k++) third.acquire(third.pick('')!);
+    for (let k = 0; k < 80; k++) third.acquire(third.pick(ctx(''))!);
     assert.deepEqual(
       third.targets.map((t) => t.active),
       [10, 40, 30],

@@ -276,9 +276,9 @@ describe('http listener: headers', () => {
     const keys: string[] = [];
     const rt = p.state.pools.get('web')!;
     const pick = rt.pick.bind(rt);
-    rt.pick = (k) => {
-      keys.push(k);
-      return pick(k);
+    rt.pick = (ctx) => {
+      keys.push(ctx.hashKey());
+      return pick(ctx);
     };
     const r = await request(p.port, {
       headers: {
@@ -306,9 +306,9 @@ describe('http listener: headers', () => {
     const keys: string[] = [];
     const rt = p.state.pools.get('web')!;
     const pick = rt.pick.bind(rt);
-    rt.pick = (k) => {
-      keys.push(k);
-      return pick(k);
+    rt.pick = (ctx) => {
+      keys.push(ctx.hashKey());
+      return pick(ctx);
     };
     const r = await request(p.port, {
       headers: [

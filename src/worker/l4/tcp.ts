@@ -20,6 +20,7 @@ import {
 } from '../context.ts';
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
+import { byKey } from '../routing/pick-context.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -69,7 +70,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const startUpstream = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
     const { listener, pools } = c.state;
     const pool = listener.defaultPool === undefined ? undefined : pools.get(listener.defaultPool);
-    const target = pool?.pick(clientIp);
+    const target = pool?.pick(byKey(clientIp));
     if (!pool || !target) {
       fail(c, 'no_healthy_backend', `no healthy backend in pool '${listener.defaultPool ?? ''}'`);
       return;

@@ -13,6 +13,7 @@ import { classifyUpstreamError, type ErrorClass } from '../../shared/errors.ts';
 import { errorText, type FailureFields } from '../../shared/failure.ts';
 import { backendAddress, type ListenerFactory, listenerKey, listenerName } from '../context.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
+import { byKey } from '../routing/pick-context.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 
 /** Datagrams held per session while its socket connects (a few ms at most). */
@@ -71,7 +72,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       return null;
     }
     const pool = listener.defaultPool === undefined ? undefined : pools.get(listener.defaultPool);
-    const target = pool?.pick(rinfo.address);
+    const target = pool?.pick(byKey(rinfo.address));
     if (!pool || !target) {
       failure('no_healthy_backend', `no healthy backend in pool '${listener.defaultPool ?? ''}'`, {
         client: rinfo.address,

@@ -3,6 +3,9 @@
 // last octet), and we reduce modulo small numbers, so the state is finished with murmur3's
 // fmix32 avalanche. Allocation-free: it walks UTF-16 code units, no encoding step.
 
+/** 2^32: scales a 32-bit hash onto [0, 1). */
+export const HASH_RANGE = 4294967296;
+
 /** Hash `s` to an unsigned 32-bit integer. Different seeds give practically independent hashes. */
 export function hash32(s: string, seed = 0): number {
   // Spread the seed over the whole word so seeds 1 and 2 differ in more than the low bits.

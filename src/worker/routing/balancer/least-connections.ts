@@ -2,8 +2,8 @@
 // Ties are broken round-robin (the scan starts after the last winner); always taking the first
 // tied backend would send every request of a quiet pool, where all counts are 0, to one backend.
 
-import type { BackendTarget, Balancer } from './types.ts';
-import { weightsOf } from './weights.ts';
+import type { BackendTarget, Balancer, PickContext } from './types.ts';
+import { excludes, weightsOf } from './weights.ts';
 
 export function leastConnections(targets: readonly BackendTarget[]): Balancer {
   return new LeastConnections(targets);
@@ -20,21 +20,25 @@ class LeastConnections implements Balancer {
     this.start = Math.floor(Math.random() * targets.length);
   }
 
-  pick(_hashKey: string): BackendTarget | undefined {
+  pick(ctx: PickContext): BackendTarget | undefined {
     const { targets, weights } = this;
     const n = targets.length;
-    if (n === 0) return undefined;
+    const ex = ctx.exclude;
+    const skip = excludes(ex);
     let i = this.start;
-    let best = i;
-    let bestLoad = targets[i]!.active / weights[i]!;
-    for (let k = 1; k < n; k++) {
-      i = i + 1 === n ? 0 : i + 1;
-      const load = targets[i]!.active / weights[i]!;
-      if (load < bestLoad) {
-        best = i;
-        bestLoad = load;
+    let best = -1;
+    let bestLoad = Number.POSITIVE_INFINITY; // loads are finite: the first candidate always wins it
+    for (let k = 0; k < n; k++) {
+      if (!skip || !ex.has(targets[i]!)) {
+        const load = targets[i]!.active / weights[i]!;
+        if (load < bestLoad) {
+          best = i;
+          bestLoad = load;
+        }
       }
+      i = i + 1 === n ? 0 : i + 1;
     }
+    if (best < 0) return undefined;
     this.start = best + 1 === n ? 0 : best + 1;
     return targets[best];
   }

@@ -2,10 +2,13 @@
 // Each backend walks its own permutation of the M table slots (offset + j·skip mod M, from two
 // hashes of its key) and claims the next free slot on each of its turns; a backend gets
 // weight/maxWeight turns per round, so it ends up with ≈ weight/Σweight of the slots. Removing a
-// backend frees its slots to the others and barely disturbs the rest.
+// backend frees its slots to the others and barely disturbs the rest. Excluding a backend for
+// one pick (a retry) rehashes the key onto the table until a slot's owner is not excluded (see
+// rehash.ts): only keys on an excluded backend move, and the table is not rebuilt for it.
 
 import { hash32 } from './hash.ts';
-import type { BackendTarget, Balancer } from './types.ts';
+import { REHASH_ATTEMPTS, rehashFallback } from './rehash.ts';
+import type { BackendTarget, Balancer, PickContext } from './types.ts';
 import { weightsOf } from './weights.ts';
 
 /** Table size from the platform spec: prime (so every skip walks all slots) and ≫ 100 backends. */
@@ -73,13 +76,31 @@ function cmp(a: string, b: string): number {
 }
 
 class Maglev implements Balancer {
+  /** For rehashFallback, in key order like the table: the same set gives the same answer. */
+  private readonly sorted: readonly BackendTarget[];
+  private readonly sortedWeights: Float64Array;
+
   constructor(
     private readonly targets: readonly BackendTarget[],
     private readonly table: Uint16Array | Uint32Array,
-  ) {}
+  ) {
+    this.sorted = [...targets].sort((x, y) => cmp(x.key, y.key));
+    this.sortedWeights = weightsOf(this.sorted);
+  }
 
-  pick(hashKey: string): BackendTarget | undefined {
-    if (this.targets.length === 0) return undefined;
-    return this.targets[this.table[hash32(hashKey) % M]!];
+  pick(ctx: PickContext): BackendTarget | undefined {
+    const { targets, table } = this;
+    if (targets.length === 0) return undefined;
+    const key = ctx.hashKey();
+    const t = targets[table[hash32(key) % M]!]!;
+    const ex = ctx.exclude;
+    if (ex === undefined || !ex.has(t)) return t;
+    // Not the next slot: neighbouring slots' owners are correlated (measured: a walk sends an
+    // excluded backend's keys to the others up to 10 Bernstein bounds off their shares).
+    for (let seed = 1; seed <= REHASH_ATTEMPTS; seed++) {
+      const u = targets[table[hash32(key, seed) % M]!]!;
+      if (!ex.has(u)) return u;
+    }
+    return rehashFallback(this.sorted, this.sortedWeights, ex, key);
   }
 }

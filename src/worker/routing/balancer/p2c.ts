@@ -2,8 +2,8 @@
 // with fewer in-flight requests per unit of weight. Near least_connections' balance without its
 // herd behaviour: workers with stale counts don't all pile onto the same "least" backend.
 
-import type { BackendTarget, Balancer } from './types.ts';
-import { allEqual, cumulative, indexAt, weightsOf } from './weights.ts';
+import type { BackendTarget, Balancer, PickContext } from './types.ts';
+import { allEqual, cumulative, drawExcluding, excludes, indexAt, weightsOf } from './weights.ts';
 
 export function p2c(targets: readonly BackendTarget[]): Balancer {
   return new PowerOfTwoChoices(targets);
@@ -21,8 +21,10 @@ class PowerOfTwoChoices implements Balancer {
     this.total = this.cum ? this.cum[this.cum.length - 1]! : targets.length;
   }
 
-  pick(_hashKey: string): BackendTarget | undefined {
+  pick(ctx: PickContext): BackendTarget | undefined {
     const { targets, weights, cum } = this;
+    const ex = ctx.exclude;
+    if (excludes(ex)) return this.pickExcluding(ex);
     const n = targets.length;
     if (n < 2) return targets[0];
     let a: number;
@@ -41,8 +43,22 @@ class PowerOfTwoChoices implements Balancer {
       b = indexAt(cum, x);
       if (b === a) b = a + 1 === n ? 0 : a + 1; // only reachable through float rounding
     }
-    const ta = targets[a]!;
-    const tb = targets[b]!;
-    return tb.active / weights[b]! < ta.active / weights[a]! ? tb : ta;
+    return this.better(a, b);
+  }
+
+  /** The same two weighted draws without replacement, among the backends not excluded. */
+  private pickExcluding(ex: ReadonlySet<BackendTarget>): BackendTarget | undefined {
+    const { targets, weights } = this;
+    const a = drawExcluding(targets, weights, ex, -1, Math.random());
+    if (a < 0) return undefined;
+    const b = drawExcluding(targets, weights, ex, a, Math.random());
+    return b < 0 ? targets[a] : this.better(a, b);
+  }
+
+  /** The less loaded per unit of weight; the first candidate on a tie. */
+  private better(a: number, b: number): BackendTarget {
+    const ta = this.targets[a]!;
+    const tb = this.targets[b]!;
+    return tb.active / this.weights[b]! < ta.active / this.weights[a]! ? tb : ta;
   }
 }

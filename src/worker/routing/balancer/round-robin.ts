@@ -1,6 +1,7 @@
 // round_robin: cycles through the available backends, ignoring weight.
 
-import type { BackendTarget, Balancer } from './types.ts';
+import type { BackendTarget, Balancer, PickContext } from './types.ts';
+import { excludes } from './weights.ts';
 
 export function roundRobin(targets: readonly BackendTarget[]): Balancer {
   return new RoundRobin(targets);
@@ -15,11 +16,20 @@ class RoundRobin implements Balancer {
     this.next = Math.floor(Math.random() * targets.length);
   }
 
-  pick(_hashKey: string): BackendTarget | undefined {
-    const n = this.targets.length;
+  pick(ctx: PickContext): BackendTarget | undefined {
+    const { targets } = this;
+    const n = targets.length;
     if (n === 0) return undefined;
-    const i = this.next;
+    let i = this.next;
+    const ex = ctx.exclude;
+    if (excludes(ex)) {
+      // Go on to the next backend not excluded; the cycle then continues after it.
+      for (let k = 1; ex.has(targets[i]!); k++) {
+        if (k === n) return undefined;
+        i = i + 1 === n ? 0 : i + 1;
+      }
+    }
     this.next = i + 1 === n ? 0 : i + 1;
-    return this.targets[i];
+    return targets[i];
   }
 }

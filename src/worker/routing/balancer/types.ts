@@ -1,6 +1,6 @@
 // The balancer contract. A Balancer is built over the *available* backends of one pool (admin
 // state enabled and healthy); when availability changes the pool builds a new Balancer, so
-// pick() itself never filters and stays allocation-free.
+// pick() itself never filters by health and stays allocation-free.
 
 import type { Algorithm } from '../../../config/model.ts';
 
@@ -15,13 +15,31 @@ export interface BackendTarget {
   active: number;
 }
 
+/**
+ * What one pick may ask of its caller (Envoy's LoadBalancerContext, Pingora's select_with).
+ * Valid only during the pick() call: a balancer never keeps it, so a caller may reuse one
+ * object for every request instead of allocating one per request.
+ */
+export interface PickContext {
+  /**
+   * The client identity (client IP) to hash on. Called only by the hashing algorithms
+   * (ip_hash, maglev), at most once per pick, so a caller computes it lazily here (splitting
+   * X-Forwarded-For, say) and the others never pay for it.
+   */
+  hashKey(): string;
+  /**
+   * Backends this pick must not return, e.g. the ones a retry already tried. Compared by
+   * identity: PoolRuntime keeps a backend's BackendTarget object across reloads.
+   */
+  readonly exclude?: ReadonlySet<BackendTarget> | undefined;
+}
+
 export interface Balancer {
   /**
-   * Choose a backend for one request/connection. `hashKey` is the client identity (client IP)
-   * used by ip_hash and maglev; other algorithms ignore it. Returns undefined only when the
-   * balancer has no targets.
+   * Choose a backend for one request/connection, never one in `ctx.exclude`. Returns
+   * undefined only when the balancer has no targets or every target is excluded.
    */
-  pick(hashKey: string): BackendTarget | undefined;
+  pick(ctx: PickContext): BackendTarget | undefined;
 }
 
 export type BalancerFactory = (targets: readonly BackendTarget[]) => Balancer;

@@ -41,3 +41,38 @@ export function allEqual(weights: Float64Array): boolean {
   for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
   return true;
 }
+
+/**
+ * A weighted draw among the targets not in `exclude` and not at index `skip` (-1: none), with
+ * u ∈ [0, 1) as the random (or hashed) point. O(n) and allocation-free: exclusion is the retry
+ * path, so the common pick keeps its precomputed tables. Returns -1 when nothing is left.
+ */
+export function drawExcluding(
+  targets: readonly BackendTarget[],
+  weights: Float64Array,
+  exclude: ReadonlySet<BackendTarget>,
+  skip: number,
+  u: number,
+): number {
+  let total = 0;
+  for (let i = 0; i < targets.length; i++) {
+    if (i !== skip && !exclude.has(targets[i]!)) total += weights[i]!;
+  }
+  if (total === 0) return -1;
+  let x = u * total;
+  let last = -1;
+  for (let i = 0; i < targets.length; i++) {
+    if (i === skip || exclude.has(targets[i]!)) continue;
+    last = i;
+    x -= weights[i]!;
+    if (x < 0) return i;
+  }
+  return last; // x ≥ total through float rounding: the last candidate owns the end of the line
+}
+
+/** True when `exclude` is given and not empty: the cheap test every pick starts with. */
+export function excludes(
+  exclude: ReadonlySet<BackendTarget> | undefined,
+): exclude is ReadonlySet<BackendTarget> {
+  return exclude !== undefined && exclude.size > 0;
+}
