@@ -14,7 +14,7 @@ import { freeTcpPort, HOST } from './helpers/net.ts';
 function snapshot(revision: number, yaml: string): Snapshot {
   const r = parseConfigText(yaml, 'reload.yaml');
   if (!r.ok) throw new Error(`test config invalid: ${JSON.stringify(r.issues)}`);
-  return { revision, origin: 'test', config: r.config };
+  return { revision, origin: 'test', workers: 1, config: r.config.dynamic };
 }
 
 /** Which backend a new connection reaches: its echo comes back prefixed with the backend's tag. */
