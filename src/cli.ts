@@ -95,7 +95,7 @@ async function reload(args: string[]): Promise<void> {
   try {
     token = await readToken(admin.tokenFile);
   } catch (err) {
-    fail(`cannot read admin token ${admin.tokenFile}: ${(err as Error).message}`);
+    fail(`admin token ${admin.tokenFile}: ${(err as Error).message}`);
   }
   // Never create one here: a fresh token could not match the one the running primary holds.
   if (token === undefined)

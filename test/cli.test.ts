@@ -118,6 +118,12 @@ describe('fiberlb CLI errors', () => {
       `fiberlb: ${bad} is invalid; nothing reloaded (the running FiberLB keeps its last good config)`,
     ]);
     assert.ok(!existsSync(join(dir, 'admin.token')), 'reload created a token file');
+    writeFileSync(join(dir, 'admin.token'), 'short\n');
+    assertOneLine(
+      cli('reload', '--config', file),
+      1,
+      /admin token .*admin\.token: too short \(5 characters, at least 16\)/,
+    );
     writeFileSync(join(dir, 'admin.token'), 'x'.repeat(32));
     assertOneLine(
       cli('reload', '--config', file),

@@ -134,15 +134,22 @@ describe('file descriptor limits', { skip: PRLIMIT ? false : 'prlimit (util-linu
     assert.ok(admitted > 10 && refused > 0, `admitted ${admitted}, refused ${refused}`);
     const until = Date.now() + 5_000;
     while (!lb.output().includes('"error_class":"accept_failed"') && Date.now() < until) await sleep(50);
-    const line = lb
+    // Which of two shapes it takes depends on descriptor parity: with none left, libuv accepts
+    // and closes silently and the once-a-second probe reports it; with one left, the client is
+    // accepted and the upstream connect fails with EMFILE. Both are accept_failed, never blamed
+    // on the backend.
+    const lines = lb
       .output()
       .split('\n')
-      .find((l) => l.includes('"error_class":"accept_failed"'));
-    assert.ok(line, `no accept_failed line\n${lb.output()}`);
-    const f = JSON.parse(line) as Record<string, unknown>;
-    assert.equal(f.msg, 'out of file descriptors: new connections are closed unanswered');
-    assert.match(String(f.error), /^EMFILE/);
-    assert.equal(f.nofile_limit, 128);
+      .filter((l) => l.includes('"error_class":"accept_failed"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(lines.length >= 1, `no accept_failed line\n${lb.output()}`);
+    for (const f of lines) assert.match(String(f.error), /EMFILE/);
+    const probe = lines.find(
+      (f) => f.msg === 'out of file descriptors: new connections are closed unanswered',
+    );
+    if (probe) assert.equal(probe.nofile_limit, 128);
+    assert.doesNotMatch(lb.output(), /"error_class":"upstream_error"[^\n]*EMFILE/);
     const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
     const status = (await (
       await fetch(`http://127.0.0.1:${ports.admin}/status`, { headers: { authorization: `Bearer ${token}` } })

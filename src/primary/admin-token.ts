@@ -26,7 +26,7 @@ export async function readToken(file: string): Promise<string | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  if (token.length < 16) throw new Error(`admin token in ${file} is shorter than 16 characters`);
+  if (token.length < 16) throw new Error(`too short (${token.length} characters, at least 16)`);
   return token;
 }
 

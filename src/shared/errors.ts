@@ -91,7 +91,7 @@ export const ERROR_CATALOG = {
     undefined,
     'process',
     false,
-    'accepting a connection failed (EMFILE: out of file descriptors)',
+    'out of file descriptors (EMFILE/ENFILE): a client connection could not be accepted or an upstream connection not opened',
   ),
   config_invalid: c(undefined, 'process', false, 'a config was rejected; the last good one keeps serving'),
   worker_crash: c(undefined, 'process', false, 'a worker exited unexpectedly and is respawned'),
@@ -113,6 +113,10 @@ export function classifyUpstreamError(err: unknown): ErrorClass {
   switch (e?.code) {
     case 'ECONNREFUSED':
       return 'upstream_connect_refused';
+    // Our own process (or the system) is out of descriptors: not the backend's fault.
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'accept_failed';
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return 'upstream_connect_timeout';
