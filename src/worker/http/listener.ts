@@ -228,13 +228,13 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       return;
     }
     const pool = route.pool;
-    const target = pool?.pick(clientIp(peer, trusted, ex.forwardedFor, trustedProxies));
-    if (pool === undefined || target === undefined) {
+    if (pool === undefined || pool.availableCount() === 0) {
       ex.fail('no_healthy_backend');
       return;
     }
     if (expectContinue) ex.res.writeContinue();
-    ex.forward(pool, target, this.env.upstreams.get(target, state.listener.timeouts.connectMs));
+    // The exchange picks the backend (after reading a small body) and takes its slot.
+    ex.start(pool, clientIp(peer, trusted, ex.forwardedFor, trustedProxies));
   }
 
   // --- connection-level failures ---
