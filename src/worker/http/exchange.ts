@@ -194,12 +194,27 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.upstream!.pool.dispatch(this, this);
   }
 
+  /**
+   * Go on from an event (body complete, slot handed over) rather than from the listener's
+   * request handler, which guards the first step: a bug must still cost one request only.
+   */
+  private sendLater(): void {
+    try {
+      if (this.slot) this.dispatch();
+      else this.send();
+    } catch (err) {
+      // Whatever undici did not take is given back by fail(); release() runs only once.
+      this.dispatched = false;
+      this.fail('internal_error', err);
+    }
+  }
+
   // --- admission (Waiter) ---
 
   admitted(): void {
     this.ticket = null;
     this.slot = true;
-    this.dispatch();
+    this.sendLater();
   }
 
   queueTimedOut(): void {
@@ -415,7 +430,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       this.bodyMode = SPLICE;
       this.body = spliced;
       spliced.feed(chunk);
-      this.send();
+      this.sendLater();
     } else if (this.bodyMode === SPLICE) (this.body as SplicedBody).feed(chunk);
   }
 
@@ -430,7 +445,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.stopBodyTimer();
     this.body = this.buffered!.bytes();
     this.buffered = null;
-    this.send();
+    this.sendLater();
   }
 
   /** The body gap timer fired. */

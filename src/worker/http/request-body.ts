@@ -106,10 +106,17 @@ export class SplicedBody extends Readable {
 
   /** A chunk of the rest; pauses the client's stream if we are ahead of the upstream. */
   feed(chunk: Buffer): void {
+    if (this.destroyed) return;
     if (!this.push(chunk)) this.req.pause();
   }
 
   override _read(): void {
     if (this.req.isPaused()) this.req.resume();
+  }
+
+  /** undici is done with the body early (abort, early response): let the rest drain. */
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.req.complete && this.req.isPaused()) this.req.resume();
+    cb(err);
   }
 }
