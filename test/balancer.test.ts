@@ -958,6 +958,8 @@ describe('PoolRuntime', () => {
     algorithm,
     proxyProtocol: undefined,
     healthCheck: undefined,
+    maxQueue: 1024,
+    queueTimeoutMs: 5000,
     backends: backends.map(([id, weight, adminState, address]) => ({
       id,
       address: address ?? `10.0.0.${id.charCodeAt(0)}`,

@@ -398,8 +398,15 @@ describe('valid config', () => {
                 clientIdleMs: 60_000,
                 upstreamResponseMs: 60_000,
                 upstreamBodyMs: 60_000,
+                clientBodyTotalMs: 600_000,
               },
-              limits: { maxHeaderBytes: 16_384, maxBodyBytes: 10_485_760, maxSessions: 10_000 },
+              limits: {
+                maxHeaderBytes: 16_384,
+                maxBodyBytes: 10_485_760,
+                maxSessions: 10_000,
+                bufferBodyBytes: 65_536,
+                minBodyRate: 256,
+              },
               trustedProxies: [],
               acceptProxyProtocol: false,
               tls: undefined,
@@ -412,6 +419,8 @@ describe('valid config', () => {
               algorithm: 'round_robin',
               proxyProtocol: undefined,
               healthCheck: undefined,
+              maxQueue: 1024,
+              queueTimeoutMs: 5_000,
               backends: [
                 { id: '127.0.0.1:9001', address: '127.0.0.1', port: 9001, weight: 1, adminState: 'enabled' },
               ],
@@ -489,7 +498,13 @@ describe('valid config', () => {
     assert.deepEqual(l.rateLimit, { key: 'client_ip', rate: 100, perMs: 90_000, burst: 100 });
     assert.equal(l.timeouts.upstreamResponseMs, 1500);
     assert.equal(l.timeouts.clientIdleMs, 250);
-    assert.deepEqual(l.limits, { maxHeaderBytes: 64_000, maxBodyBytes: 0, maxSessions: 10_000 });
+    assert.deepEqual(l.limits, {
+      maxHeaderBytes: 64_000,
+      maxBodyBytes: 0,
+      maxSessions: 10_000,
+      bufferBodyBytes: 65_536,
+      minBodyRate: 256,
+    });
     assert.deepEqual(
       l.trustedProxies.map((c) => [c.text, c.family, c.prefix]),
       [

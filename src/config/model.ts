@@ -72,6 +72,8 @@ export interface ListenerTimeouts {
   readonly clientHeaderMs: number;
   /** http: max gap between request body chunks from the client. */
   readonly clientBodyMs: number;
+  /** http: end of the request head → last body byte (0 = no limit). */
+  readonly clientBodyTotalMs: number;
   /** http: keep-alive idle time between requests on a client connection. */
   readonly clientIdleMs: number;
   /** http: time from request sent to upstream response headers. */
@@ -83,6 +85,10 @@ export interface ListenerTimeouts {
 export interface ListenerLimits {
   readonly maxHeaderBytes: number;
   readonly maxBodyBytes: number;
+  /** http: bodies up to this size are read whole before an upstream is taken (0 = never). */
+  readonly bufferBodyBytes: number;
+  /** http: slowest request body accepted, bytes/s over a sliding window (0 = no minimum). */
+  readonly minBodyRate: number;
   /** udp: max concurrent client sessions per worker. */
   readonly maxSessions: number;
 }
@@ -146,6 +152,10 @@ export interface PoolConfig {
   /** Send a PROXY protocol header to each backend connection (tcp listeners). */
   readonly proxyProtocol: ProxyProtocolVersion | undefined;
   readonly healthCheck: HealthCheckConfig | undefined;
+  /** http: requests that may wait for a busy backend, per worker (0 = none wait). */
+  readonly maxQueue: number;
+  /** http: how long a request may wait in that queue. */
+  readonly queueTimeoutMs: number;
   readonly backends: readonly BackendConfig[];
 }
 

@@ -452,6 +452,7 @@ const TIMEOUT_KEYS = [
   'client_idle',
   'upstream_response',
   'upstream_body',
+  'client_body_total',
 ] as const;
 
 function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerTimeouts {
@@ -468,21 +469,38 @@ function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined):
     idleMs: w.duration(f, 'idle', idleDefault),
     clientHeaderMs: w.duration(f, 'client_header', 10_000),
     clientBodyMs: w.duration(f, 'client_body', 30_000),
+    // 10 minutes: the default max_body_bytes (10 MiB) at ~17 KB/s, so only a body that is
+    // both large and slow meets it; min_body_rate catches trickling bodies far sooner.
+    clientBodyTotalMs: w.duration(f, 'client_body_total', 600_000, true),
     clientIdleMs: w.duration(f, 'client_idle', 60_000),
     upstreamResponseMs: w.duration(f, 'upstream_response', 60_000),
     upstreamBodyMs: w.duration(f, 'upstream_body', 60_000),
   };
 }
 
-const LIMIT_KEYS = ['max_header_bytes', 'max_body_bytes', 'max_sessions'] as const;
+const LIMIT_KEYS = [
+  'max_header_bytes',
+  'max_body_bytes',
+  'max_sessions',
+  'buffer_body',
+  'min_body_rate',
+] as const;
 
 function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerLimits {
   allowedOn(w, f, 'max_header_bytes', protocol, HTTP);
   allowedOn(w, f, 'max_body_bytes', protocol, HTTP);
   allowedOn(w, f, 'max_sessions', protocol, ['udp']);
+  allowedOn(w, f, 'buffer_body', protocol, HTTP);
+  allowedOn(w, f, 'min_body_rate', protocol, HTTP);
   return {
     maxHeaderBytes: w.size(f, 'max_header_bytes', 16 * 1024, 1024, 1024 * 1024),
     maxBodyBytes: w.size(f, 'max_body_bytes', 10 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
+    // 64 KiB covers nearly every API request body; the cap bounds what one buffering request
+    // may hold in memory (the worker holds at most this per request still being read).
+    bufferBodyBytes: w.size(f, 'buffer_body', 64 * 1024, 0, 16 * 1024 * 1024),
+    // 256 B/s is far below any real client (a 2G uplink does several KB/s) and only cuts
+    // bodies that trickle; Kestrel's MinRequestBodyDataRate (240 B/s) is the same idea.
+    minBodyRate: w.size(f, 'min_body_rate', 256, 0, 1024 * 1024 * 1024),
     maxSessions: w.int(f, 'max_sessions', 1, Number.MAX_SAFE_INTEGER, 10_000),
   };
 }
@@ -583,7 +601,15 @@ function validatePool(
   path: string,
   names: Map<string, string>,
 ): PoolConfig | undefined {
-  const f = w.map(node, path, ['name', 'algorithm', 'proxy_protocol', 'health_check', 'backends']);
+  const f = w.map(node, path, [
+    'name',
+    'algorithm',
+    'proxy_protocol',
+    'health_check',
+    'max_queue',
+    'queue_timeout',
+    'backends',
+  ]);
   const name = w.name(f, 'name');
   w.unique(names, name, `pool name '${name}'`, f, 'name');
   const algorithm = w.oneOf(f, 'algorithm', ALGORITHMS, 'round_robin') ?? 'round_robin';
@@ -591,6 +617,12 @@ function validatePool(
   const healthCheck = f.has('health_check')
     ? validateHealthCheck(w, f.get('health_check')!, f.at('health_check'))
     : undefined;
+  // Requests wait here only while a backend already has UPSTREAM_CONNECTIONS in flight from
+  // this worker. 1024 is Envoy's max_pending_requests default; 5 s is HAProxy's fallback for
+  // `timeout queue` (its `timeout connect`, ours by default): a queued request is a connection
+  // not made yet, and failing it soon with a retriable 503 beats a client-side timeout.
+  const maxQueue = w.int(f, 'max_queue', 0, 1_000_000, 1024);
+  const queueTimeoutMs = w.duration(f, 'queue_timeout', 5_000);
 
   const backends: BackendConfig[] = [];
   const ids = new Map<string, string>();
@@ -615,7 +647,7 @@ function validatePool(
       backends.push({ id, address, port, weight, adminState });
   }
   if (!f.present || name === undefined) return undefined;
-  return { name, algorithm, proxyProtocol, healthCheck, backends };
+  return { name, algorithm, proxyProtocol, healthCheck, maxQueue, queueTimeoutMs, backends };
 }
 
 function validateHealthCheck(w: Walker, node: Node, path: string): HealthCheckConfig {

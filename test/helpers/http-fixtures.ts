@@ -26,7 +26,15 @@ export function poolConfig(
   backends: BackendConfig[],
   algorithm: PoolConfig['algorithm'] = 'round_robin',
 ): PoolConfig {
-  return { name, algorithm, proxyProtocol: undefined, healthCheck: undefined, backends };
+  return {
+    name,
+    algorithm,
+    proxyProtocol: undefined,
+    healthCheck: undefined,
+    maxQueue: 1024,
+    queueTimeoutMs: 5000,
+    backends,
+  };
 }
 
 export function route(pool: string, m: Partial<RouteConfig['match']> = {}): RouteConfig {
@@ -60,9 +68,18 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
       clientIdleMs: 5000,
       upstreamResponseMs: 10_000,
       upstreamBodyMs: 10_000,
+      // Off unless a test sets them (these tests exercise streaming bodies).
+      clientBodyTotalMs: 0,
       ...timeouts,
     },
-    limits: { maxHeaderBytes: 16_384, maxBodyBytes: 0, maxSessions: 1000, ...limits },
+    limits: {
+      maxHeaderBytes: 16_384,
+      maxBodyBytes: 0,
+      maxSessions: 1000,
+      bufferBodyBytes: 0,
+      minBodyRate: 0,
+      ...limits,
+    },
   };
 }
 

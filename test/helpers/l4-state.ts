@@ -27,7 +27,15 @@ export function l4Pool(
     weight: 1,
     adminState: 'enabled',
   }));
-  return { name, algorithm: 'round_robin', proxyProtocol, healthCheck: undefined, backends };
+  return {
+    name,
+    algorithm: 'round_robin',
+    proxyProtocol,
+    healthCheck: undefined,
+    maxQueue: 1024,
+    queueTimeoutMs: 5000,
+    backends,
+  };
 }
 
 export type L4ListenerOverrides = Partial<Omit<ListenerConfig, 'timeouts' | 'limits'>> & {
@@ -57,9 +65,17 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
       clientIdleMs: 1000,
       upstreamResponseMs: 1000,
       upstreamBodyMs: 1000,
+      clientBodyTotalMs: 0,
       ...timeouts,
     },
-    limits: { maxHeaderBytes: 16384, maxBodyBytes: 1 << 20, maxSessions: 1000, ...limits },
+    limits: {
+      maxHeaderBytes: 16384,
+      maxBodyBytes: 1 << 20,
+      maxSessions: 1000,
+      bufferBodyBytes: 0,
+      minBodyRate: 0,
+      ...limits,
+    },
   };
 }
 

@@ -2,6 +2,13 @@
 // request body up and the response down with backpressure both ways, and settles every
 // failure exactly once with its error class.
 //
+// Request bodies: a small one (Content-Length up to limits.buffer_body, or chunked while it
+// stays under it) is read whole before a backend is picked and a connection taken, so a slow
+// small upload holds no upstream connection; a larger one streams. Every body is bounded by
+// client_body (gap), client_body_total and min_body_rate. The backend's slot is taken at its
+// admission gate (upstream/admission.ts); a request waits there in FIFO order when the
+// backend is full, bounded by its pool's max_queue and queue_timeout.
+//
 // Hot-path notes: the exchange object is at once the undici DispatchOptions and the handler
 // (one allocation instead of three), listeners are module-level functions that find the
 // exchange through a symbol on req/res (no per-request closures), and aborts go through
@@ -9,13 +16,18 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { formatDuration } from '../../config/duration.ts';
 import { classifyUpstreamError, type ErrorClass, statusForError } from '../../shared/errors.ts';
 import { errorText } from '../../shared/failure.ts';
 import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
-import type { BackendTarget } from '../routing/balancer/types.ts';
+import type { BackendTarget, PickContext } from '../routing/balancer/types.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
-import { type RequestHead, rewriteResponseHeaders } from './headers.ts';
+import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
+import type { Upstream } from '../upstream/http-pools.ts';
+import { clientIp, type RequestHead, rewriteResponseHeaders } from './headers.ts';
+import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeOwner {
@@ -36,14 +48,23 @@ const ABORTED = new Error('request settled by the proxy');
 
 const NO_HEADERS: string[] = [];
 
-export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
+// How the request body travels (bodyMode).
+const NO_BODY = 0;
+/** Read whole into `buffered`, then dispatched as one Buffer. */
+const BUFFER = 1;
+/** The client's stream itself is the upstream body (undici reads it). */
+const STREAM = 2;
+/** Was buffering, outgrew buffer_body: `body` is a SplicedBody we feed. */
+const SPLICE = 3;
+
+export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Waiter, PickContext {
   // --- undici DispatchOptions (read by undici's Request; keep other names off this list:
   // origin, query, idempotent, blocking, upgrade, reset, expectContinue, servername,
   // throwOnError, maxRedirections, typeOfService) ---
   path: string;
   method: string;
   headers: string[] = NO_HEADERS;
-  body: IncomingMessage | null = null;
+  body: Buffer | Readable | null = null;
   headersTimeout: number;
   bodyTimeout: number;
 
@@ -62,15 +83,34 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
   readonly res: ServerResponse;
   /** Normalized peer address (for logs and XFF). */
   peerIp = '';
+  /** The peer is in trusted_proxies (its X-Forwarded-For names the client). */
+  peerTrusted = false;
+  /** PickContext: backends a retry must not pick again (none yet). */
+  exclude: ReadonlySet<BackendTarget> | undefined = undefined;
   private pool: PoolRuntime | undefined = undefined;
   /** The backend picked for this request (kept after release, for the failure line). */
   private target: BackendTarget | undefined = undefined;
   /** The target's in-flight count is held (acquire) and not yet released. */
   private holding = false;
+  private upstream: Upstream | undefined = undefined;
+  /** A slot at the upstream's gate is held and not yet released. */
+  private slot = false;
+  /** Handed to undici (its callbacks will release what we hold). */
+  private dispatched = false;
+  /** Waiting at the upstream's gate. */
+  private ticket: Ticket | null = null;
   private controller: Dispatcher.DispatchController | null = null;
   /** The client side is decided: response ended, or a failure counted and answered. */
   private settled = false;
+  private bodyMode = NO_BODY;
+  private buffered: BodyBuffer | null = null;
+  /** client_body: gap between body chunks. */
   private bodyTimer: NodeJS.Timeout | undefined = undefined;
+  /** client_body_total and min_body_rate, ticking every RATE_TICK_MS. */
+  private progressTimer: NodeJS.Timeout | undefined = undefined;
+  private bodyStartedAt = 0;
+  private rate: RateWindow | null = null;
+  private rateTicks = 0;
   private bodyBytes = 0;
   private bodyHooked = false;
   private drainHooked = false;
@@ -93,19 +133,105 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     return this.chunked || this.contentLength > 0;
   }
 
-  /** Send the request to `target` (already picked from `pool`) through `upstream`. */
-  forward(pool: PoolRuntime, target: BackendTarget, upstream: Dispatcher): void {
+  /**
+   * PickContext: the client identity for ip_hash / maglev. Computed only when the pool's
+   * algorithm asks, so round robin never splits X-Forwarded-For.
+   */
+  hashKey(): string {
+    return clientIp(this.peerIp, this.peerTrusted, this.forwardedFor, this.state.listener.trustedProxies);
+  }
+
+  /**
+   * Forward the request to a backend of `pool`. A small body is read whole first; the backend
+   * is picked only then (the exchange is its own PickContext, so the pick allocates nothing).
+   */
+  start(pool: PoolRuntime): void {
     this.pool = pool;
+    if (!this.hasBody()) {
+      this.send();
+      return;
+    }
+    const req = this.req;
+    (req as Tagged<IncomingMessage>)[kExchange] = this;
+    const l = this.state.listener;
+    this.startBodyTimers();
+    const limit = l.limits.bufferBodyBytes;
+    if (limit > 0 && (this.chunked || this.contentLength <= limit)) {
+      this.bodyMode = BUFFER;
+      this.buffered = new BodyBuffer(this.chunked ? limit : this.contentLength);
+      this.bodyHooked = true;
+      req.on('data', onReqData);
+      req.on('end', onReqEnd);
+      return;
+    }
+    this.bodyMode = STREAM;
+    this.body = req;
+    this.send();
+  }
+
+  /** Pick the backend, take a slot at its gate (or wait for one), dispatch. */
+  private send(): void {
+    const pool = this.pool!;
+    const target = pool.pick(this);
+    if (target === undefined) {
+      this.fail('no_healthy_backend');
+      return;
+    }
     this.target = target;
     this.holding = true;
     pool.acquire(target);
-    if (this.hasBody()) {
-      this.body = this.req;
-      (this.req as Tagged<IncomingMessage>)[kExchange] = this;
-      const ms = this.state.listener.timeouts.clientBodyMs;
-      if (ms > 0) this.bodyTimer = setTimeout(onBodyTimeout, ms, this).unref();
+    const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs);
+    this.upstream = up;
+    if (up.gate.tryAcquire()) {
+      this.slot = true;
+      this.dispatch();
+      return;
     }
-    upstream.dispatch(this, this);
+    const ticket = up.gate.enqueue(this, queueOf(pool.config));
+    if (ticket === undefined) {
+      this.fail(
+        'queue_full',
+        `${up.gate.inflight} requests in flight, max_queue ${pool.config.maxQueue} waiting`,
+      );
+      return;
+    }
+    this.ticket = ticket;
+  }
+
+  private dispatch(): void {
+    this.dispatched = true;
+    this.upstream!.pool.dispatch(this, this);
+  }
+
+  /**
+   * Go on from an event (body complete, slot handed over) rather than from the listener's
+   * request handler, which guards the first step: a bug must still cost one request only.
+   */
+  private sendLater(): void {
+    try {
+      if (this.slot) this.dispatch();
+      else this.send();
+    } catch (err) {
+      // Whatever undici did not take is given back by fail(); release() runs only once.
+      this.dispatched = false;
+      this.fail('internal_error', err);
+    }
+  }
+
+  // --- admission (Waiter) ---
+
+  admitted(): void {
+    this.ticket = null;
+    this.slot = true;
+    this.sendLater();
+  }
+
+  queueTimedOut(): void {
+    this.ticket = null;
+    this.fail(
+      'queue_timeout',
+      `waited ${formatDuration(this.pool!.config.queueTimeoutMs)} for one of ${this.upstream!.gate.capacity} connections`,
+    );
   }
 
   // --- undici handler ---
@@ -118,9 +244,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     }
     // Hook the body only now: a 'data' listener switches the stream to flowing, and undici
     // attaches its own right after this call (same tick), so no chunk can be missed.
-    if (this.body !== null && !this.bodyHooked) {
+    if (this.bodyMode === STREAM && !this.bodyHooked) {
       this.bodyHooked = true;
-      this.body.on('data', onReqData);
+      this.req.on('data', onReqData);
     }
   }
 
@@ -190,6 +316,15 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     if (this.settled) return;
     this.settled = true;
     this.stopBodyTimer();
+    if (!this.dispatched) {
+      // Never reached undici (reading the body, waiting at the gate, refused): nothing will
+      // call back, so give back what is held here.
+      if (this.ticket !== null) {
+        this.ticket.cancel();
+        this.ticket = null;
+      }
+      this.release();
+    }
     const t = this.target;
     this.owner.env.failures.report(cls, 'http request failed', {
       listener: listenerName(this.state),
@@ -214,8 +349,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
   }
 
   /** Fail and stop the upstream request (client gone, body too large or too slow). */
-  abort(cls: ErrorClass): void {
-    this.fail(cls);
+  abort(cls: ErrorClass, err?: unknown): void {
+    this.fail(cls, err);
     // Without a controller yet the request is still queued: onRequestStart aborts it.
     this.controller?.abort(ABORTED);
   }
@@ -231,9 +366,24 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
   }
 
   private release(): void {
-    if (!this.holding) return;
-    this.holding = false;
-    this.pool!.release(this.target!);
+    if (this.holding) {
+      this.holding = false;
+      this.pool!.release(this.target!);
+    }
+    if (this.slot) {
+      this.slot = false;
+      // May dispatch the oldest waiter right here.
+      this.upstream!.gate.release();
+    }
+  }
+
+  private startBodyTimers(): void {
+    const t = this.state.listener.timeouts;
+    if (t.clientBodyMs > 0) this.bodyTimer = setTimeout(onBodyTimeout, t.clientBodyMs, this).unref();
+    if (t.clientBodyTotalMs > 0 || this.state.listener.limits.minBodyRate > 0) {
+      this.bodyStartedAt = Date.now();
+      this.progressTimer = setTimeout(onBodyProgress, this.nextProgressDelay(0), this).unref();
+    }
   }
 
   private stopBodyTimer(): void {
@@ -241,6 +391,21 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
       clearTimeout(this.bodyTimer);
       this.bodyTimer = undefined;
     }
+    if (this.progressTimer !== undefined) {
+      clearTimeout(this.progressTimer);
+      this.progressTimer = undefined;
+    }
+  }
+
+  /**
+   * The proxy, not the client, holds the body back: still waiting for the upstream (gate,
+   * connect) or the upstream is not reading as fast as the client sends. A buffered body is
+   * read as it comes, so its pace is always the client's.
+   */
+  private holdingBodyBack(): boolean {
+    if (this.bodyMode === BUFFER) return false;
+    const req = this.req;
+    return this.controller === null || req.readableFlowing === false || req.readableLength > 0;
   }
 
   /** The response closed: normal end, or the client went away first. */
@@ -253,13 +418,43 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     this.controller?.resume();
   }
 
-  /** A request body chunk passed by (undici reads the same stream). */
-  onBodyChunk(length: number): void {
+  /** A request body chunk arrived (STREAM: undici reads the same stream). */
+  onBodyChunk(chunk: Buffer): void {
+    if (this.settled) return;
     this.bodyTimer?.refresh();
-    if (!this.chunked) return; // Content-Length was checked up front; Node enforces it
-    this.bodyBytes += length;
-    const max = this.state.listener.limits.maxBodyBytes;
-    if (max > 0 && this.bodyBytes > max) this.abort('body_too_large');
+    this.bodyBytes += chunk.length;
+    if (this.chunked) {
+      // Content-Length was checked up front; Node enforces it.
+      const max = this.state.listener.limits.maxBodyBytes;
+      if (max > 0 && this.bodyBytes > max) {
+        this.abort('body_too_large');
+        return;
+      }
+    }
+    if (this.bodyMode === BUFFER) {
+      if (this.buffered!.add(chunk)) return;
+      // A chunked body outgrew buffer_body: stream what was read, then the rest.
+      const spliced = new SplicedBody(this.req, this.buffered!.bytes());
+      this.buffered = null;
+      this.bodyMode = SPLICE;
+      this.body = spliced;
+      spliced.feed(chunk);
+      this.sendLater();
+    } else if (this.bodyMode === SPLICE) (this.body as SplicedBody).feed(chunk);
+  }
+
+  /** The client's body ended (BUFFER, SPLICE; undici sees STREAM's end itself). */
+  onBodyEnd(): void {
+    if (this.settled) return;
+    if (this.bodyMode === SPLICE) {
+      (this.body as SplicedBody).push(null);
+      return;
+    }
+    if (this.bodyMode !== BUFFER) return;
+    this.stopBodyTimer();
+    this.body = this.buffered!.bytes();
+    this.buffered = null;
+    this.sendLater();
   }
 
   /** The body gap timer fired. */
@@ -267,13 +462,62 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead {
     this.bodyTimer = undefined;
     const req = this.req;
     if (this.settled || req.complete) return;
-    // Not the client's fault while we are the slow side (upstream backpressure, or still
-    // connecting): wait again.
-    if (this.controller === null || req.readableFlowing === false || req.readableLength > 0) {
+    // Not the client's fault while we are the slow side: wait again.
+    if (this.holdingBodyBack()) {
       this.bodyTimer = setTimeout(onBodyTimeout, this.state.listener.timeouts.clientBodyMs, this).unref();
       return;
     }
-    this.abort('client_timeout');
+    this.abort(
+      'client_timeout',
+      `client_body: no body data for ${formatDuration(this.state.listener.timeouts.clientBodyMs)}`,
+    );
+  }
+
+  /** The progress timer fired: client_body_total, then min_body_rate over its window. */
+  onBodyProgress(): void {
+    this.progressTimer = undefined;
+    if (this.settled || this.req.complete) return;
+    const l = this.state.listener;
+    const elapsed = Date.now() - this.bodyStartedAt;
+    const total = l.timeouts.clientBodyTotalMs;
+    if (total > 0 && elapsed >= total) {
+      this.abort(
+        'client_timeout',
+        `client_body_total: body not complete after ${formatDuration(total)} (${this.bodyBytes} bytes)`,
+      );
+      return;
+    }
+    const min = l.limits.minBodyRate;
+    // A wake-up for the total deadline may come between two rate ticks: judge only on ticks.
+    if (min > 0 && elapsed >= (this.rateTicks + 1) * RATE_TICK_MS) {
+      this.rateTicks++;
+      // The window exists only for bodies slower than one tick.
+      this.rate ??= new RateWindow(0);
+      if (this.holdingBodyBack()) this.rate.restart(this.bodyBytes);
+      else {
+        const got = this.rate.tick(this.bodyBytes);
+        const windowS = (RATE_TICK_MS * RATE_WINDOW_TICKS) / 1000;
+        if (got >= 0 && got < min * windowS) {
+          this.abort(
+            'client_timeout',
+            `min_body_rate: ${Math.floor(got / windowS)} B/s over the last ${windowS}s, below ${min} B/s`,
+          );
+          return;
+        }
+      }
+    }
+    this.progressTimer = setTimeout(onBodyProgress, this.nextProgressDelay(elapsed), this).unref();
+  }
+
+  /** Delay to the next progress wake-up: the next rate tick or the total deadline. */
+  private nextProgressDelay(elapsed: number): number {
+    const total = this.state.listener.timeouts.clientBodyTotalMs;
+    const toTotal = total > 0 ? total - elapsed : Number.POSITIVE_INFINITY;
+    const toTick =
+      this.state.listener.limits.minBodyRate > 0
+        ? (this.rateTicks + 1) * RATE_TICK_MS - elapsed
+        : Number.POSITIVE_INFINITY;
+    return Math.max(1, Math.min(toTotal, toTick));
   }
 }
 
@@ -286,11 +530,19 @@ function onResDrain(this: Tagged<ServerResponse>): void {
 }
 
 function onReqData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
-  this[kExchange]?.onBodyChunk(chunk.length);
+  this[kExchange]?.onBodyChunk(chunk);
+}
+
+function onReqEnd(this: Tagged<IncomingMessage>): void {
+  this[kExchange]?.onBodyEnd();
 }
 
 function onBodyTimeout(ex: HttpExchange): void {
   ex.onBodyIdle();
+}
+
+function onBodyProgress(ex: HttpExchange): void {
+  ex.onBodyProgress();
 }
 
 /**

@@ -15,10 +15,9 @@ import { errorText, type FailureFields } from '../../shared/failure.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
-import type { PickContext } from '../routing/balancer/types.ts';
 import { Router } from '../routing/router.ts';
 import { type ExchangeOwner, HttpExchange } from './exchange.ts';
-import { clientIp, normalizePeer, rewriteRequestHeaders } from './headers.ts';
+import { normalizePeer, rewriteRequestHeaders } from './headers.ts';
 
 /** PROXY header read timeout when the listener has no client header timeout. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -207,6 +206,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     const peer = info.ip;
     const trusted = info.trusted;
     ex.peerIp = peer;
+    ex.peerTrusted = trusted;
     rewriteRequestHeaders(req.rawHeaders, peer, trusted, this.proto, ex);
 
     if (
@@ -229,13 +229,13 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       return;
     }
     const pool = route.pool;
-    const target = pool?.pick(pickContext.set(peer, trusted, ex.forwardedFor, trustedProxies));
-    if (pool === undefined || target === undefined) {
+    if (pool === undefined || pool.availableCount() === 0) {
       ex.fail('no_healthy_backend');
       return;
     }
     if (expectContinue) ex.res.writeContinue();
-    ex.forward(pool, target, this.env.upstreams.get(target, state.listener.timeouts.connectMs));
+    // The exchange picks the backend (after reading a small body) and takes its slot.
+    ex.start(pool);
   }
 
   // --- connection-level failures ---
@@ -329,31 +329,3 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       perWorkerLimit(l.connectionLimit, state.workerCount) || Number.MAX_SAFE_INTEGER;
   }
 }
-
-/**
- * pick()'s context for HTTP: hashKey() runs clientIp() (the X-Forwarded-For split) only when
- * the pool's algorithm hashes (ip_hash, maglev). One object refilled per request, not one per
- * request: pick() is synchronous and keeps no reference to its context. (The exchange could be
- * the context instead; it will want to be once a retry keeps its tried backends as `exclude`.)
- */
-class HttpPickContext implements PickContext {
-  peer = '';
-  trusted = false;
-  forwardedFor: string | undefined = undefined;
-  trustedProxies: readonly Cidr[] = [];
-  readonly exclude = undefined;
-
-  set(peer: string, trusted: boolean, forwardedFor: string | undefined, proxies: readonly Cidr[]): this {
-    this.peer = peer;
-    this.trusted = trusted;
-    this.forwardedFor = forwardedFor;
-    this.trustedProxies = proxies;
-    return this;
-  }
-
-  hashKey(): string {
-    return clientIp(this.peer, this.trusted, this.forwardedFor, this.trustedProxies);
-  }
-}
-
-const pickContext = new HttpPickContext();
