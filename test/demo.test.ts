@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
@@ -166,4 +166,11 @@ test('demo: a FiberLB listener port taken → /healthz names it, the demo says s
     port,
     /^npm start: TCP port \d+ on 127\.0\.0\.1 \(FiberLB listener public\/api\) is already in use: stop what holds it \(`ss -tlnp 'sport = :\d+'` shows it; a previous npm start\?\) or change the port in /,
   );
+  // The README shows this very line (for the unmoved port and config).
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('npm start: TCP port 8080 '));
+  assert.ok(readme, 'README shows the line for port 8080 taken');
+  const shown = readme.replaceAll('8080', String(port)).replace('config/fiberlb.yaml', cfg.file);
+  assert.ok(demo.output().split('\n').includes(shown), `README line:\n${shown}\nreal:\n${demo.output()}`);
 });
