@@ -1,29 +1,25 @@
 // Small demo backends so a newcomer can see FiberLB work without a cluster: HTTP servers
-// that say who they are, a TCP echo and a UDP echo, all on loopback.
+// that say who they are, TCP echoes and UDP echoes, on the loopback addresses the config names.
 
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net';
+import type { DemoBackendSpec } from './layout.ts';
 
 export interface DemoBackends {
   close(): Promise<void>;
 }
 
-export interface DemoSpec {
-  readonly http: ReadonlyArray<{ name: string; port: number }>;
-  readonly tcpEcho: number;
-  readonly udpEcho: number;
+/** A demo backend could not bind: which one, where, and the OS's reason (EADDRINUSE, ...). */
+export class DemoBindError extends Error {
+  constructor(
+    readonly spec: DemoBackendSpec,
+    readonly code: string | undefined,
+    reason: string,
+  ) {
+    super(reason);
+  }
 }
-
-export const DEFAULT_DEMO: DemoSpec = {
-  http: [
-    { name: 'web-1', port: 9001 },
-    { name: 'web-2', port: 9002 },
-    { name: 'iam', port: 9003 },
-  ],
-  tcpEcho: 9004,
-  udpEcho: 9005,
-};
 
 function httpBackend(name: string): HttpServer {
   return createHttpServer((req, res) => {
@@ -45,44 +41,74 @@ function httpBackend(name: string): HttpServer {
   });
 }
 
-function listen(server: HttpServer | TcpServer, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-}
-
-export async function startDemoBackends(spec: DemoSpec = DEFAULT_DEMO): Promise<DemoBackends> {
-  const servers: Array<HttpServer | TcpServer> = [];
-  for (const b of spec.http) {
-    const s = httpBackend(b.name);
-    await listen(s, b.port);
-    servers.push(s);
-  }
-  const echo = createTcpServer({ allowHalfOpen: true }, (sock) => {
+function tcpEcho(): { server: TcpServer; conns: Set<Socket> } {
+  const conns = new Set<Socket>();
+  const server = createTcpServer({ allowHalfOpen: true }, (sock) => {
+    conns.add(sock);
+    sock.on('close', () => conns.delete(sock));
     sock.on('error', () => sock.destroy());
     sock.pipe(sock);
   });
-  await listen(echo, spec.tcpEcho);
-  servers.push(echo);
-  const udp: UdpSocket = createSocket('udp4');
-  udp.on('message', (msg, rinfo) => udp.send(msg, rinfo.port, rinfo.address));
-  await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject);
-    udp.bind(spec.udpEcho, '127.0.0.1', () => resolve());
-  });
-  return {
-    async close() {
-      udp.close();
-      await Promise.all(
-        servers.map(
-          (s) =>
-            new Promise<void>((resolve) => {
-              s.close(() => resolve());
-              if ('closeAllConnections' in s) s.closeAllConnections();
-            }),
-        ),
+  return { server, conns };
+}
+
+/** A started backend; close() also cuts its open connections. */
+type Running = () => Promise<void>;
+
+function start(spec: DemoBackendSpec): Promise<Running> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => reject(new DemoBindError(spec, err.code, err.message));
+    if (spec.kind === 'udp') {
+      const socket = createSocket(spec.address.includes(':') ? 'udp6' : 'udp4');
+      socket.on('message', (msg, rinfo) => socket.send(msg, rinfo.port, rinfo.address));
+      socket.once('error', onError);
+      socket.bind(spec.port, spec.address, () => {
+        socket.off('error', onError);
+        resolve(() => new Promise<void>((done) => socket.close(() => done())));
+      });
+      return;
+    }
+    let server: HttpServer | TcpServer;
+    let cut: () => void;
+    if (spec.kind === 'http') {
+      const http = httpBackend(spec.name);
+      server = http;
+      cut = () => http.closeAllConnections();
+    } else {
+      const echo = tcpEcho();
+      server = echo.server;
+      cut = () => {
+        for (const c of echo.conns) c.destroy();
+      };
+    }
+    server.once('error', onError);
+    server.listen(spec.port, spec.address, () => {
+      server.off('error', onError);
+      resolve(
+        () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            cut();
+          }),
       );
-    },
+    });
+  });
+}
+
+/**
+ * Start every backend, in order. If one cannot bind, the ones already started are closed
+ * and the DemoBindError is thrown, so nothing is left listening.
+ */
+export async function startDemoBackends(specs: readonly DemoBackendSpec[]): Promise<DemoBackends> {
+  const running: Running[] = [];
+  const close = async () => {
+    await Promise.all(running.splice(0).map((close) => close()));
   };
+  try {
+    for (const s of specs) running.push(await start(s));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { close };
 }
