@@ -44,7 +44,7 @@ function backendName(pool: string, index: number, count: number): string {
 export function demoBackends(config: Config): DemoBackendSpec[] {
   const out: DemoBackendSpec[] = [];
   const seen = new Set<string>();
-  for (const lb of config.loadBalancers) {
+  for (const lb of config.dynamic.loadBalancers) {
     for (const pool of lb.pools) {
       const user = lb.listeners.find((l) => poolsOf(l).includes(pool.name));
       if (!user) continue;
@@ -114,7 +114,7 @@ function httpTries(lb: LoadBalancerConfig, l: ListenerConfig): DemoTry[] {
 /** The commands the banner prints: each listener of each load balancer, then the admin API. */
 export function demoTries(config: Config): DemoTry[] {
   const out: DemoTry[] = [];
-  for (const lb of config.loadBalancers) {
+  for (const lb of config.dynamic.loadBalancers) {
     for (const l of lb.listeners) {
       const pool = l.defaultPool ? poolNote(lb, l.defaultPool) : '';
       if (l.protocol === 'http') out.push(...httpTries(lb, l));
@@ -132,7 +132,7 @@ export function demoTries(config: Config): DemoTry[] {
     }
   }
   out.push({
-    command: `curl -s http://${hostPort(config.admin.address, config.admin.port)}/healthz`,
+    command: `curl -s http://${hostPort(config.static.admin.address, config.static.admin.port)}/healthz`,
     note: 'admin API (no token needed for /healthz)',
   });
   return out;

@@ -127,7 +127,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const config: Config = loaded.config;
-  const { admin } = config;
+  const { admin } = config.static;
 
   // A squatter on the admin port would answer /healthz for us: refuse before starting anything.
   const adminErr = await tcpBindError(admin.address, admin.port);

@@ -26,7 +26,7 @@ export async function demoConfig(dir: string): Promise<DemoConfig> {
   const parsed = parseConfigText(text, DEFAULT_CONFIG);
   if (!parsed.ok) throw new Error('config/fiberlb.yaml does not validate');
   const udp = new Set<number>();
-  for (const lb of parsed.config.loadBalancers)
+  for (const lb of parsed.config.dynamic.loadBalancers)
     for (const l of lb.listeners) if (l.protocol === 'udp') udp.add(l.port);
   for (const b of demoBackends(parsed.config)) if (b.kind === 'udp') udp.add(b.port);
   const ports = new Map<number, number>();
