@@ -6,6 +6,7 @@ import type { PoolConfig } from '../src/config/model.ts';
 import type { ListenerHandle, WorkerEnv } from '../src/worker/context.ts';
 import { createTcpListener } from '../src/worker/l4/tcp.ts';
 import { encodeProxyV2, parseProxyHeader } from '../src/worker/proxy-protocol.ts';
+import { captureFileLog } from './helpers/capture-log.ts';
 import {
   blackholeTcpPort,
   readBytes,
@@ -50,7 +51,9 @@ async function echo(t: TestContext, tag = '') {
   return be;
 }
 
-const counted = (env: WorkerEnv, cls: string) => env.failures.toJSON()[cls] ?? 0;
+// Failure lines are captured, not printed, and each count is checked against the log.
+const log = captureFileLog();
+const counted = (env: WorkerEnv, cls: string) => log.counted(env.failures, cls);
 
 async function roundTrip(s: Socket, msg: string, expect = msg): Promise<void> {
   s.write(msg);
@@ -319,6 +322,7 @@ test('close(deadline) waits for a live connection, then cuts it at the deadline'
   assert.ok(took >= 380 && took < 1500, `resolved after ${took} ms`);
   await ended;
   assert.equal(p.handle.active(), 0);
+  assert.equal(counted(p.env, 'drain_deadline'), 1);
 });
 
 test('close(deadline) resolves as soon as the last connection ends', async (t) => {

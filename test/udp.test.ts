@@ -3,6 +3,7 @@ import { type TestContext, test } from 'node:test';
 import type { PoolConfig } from '../src/config/model.ts';
 import type { ListenerHandle, WorkerEnv } from '../src/worker/context.ts';
 import { createUdpListener } from '../src/worker/l4/udp.ts';
+import { captureFileLog } from './helpers/capture-log.ts';
 import { type UdpBackend, type UdpClient, udpBackend, udpClient } from './helpers/l4-backends.ts';
 import { type L4ListenerOverrides, l4Env, l4Listener, l4Pool, l4State, waitFor } from './helpers/l4-state.ts';
 import { freeUdpPort, sleep } from './helpers/net.ts';
@@ -38,7 +39,9 @@ async function client(t: TestContext): Promise<UdpClient> {
   return c;
 }
 
-const counted = (env: WorkerEnv, cls: string) => env.failures.toJSON()[cls] ?? 0;
+// Failure lines are captured, not printed, and each count is checked against the log.
+const log = captureFileLog();
+const counted = (env: WorkerEnv, cls: string) => log.counted(env.failures, cls);
 
 test('echo: the reply comes back from the listener port', async (t) => {
   const be = await backend(t);
