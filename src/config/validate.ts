@@ -21,6 +21,7 @@ import {
   type ListenerLimits,
   type ListenerTimeouts,
   type LoadBalancerConfig,
+  MAX_HEADERS_LIMIT,
   type PoolConfig,
   PROTOCOLS,
   type Protocol,
@@ -472,14 +473,17 @@ function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined):
   };
 }
 
-const LIMIT_KEYS = ['max_header_bytes', 'max_body_bytes', 'max_sessions'] as const;
+const LIMIT_KEYS = ['max_header_bytes', 'max_headers', 'max_body_bytes', 'max_sessions'] as const;
 
 function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerLimits {
   allowedOn(w, f, 'max_header_bytes', protocol, HTTP);
+  allowedOn(w, f, 'max_headers', protocol, HTTP);
   allowedOn(w, f, 'max_body_bytes', protocol, HTTP);
   allowedOn(w, f, 'max_sessions', protocol, ['udp']);
   return {
     maxHeaderBytes: w.size(f, 'max_header_bytes', 16 * 1024, 1024, 1024 * 1024),
+    // 100 like Envoy (HAProxy: 101). Node alone would pass 1000 and drop the rest silently.
+    maxHeaders: w.int(f, 'max_headers', 1, MAX_HEADERS_LIMIT, 100),
     maxBodyBytes: w.size(f, 'max_body_bytes', 10 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     maxSessions: w.int(f, 'max_sessions', 1, Number.MAX_SAFE_INTEGER, 10_000),
   };

@@ -62,7 +62,7 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
       upstreamBodyMs: 10_000,
       ...timeouts,
     },
-    limits: { maxHeaderBytes: 16_384, maxBodyBytes: 0, maxSessions: 1000, ...limits },
+    limits: { maxHeaderBytes: 16_384, maxHeaders: 100, maxBodyBytes: 0, maxSessions: 1000, ...limits },
   };
 }
 

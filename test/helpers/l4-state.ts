@@ -59,7 +59,7 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
       upstreamBodyMs: 1000,
       ...timeouts,
     },
-    limits: { maxHeaderBytes: 16384, maxBodyBytes: 1 << 20, maxSessions: 1000, ...limits },
+    limits: { maxHeaderBytes: 16384, maxHeaders: 100, maxBodyBytes: 1 << 20, maxSessions: 1000, ...limits },
   };
 }
 
