@@ -68,21 +68,22 @@ async function startProxy(t: TestContext, pools: PoolConfig[], o: ListenerOverri
   };
 }
 
-/** A backend that records every request it receives (raw headers, body) and answers "ok". */
+/**
+ * A backend that records every request the moment its head arrives (raw headers, then the
+ * body) and answers "ok <body length>".
+ */
 async function recorder(
   t: TestContext,
 ): Promise<TestBackend & { seen: Array<{ raw: string[]; body: string }> }> {
   const seen: Array<{ raw: string[]; body: string }> = [];
   const b = await startBackend((req, res) => {
-    let body = '';
+    const entry = { raw: req.rawHeaders, body: '' };
+    seen.push(entry);
     req.setEncoding('latin1');
     req.on('data', (c: string) => {
-      body += c;
+      entry.body += c;
     });
-    req.on('end', () => {
-      seen.push({ raw: req.rawHeaders, body });
-      res.end(`ok ${body.length}`);
-    });
+    req.on('end', () => res.end(`ok ${entry.body.length}`));
   });
   t.after(() => b.close());
   return Object.assign(b, { seen });
@@ -94,6 +95,11 @@ async function rawBackend(t: TestContext, reply: string | ((s: net.Socket) => vo
     s.on('error', () => {});
     s.once('data', () => (typeof reply === 'string' ? s.end(reply, 'latin1') : reply(s)));
   });
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(
     () =>
@@ -102,11 +108,6 @@ async function rawBackend(t: TestContext, reply: string | ((s: net.Socket) => vo
         for (const s of sockets) s.destroy();
       }),
   );
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
   return (server.address() as net.AddressInfo).port;
 }
 
