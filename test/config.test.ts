@@ -254,6 +254,22 @@ describe('config errors: exact file:line:col: path: reason', () => {
     ]);
   });
 
+  test('limits.max_headers: an integer 1-1000, http listeners only', () => {
+    const text = edit([
+      '        default_pool: web\n',
+      '        default_pool: web\n        limits: { max_headers: 1001 }\n' +
+        '      - { name: t, port: 7000, protocol: tcp, default_pool: web, limits: { max_headers: 10 } }\n' +
+        '      - { name: z, port: 7001, protocol: http, default_pool: web, limits: { max_headers: 0 } }\n' +
+        '      - { name: y, port: 7002, protocol: http, default_pool: web, limits: { max_headers: ten } }\n',
+    ]);
+    assert.deepEqual(errors(text), [
+      `t.yaml:11:32: ${LS0}.limits.max_headers: 1001 is out of range 1-1000`,
+      `t.yaml:12:76: ${L0}.listeners[1].limits.max_headers: only allowed on http/https listeners (this listener is tcp)`,
+      `t.yaml:13:90: ${L0}.listeners[2].limits.max_headers: 0 is out of range 1-1000`,
+      `t.yaml:14:90: ${L0}.listeners[3].limits.max_headers: expected an integer, got string 'ten'`,
+    ]);
+  });
+
   test('bad enums list the allowed values', () => {
     const text = edit(
       ['protocol: http', 'protocol: htp'],
@@ -402,6 +418,7 @@ describe('valid config', () => {
               },
               limits: {
                 maxHeaderBytes: 16_384,
+                maxHeaders: 100,
                 maxBodyBytes: 10_485_760,
                 maxSessions: 10_000,
                 bufferBodyBytes: 65_536,
@@ -462,7 +479,7 @@ describe('valid config', () => {
           '          - { match: { host: "*.example.com", method: delete }, pool: web }\n' +
           '        rate_limit: { rate: 100, per: 1m30s }\n' +
           '        timeouts: { upstream_response: 1.5s, client_idle: 250ms }\n' +
-          '        limits: { max_header_bytes: 64KB, max_body_bytes: 0 }\n' +
+          '        limits: { max_header_bytes: 64KB, max_headers: 250, max_body_bytes: 0 }\n' +
           '        trusted_proxies: [10.0.200.0/24, "::1"]\n' +
           '        proxy_protocol: { accept: true }\n',
       ],
@@ -500,6 +517,7 @@ describe('valid config', () => {
     assert.equal(l.timeouts.clientIdleMs, 250);
     assert.deepEqual(l.limits, {
       maxHeaderBytes: 64_000,
+      maxHeaders: 250,
       maxBodyBytes: 0,
       maxSessions: 10_000,
       bufferBodyBytes: 65_536,

@@ -276,7 +276,8 @@ describe('per-pool wait queue in front of the upstream', () => {
     await until(() => p.upstream().gate.waiting() === 2, 'r3 waits');
     const r4 = get(p.port, '/4');
     await until(() => p.upstream().gate.waiting() === 3, 'r4 waits');
-    s3.destroy();
+    // A reset, not a FIN: a FIN is a half-close, whose client still gets its answer.
+    s3.resetAndDestroy();
     await until(() => p.upstream().gate.waiting() === 2, 'r3 left the queue');
     assert.equal(p.count('client_abort'), 1);
     assert.equal(b.release(), '/1');

@@ -82,8 +82,13 @@ export interface ListenerTimeouts {
   readonly upstreamBodyMs: number;
 }
 
+/** Upper bound of `limits.max_headers` (Node's own cap is 1000 request headers). */
+export const MAX_HEADERS_LIMIT = 1000;
+
 export interface ListenerLimits {
   readonly maxHeaderBytes: number;
+  /** http: max header lines in a request head (→ 431) and in an upstream response head (→ 502). */
+  readonly maxHeaders: number;
   readonly maxBodyBytes: number;
   /** http: bodies up to this size are read whole before an upstream is taken (0 = never). */
   readonly bufferBodyBytes: number;

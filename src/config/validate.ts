@@ -21,6 +21,7 @@ import {
   type ListenerLimits,
   type ListenerTimeouts,
   type LoadBalancerConfig,
+  MAX_HEADERS_LIMIT,
   type PoolConfig,
   PROTOCOLS,
   type Protocol,
@@ -480,6 +481,7 @@ function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined):
 
 const LIMIT_KEYS = [
   'max_header_bytes',
+  'max_headers',
   'max_body_bytes',
   'max_sessions',
   'buffer_body',
@@ -488,12 +490,15 @@ const LIMIT_KEYS = [
 
 function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerLimits {
   allowedOn(w, f, 'max_header_bytes', protocol, HTTP);
+  allowedOn(w, f, 'max_headers', protocol, HTTP);
   allowedOn(w, f, 'max_body_bytes', protocol, HTTP);
   allowedOn(w, f, 'max_sessions', protocol, ['udp']);
   allowedOn(w, f, 'buffer_body', protocol, HTTP);
   allowedOn(w, f, 'min_body_rate', protocol, HTTP);
   return {
     maxHeaderBytes: w.size(f, 'max_header_bytes', 16 * 1024, 1024, 1024 * 1024),
+    // 100 like Envoy (HAProxy: 101). Node alone would pass 1000 and drop the rest silently.
+    maxHeaders: w.int(f, 'max_headers', 1, MAX_HEADERS_LIMIT, 100),
     maxBodyBytes: w.size(f, 'max_body_bytes', 10 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     // 64 KiB covers nearly every API request body; the cap bounds what one buffering request
     // may hold in memory (the worker holds at most this per request still being read).

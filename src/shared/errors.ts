@@ -110,6 +110,9 @@ export function statusForError(cls: ErrorClass): number {
 /** Classify a Node/undici error raised while talking to an upstream. */
 export function classifyUpstreamError(err: unknown): ErrorClass {
   const e = err as { code?: string; name?: string } | null;
+  // undici 7 builds its parser errors' code from a reversed table, so it is undefined
+  // ("Response does not match the HTTP/1.1 protocol (...)"): go by the name.
+  if (e?.name === 'HTTPParserError') return 'upstream_protocol_error';
   switch (e?.code) {
     case 'ECONNREFUSED':
       return 'upstream_connect_refused';
@@ -135,6 +138,10 @@ export function classifyUpstreamError(err: unknown): ErrorClass {
     case 'UND_ERR_ABORTED':
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
       return 'client_abort';
+    // An assertion inside undici is a bug on our side of the wire (it fired on client bytes
+    // such as "Host: [" before those were validated), never the backend's fault.
+    case 'ERR_ASSERTION':
+      return 'internal_error';
     default:
       if (typeof e?.code === 'string' && e.code.startsWith('HPE_')) return 'upstream_protocol_error';
       return 'upstream_error';

@@ -74,6 +74,7 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
     },
     limits: {
       maxHeaderBytes: 16_384,
+      maxHeaders: 100,
       maxBodyBytes: 0,
       maxSessions: 1000,
       bufferBodyBytes: 0,

@@ -70,6 +70,7 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
     },
     limits: {
       maxHeaderBytes: 16384,
+      maxHeaders: 100,
       maxBodyBytes: 1 << 20,
       maxSessions: 1000,
       bufferBodyBytes: 0,

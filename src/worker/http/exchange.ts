@@ -75,6 +75,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   requestId = '';
   contentLength = -1;
   chunked = false;
+  otherCoding = false;
   kept = 0;
 
   readonly owner: ExchangeOwner;
@@ -114,6 +115,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   private bodyBytes = 0;
   private bodyHooked = false;
   private drainHooked = false;
+  // The response head, held until the first body byte or the end (Node would not send it
+  // earlier either): until then a failure can still answer 502 instead of a cut connection.
+  private headStatus = 0;
+  private headMessage: string | undefined = undefined;
+  private headHeaders: Array<string | string[]> | undefined = undefined;
 
   constructor(owner: ExchangeOwner, state: ListenerState, req: IncomingMessage, res: ServerResponse) {
     this.owner = owner;
@@ -258,19 +264,40 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   ): void {
     // 1xx (e.g. 103 Early Hints) are not relayed; Node answered 100-continue itself.
     if (statusCode < 200 || this.settled) return;
-    const res = this.res;
+    const max = this.state.listener.limits.maxHeaders;
+    // A client that half-closed cannot send another request: say the connection ends.
+    // (res.socket is null while queued behind a pipelined response.)
+    const close = this.owner.draining || this.res.socket?.readableEnded === true;
+    const out = rewriteResponseHeaders(headers, this.requestId, close, max);
+    if (out === undefined) {
+      this.fail('upstream_protocol_error', new Error(`response head has more than ${max} headers`));
+      controller.abort(ABORTED);
+      return;
+    }
+    this.headStatus = statusCode;
+    this.headMessage = statusMessage;
+    this.headHeaders = out;
+  }
+
+  /** Write the held response head; false (failure settled, upstream aborted) if Node refuses it. */
+  private writeHead(controller: Dispatcher.DispatchController): boolean {
+    const out = this.headHeaders!;
+    this.headHeaders = undefined;
     try {
-      const out = rewriteResponseHeaders(headers, this.requestId, this.owner.draining);
-      if (statusMessage) res.writeHead(statusCode, statusMessage, out);
-      else res.writeHead(statusCode, out);
+      if (this.headMessage) this.res.writeHead(this.headStatus, this.headMessage, out);
+      else this.res.writeHead(this.headStatus, out);
+      return true;
     } catch (err) {
       // Node rejects what llhttp accepted (bad status code or header characters).
       this.fail('upstream_protocol_error', err);
       controller.abort(ABORTED);
+      return false;
     }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
+    if (this.settled) return;
     if (this.res.write(chunk)) return;
     controller.pause();
     if (!this.drainHooked) {
@@ -280,11 +307,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   }
 
   onResponseEnd(
-    _controller: Dispatcher.DispatchController,
+    controller: Dispatcher.DispatchController,
     trailers: Record<string, string | string[] | undefined>,
   ): void {
     this.release();
     if (this.settled) return;
+    if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
     this.settled = true;
     this.stopBodyTimer();
     // Trailers reach the client only on a chunked response (Node drops them otherwise).
@@ -299,7 +327,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     // `_controller` is undefined when the request failed before reaching a socket.
     this.release();
     if (this.settled) return; // we aborted it ourselves: the failure is already counted
-    const cls: ErrorClass = this.clientGone() ? this.goneClass() : classifyUpstreamError(err);
+    // A request body that broke off (the client left mid-body) is the client's failure, even
+    // when undici reports it first.
+    const req = this.req;
+    const cls: ErrorClass =
+      this.clientGone() || (req.destroyed && !req.complete) ? this.goneClass() : classifyUpstreamError(err);
     // Retry seam (later issue): when nothing reached the client (!res.headersSent) and the
     // body was not consumed (body === null), pick another backend and dispatch again here.
     this.fail(cls, err);
@@ -336,16 +368,35 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       method: this.method,
     });
     const res = this.res;
+    this.headHeaders = undefined;
     if (cls === 'client_abort' || cls === 'drain_deadline' || res.headersSent) {
       res.destroy();
       return;
     }
+    // Close where the request's framing is in doubt or its body unread.
     const close =
       this.owner.draining ||
       (this.hasBody() && !this.req.complete) ||
       cls === 'client_bad_request' ||
-      cls === 'client_timeout';
+      cls === 'client_timeout' ||
+      cls === 'header_too_large' ||
+      cls === 'unsupported_request';
     sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close);
+  }
+
+  /**
+   * Node's parser failed on this connection while this exchange was in flight (a malformed or
+   * cut-off request body, a reset): settle it with the client's class, once.
+   */
+  onParseError(code: string, err: Error): void {
+    if (this.settled) return; // already answered (e.g. 501 before llhttp refused the coding)
+    // The client closed (or reset) before its body was complete: it is gone, not malformed.
+    if (code === 'HPE_INVALID_EOF_STATE' || code === 'ECONNRESET' || code === 'EPIPE') {
+      this.abort(this.goneClass());
+      return;
+    }
+    this.fail(clientErrorClass(code), err);
+    this.controller?.abort(ABORTED);
   }
 
   /** Fail and stop the upstream request (client gone, body too large or too slow). */
@@ -518,6 +569,26 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
         ? (this.rateTicks + 1) * RATE_TICK_MS - elapsed
         : Number.POSITIVE_INFINITY;
     return Math.max(1, Math.min(toTotal, toTick));
+  }
+}
+
+/** The exchange a response belongs to (undefined for Node's own answers). */
+export function exchangeOf(res: ServerResponse): HttpExchange | undefined {
+  return (res as Tagged<ServerResponse>)[kExchange];
+}
+
+/** Error class for a Node HTTP parser / server error on a client connection. */
+export function clientErrorClass(code: string): ErrorClass {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 'header_too_large';
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 'client_timeout';
+    // llhttp refuses a coding after `chunked`, and a last coding other than chunked.
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      return 'unsupported_request';
+    default:
+      return 'client_bad_request';
   }
 }
 

@@ -7,6 +7,7 @@
 // Response: the same hop-by-hop removal, duplicates (set-cookie) kept, and X-Request-Id set.
 
 import { randomBytes } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import type { Cidr } from '../../config/model.ts';
 import { cidrsContain } from '../../shared/cidr.ts';
 
@@ -25,6 +26,11 @@ export interface RequestHead {
   contentLength: number;
   /** Transfer-Encoding was present (Node has already de-chunked the body). */
   chunked: boolean;
+  /**
+   * Transfer-Encoding was anything but one `chunked` ("gzip, chunked", two TE lines, ...):
+   * Node de-chunks it but would forward the other codings' bytes as if they were none.
+   */
+  otherCoding: boolean;
   /** KEPT_* bits: which X-Forwarded-Proto/Host and X-Request-Id were kept from a trusted peer. */
   kept: number;
 }
@@ -151,6 +157,7 @@ function scanRequest(
   out.forwardedFor = undefined;
   out.contentLength = -1;
   out.chunked = false;
+  out.otherCoding = false;
   out.kept = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -188,6 +195,10 @@ function scanRequest(
         }
         break;
       case TRANSFER_ENCODING:
+        // Like NGINX: exactly one `chunked` (case-insensitive) or nothing; llhttp has already
+        // refused a coding after chunked, and refuses a non-chunked last one after this.
+        if (out.chunked || (value !== 'chunked' && (value.length !== 7 || value.toLowerCase() !== 'chunked')))
+          out.otherCoding = true;
         out.chunked = true;
         break;
       case CONTENT_LENGTH:
@@ -244,6 +255,71 @@ export function clientIp(
   return ip;
 }
 
+// RFC 3986 reg-name characters: unreserved / sub-delims / "%" (pct-encoded, checked apart).
+const REG_NAME = new Uint8Array(128);
+for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%")
+  REG_NAME[ch.charCodeAt(0)] = 1;
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 102);
+}
+
+/**
+ * Is `host` a valid Host header value (RFC 9110 §7.2: uri-host [":" port], RFC 3986 §3.2.2)?
+ * reg-name (which covers IPv4 and names), "[" IPv6 or IPvFuture "]", an optional port 0-65535.
+ * Empty is valid (a target without authority). Checked before dispatch because undici asserts
+ * on what it cannot split ("[", "[::1"), and a client's bytes must not count as upstream errors.
+ * Allocation-free for names; an IPv6 literal is checked by net.isIPv6 on a slice.
+ */
+export function validAuthority(host: string): boolean {
+  const n = host.length;
+  let i = 0;
+  if (n > 0 && host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf(']');
+    if (close < 2 || !validIpLiteral(host, close)) return false;
+    i = close + 1;
+  } else {
+    for (; i < n; i++) {
+      const c = host.charCodeAt(i);
+      if (c === 58 /* : */) break;
+      if (c >= 128 || REG_NAME[c] === 0) return false;
+      if (c === 37 /* % */ && !(i + 2 < n && isHex(host.charCodeAt(i + 1)) && isHex(host.charCodeAt(i + 2))))
+        return false;
+    }
+  }
+  if (i === n) return true;
+  if (host.charCodeAt(i) !== 58) return false;
+  // port = *DIGIT (RFC 3986 allows it empty), at most 65535.
+  let port = 0;
+  for (let j = i + 1; j < n; j++) {
+    const d = host.charCodeAt(j) - 48;
+    if (d < 0 || d > 9) return false;
+    port = port * 10 + d;
+    if (port > 65535) return false;
+  }
+  return true;
+}
+
+/** host[1, close) of "[...]": an IPv6 address (no zone id) or IPvFuture "v" HEX+ "." ... */
+function validIpLiteral(host: string, close: number): boolean {
+  const first = host.charCodeAt(1) | 32;
+  if (first === 118 /* v */) {
+    let i = 2;
+    while (i < close && isHex(host.charCodeAt(i))) i++;
+    if (i === 2 || i >= close - 1 || host.charCodeAt(i) !== 46 /* . */) return false;
+    for (i++; i < close; i++) {
+      const c = host.charCodeAt(i);
+      if (c === 37 || c >= 128 || (REG_NAME[c] === 0 && c !== 58)) return false;
+    }
+    return true;
+  }
+  for (let i = 1; i < close; i++) {
+    const c = host.charCodeAt(i);
+    if (!isHex(c) && c !== 58 && c !== 46) return false; // also rules out a zone id ("%eth0")
+  }
+  return isIPv6(host.slice(1, close));
+}
+
 /** "::ffff:10.0.0.1" → "10.0.0.1": one spelling per client for XFF and hashing. */
 export function normalizePeer(addr: string | undefined): string {
   if (addr === undefined) return '';
@@ -267,21 +343,27 @@ const RESPONSE_HOP_BY_HOP = new Set([
  * Upstream response headers (undici's parsed object: lower-case names, repeated headers as
  * arrays) → a flat list for `res.writeHead`, without hop-by-hop headers, with our request id,
  * and `connection: close` when the client connection must end after this response.
+ * undefined when the head has more than `maxHeaders` header lines (undici caps only bytes).
  */
 export function rewriteResponseHeaders(
   headers: Record<string, string | string[] | undefined>,
   requestId: string,
   close: boolean,
-): Array<string | string[]> {
+  maxHeaders: number,
+): Array<string | string[]> | undefined {
   const out: Array<string | string[]> = [];
   const conn = headers.connection;
   const listed = conn === undefined ? undefined : connectionTokens(String(conn), undefined);
+  let lines = 0;
   for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    lines += typeof v === 'string' ? 1 : v.length;
     if (RESPONSE_HOP_BY_HOP.has(name)) continue;
     if (listed?.has(name) === true) continue;
-    const v = headers[name];
-    if (v !== undefined) out.push(name, v);
+    out.push(name, v);
   }
+  if (lines > maxHeaders) return undefined;
   out.push('x-request-id', requestId);
   if (close) out.push('connection', 'close');
   return out;

@@ -8,7 +8,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Cidr } from '../../config/model.ts';
+import { type Cidr, MAX_HEADERS_LIMIT } from '../../config/model.ts';
 import { cidrsContain } from '../../shared/cidr.ts';
 import { type ErrorClass, statusForError } from '../../shared/errors.ts';
 import { errorText, type FailureFields } from '../../shared/failure.ts';
@@ -16,8 +16,8 @@ import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
 import { Router } from '../routing/router.ts';
-import { type ExchangeOwner, HttpExchange } from './exchange.ts';
-import { normalizePeer, rewriteRequestHeaders } from './headers.ts';
+import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
+import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
 
 /** PROXY header read timeout when the listener has no client header timeout. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -85,6 +85,14 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       requireHostHeader: false,
       noDelay: true,
     });
+    // Node keeps the first maxHeadersCount request headers and drops the rest silently, while
+    // llhttp still frames the body by a Content-Length past the cap. With the cap one above
+    // the largest allowed limit, "more than limits.max_headers" is a length check per request,
+    // exact across reloads (Node reads the cap per connection).
+    this.server.maxHeadersCount = MAX_HEADERS_LIMIT + 1;
+    // A client that half-closes after its request (nc, HTTP/1.0 scripts, health checkers) is
+    // answered, then the connection closed; Node's default ends our side at once instead.
+    (this.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
     this.applyServerLimits(state);
     const server = this.server;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res, false));
@@ -96,10 +104,10 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     // Seam for WebSocket (a later issue: http-proxy-3's ws() on this event). Until then an
     // upgrade is refused explicitly rather than proxied as a plain request.
     server.on('upgrade', (_req: IncomingMessage, socket: Duplex) =>
-      this.refuse(socket, 501, 'upgrade not supported'),
+      this.unsupported(socket, 'upgrade not supported'),
     );
     server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
-      this.refuse(socket, 501, 'CONNECT not supported'),
+      this.unsupported(socket, 'CONNECT not supported'),
     );
     server.on('drop', () => this.count('connection_limit', { error: 'connection limit reached' }));
     this.interceptConnections();
@@ -207,16 +215,33 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     const trusted = info.trusted;
     ex.peerIp = peer;
     ex.peerTrusted = trusted;
+    if (req.rawHeaders.length > 2 * state.listener.limits.maxHeaders) {
+      // Nothing is forwarded: Node may have dropped headers past its cap (see constructor).
+      ex.fail('header_too_large');
+      return;
+    }
     rewriteRequestHeaders(req.rawHeaders, peer, trusted, this.proto, ex);
 
     if (
       ex.duplicateHost ||
-      (ex.host === undefined && req.httpVersionMinor === 1) ||
+      (ex.host === undefined ? req.httpVersionMinor === 1 : !validAuthority(ex.host)) ||
       ex.path.charCodeAt(0) !== 47
     ) {
-      // RFC 9112 §3.2 (one Host on HTTP/1.1); only origin-form targets ("/...") are proxied.
+      // RFC 9112 §3.2 (one valid Host on HTTP/1.1); only origin-form targets ("/...") are proxied.
       ex.fail('client_bad_request');
       return;
+    }
+    if (ex.chunked) {
+      // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means broken framing → 400. Other codings
+      // than one chunked → 501, as NGINX does (Node would drop them and forward the bytes).
+      if (req.httpVersionMinor === 0) {
+        ex.fail('client_bad_request');
+        return;
+      }
+      if (ex.otherCoding) {
+        ex.fail('unsupported_request');
+        return;
+      }
     }
     const maxBody = state.listener.limits.maxBodyBytes;
     if (maxBody > 0 && ex.contentLength > maxBody) {
@@ -242,27 +267,37 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   private onClientError(err: Error & { code?: string }, socket: Duplex): void {
     const code = err.code ?? '';
+    // The request being read is in flight (its body broke off or is malformed, or llhttp
+    // refused it after emitting it): its exchange settles it, once, with the client's class.
+    // Node's parser is done with this connection either way: close once the answer is out.
+    const res = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    const ex = res ? exchangeOf(res) : undefined;
+    if (ex !== undefined && !ex.req.complete) {
+      ex.onParseError(code, err);
+      if (!socket.destroyed) (socket as Socket).destroySoon();
+      return;
+    }
     if (code === 'ECONNRESET' || code === 'EPIPE' || socket.destroyed) {
-      // The client went away. With a request in flight its exchange counts client_abort;
-      // an idle keep-alive connection closing is not a failure.
+      // The client went away between requests: an idle keep-alive connection closing is not
+      // a failure.
       socket.destroy();
       return;
     }
-    const cls: ErrorClass =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? 'header_too_large'
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? 'client_timeout'
-          : 'client_bad_request';
+    const cls = clientErrorClass(code);
     this.count(cls, { error: errorText(err) });
     this.refuse(socket, statusForError(cls), cls);
   }
 
+  private unsupported(socket: Duplex, text: string): void {
+    this.count('unsupported_request', { error: text });
+    this.refuse(socket, statusForError('unsupported_request'), text);
+  }
+
   /** Answer on the raw socket (no ServerResponse exists) and close it. */
   private refuse(socket: Duplex, status: number, text: string): void {
-    if (status === 501) this.count('unsupported_request', { error: text });
-    const msg = (socket as { _httpMessage?: ServerResponse })._httpMessage;
-    if (socket.writable && !msg?.headersSent) {
+    // Never write a raw answer ahead of a response in flight (a pipelined request's): cut.
+    const msg = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (socket.writable && !msg) {
       const body = `${status} ${http.STATUS_CODES[status]}: ${text}\n`;
       socket.end(
         `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
