@@ -4,10 +4,10 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setLogLevel } from '../src/shared/log.ts';
 import type { ListenerHandle } from '../src/worker/context.ts';
 import { createHttpListener } from '../src/worker/http/listener.ts';
 import { encodeProxyV2, proxyAddresses } from '../src/worker/proxy-protocol.ts';
+import { captureFileLog } from './helpers/capture-log.ts';
 import { curl, parseHead, raw } from './helpers/http-client.ts';
 import {
   backend,
@@ -21,7 +21,8 @@ import {
 } from './helpers/http-fixtures.ts';
 import { cidrs, freeTcpPort } from './helpers/net.ts';
 
-setLogLevel('error');
+// Failure lines are captured, not printed, and each asserted count is checked against them.
+const log = captureFileLog();
 
 describe('http listener: PROXY protocol accept', () => {
   let b: TestBackend;
@@ -78,7 +79,7 @@ describe('http listener: PROXY protocol accept', () => {
     const r = await raw(p.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', 1500);
     assert.equal(r.text, '');
     assert.ok(r.closed);
-    assert.equal(p.env.failures.counts.get('proxy_protocol_invalid'), 1);
+    assert.equal(log.counted(p.env.failures, 'proxy_protocol_invalid'), 1);
   });
 
   it('serves untrusted peers as plain HTTP', async () => {
@@ -98,6 +99,6 @@ describe('http listener: PROXY protocol accept', () => {
       `http://127.0.0.1:${p.port}/`,
     ]);
     assert.equal(r.stdout, '400');
-    assert.equal(p.env.failures.counts.get('client_bad_request'), 1);
+    assert.equal(log.counted(p.env.failures, 'client_bad_request'), 1);
   });
 });

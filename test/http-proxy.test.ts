@@ -12,9 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PoolConfig } from '../src/config/model.ts';
 import { backendKey } from '../src/config/model.ts';
 import type { ErrorClass } from '../src/shared/errors.ts';
-import { setLogLevel } from '../src/shared/log.ts';
 import type { ListenerHandle, ListenerState } from '../src/worker/context.ts';
 import { createHttpListener } from '../src/worker/http/listener.ts';
+import { captureFileLog } from './helpers/capture-log.ts';
 import { curl, parseHead, raw, request } from './helpers/http-client.ts';
 import {
   backend,
@@ -30,8 +30,9 @@ import {
 } from './helpers/http-fixtures.ts';
 import { cidrs, freeTcpPort } from './helpers/net.ts';
 
-// Failures are expected here; their log lines would only bury the test output.
-setLogLevel('error');
+// Failures are expected here: their lines are captured (not printed), and every count a test
+// asserts is checked against the failure lines logged for that class.
+const log = captureFileLog();
 
 interface Proxy {
   port: number;
@@ -56,7 +57,7 @@ async function startProxy(
     await handle.close(500);
     await env.upstreams.close();
   });
-  return { port, state, handle, env, count: (cls) => env.failures.counts.get(cls) ?? 0 };
+  return { port, state, handle, env, count: (cls) => log.counted(env.failures, cls) };
 }
 
 async function withBackend(t: TestContext, handler: http.RequestListener): Promise<TestBackend> {
