@@ -113,14 +113,16 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.interceptConnections();
     this.ready = new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
-        this.count('listen_failed', { error: errorText(err) });
+        this.count('listen_failed', { error: errorText(err) }, 'listen failed');
         reject(err);
       };
       server.once('error', onError);
       server.listen({ host: state.lb.vip, port: l.port }, () => {
         server.off('error', onError);
         // After bind, server errors are accept failures (EMFILE, ENFILE): count, keep serving.
-        server.on('error', (err: Error) => this.count('accept_failed', { error: errorText(err) }));
+        server.on('error', (err: Error) =>
+          this.count('accept_failed', { error: errorText(err) }, 'accept failed'),
+        );
         resolve();
       });
     });
@@ -308,8 +310,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     } else socket.destroy();
   }
 
-  private count(cls: ErrorClass, fields: FailureFields): void {
-    this.env.failures.report(cls, 'http connection failed', {
+  private count(cls: ErrorClass, fields: FailureFields, msg = 'http connection failed'): void {
+    this.env.failures.report(cls, msg, {
       listener: listenerName(this.current.state),
       bind: this.key,
       ...fields,

@@ -180,7 +180,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, onConnection);
   const ready = new Promise<void>((resolve, reject) => {
     const onListenError = (err: Error): void => {
-      env.failures.report('listen_failed', 'tcp listen failed', {
+      env.failures.report('listen_failed', 'listen failed', {
         listener: listenerName(initial),
         bind: key,
         error: errorText(err),

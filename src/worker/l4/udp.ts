@@ -147,7 +147,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
 
   const ready = new Promise<void>((resolve, reject) => {
     const onBindError = (err: Error): void => {
-      failure('listen_failed', 'udp bind failed', { bind: key, error: errorText(err) });
+      failure('listen_failed', 'listen failed', { bind: key, error: errorText(err) });
       reject(err);
     };
     server.once('error', onBindError);
