@@ -10,9 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PoolConfig } from '../src/config/model.ts';
 import { classifyUpstreamError, type ErrorClass } from '../src/shared/errors.ts';
 import { setLogSink } from '../src/shared/log.ts';
-import type { ListenerHandle, ListenerState } from '../src/worker/context.ts';
+import type { ListenerHandle } from '../src/worker/context.ts';
 import { validAuthority } from '../src/worker/http/headers.ts';
-import { createHttpListener } from '../src/worker/http/listener.ts';
 import { parseHead, raw } from './helpers/http-client.ts';
 import {
   backend,
@@ -21,10 +20,9 @@ import {
   listenerState,
   poolConfig,
   startBackend,
+  startHttpListener,
   type TestBackend,
-  workerEnv,
 } from './helpers/http-fixtures.ts';
-import { freeTcpPort } from './helpers/net.ts';
 
 // --- captured failure log lines ---
 
@@ -51,15 +49,7 @@ interface Proxy {
 }
 
 async function startProxy(t: TestContext, pools: PoolConfig[], o: ListenerOverrides = {}): Promise<Proxy> {
-  const port = await freeTcpPort();
-  const state: ListenerState = listenerState(listenerConfig(port, o), pools);
-  const env = workerEnv();
-  const handle = createHttpListener(state, env);
-  await handle.ready;
-  t.after(async () => {
-    await handle.close(500);
-    await env.upstreams.close();
-  });
+  const { port, handle, env } = await startHttpListener(t, o, pools);
   return {
     port,
     handle,

@@ -13,7 +13,6 @@ import type { PoolConfig } from '../src/config/model.ts';
 import { backendKey } from '../src/config/model.ts';
 import type { ErrorClass } from '../src/shared/errors.ts';
 import type { ListenerHandle, ListenerState } from '../src/worker/context.ts';
-import { createHttpListener } from '../src/worker/http/listener.ts';
 import { captureFileLog } from './helpers/capture-log.ts';
 import { curl, parseHead, raw, request } from './helpers/http-client.ts';
 import {
@@ -25,8 +24,9 @@ import {
   poolConfig,
   route,
   startBackend,
+  startHttpListener,
   type TestBackend,
-  workerEnv,
+  type workerEnv,
 } from './helpers/http-fixtures.ts';
 import { cidrs, freeTcpPort } from './helpers/net.ts';
 
@@ -48,16 +48,8 @@ async function startProxy(
   pools: PoolConfig[],
   opts: { down?: Set<string>; workerCount?: number } = {},
 ): Promise<Proxy> {
-  const port = await freeTcpPort();
-  const state = listenerState(listenerConfig(port, o), pools, opts.down, opts.workerCount);
-  const env = workerEnv();
-  const handle = createHttpListener(state, env);
-  await handle.ready;
-  t.after(async () => {
-    await handle.close(500);
-    await env.upstreams.close();
-  });
-  return { port, state, handle, env, count: (cls) => log.counted(env.failures, cls) };
+  const p = await startHttpListener(t, o, pools, opts);
+  return { ...p, count: (cls) => log.counted(p.env.failures, cls) };
 }
 
 async function withBackend(t: TestContext, handler: http.RequestListener): Promise<TestBackend> {

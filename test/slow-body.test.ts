@@ -11,20 +11,17 @@ import { describe, it, type TestContext } from 'node:test';
 import type { PoolConfig } from '../src/config/model.ts';
 import type { ErrorClass } from '../src/shared/errors.ts';
 import type { ListenerState } from '../src/worker/context.ts';
-import { createHttpListener } from '../src/worker/http/listener.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { parseHead } from './helpers/http-client.ts';
 import {
   backend,
   type ListenerOverrides,
-  listenerConfig,
-  listenerState,
   poolConfig,
   startBackend,
+  startHttpListener,
   type TestBackend,
-  workerEnv,
 } from './helpers/http-fixtures.ts';
-import { freeTcpPort, sleep } from './helpers/net.ts';
+import { sleep } from './helpers/net.ts';
 
 const KiB = 1024;
 
@@ -37,15 +34,7 @@ interface Proxy {
 }
 
 async function startProxy(t: TestContext, o: ListenerOverrides, pools: PoolConfig[]): Promise<Proxy> {
-  const port = await freeTcpPort();
-  const state = listenerState(listenerConfig(port, o), pools);
-  const env = workerEnv();
-  const handle = createHttpListener(state, env);
-  await handle.ready;
-  t.after(async () => {
-    await handle.close(500);
-    await env.upstreams.close();
-  });
+  const { port, state, env } = await startHttpListener(t, o, pools);
   return {
     port,
     state,

@@ -12,7 +12,6 @@ import type { PoolConfig } from '../src/config/model.ts';
 import type { ErrorClass } from '../src/shared/errors.ts';
 import { Failures } from '../src/shared/failure.ts';
 import type { ListenerState, WorkerEnv } from '../src/worker/context.ts';
-import { createHttpListener } from '../src/worker/http/listener.ts';
 import { Gate, PoolQueue, type Waiter } from '../src/worker/upstream/admission.ts';
 import { type Upstream, UpstreamPools } from '../src/worker/upstream/http-pools.ts';
 import { captureLog } from './helpers/capture-log.ts';
@@ -20,12 +19,11 @@ import { parseHead, raw } from './helpers/http-client.ts';
 import {
   backend,
   type ListenerOverrides,
-  listenerConfig,
-  listenerState,
   poolConfig,
   startBackend,
+  startHttpListener,
 } from './helpers/http-fixtures.ts';
-import { freeTcpPort, sleep } from './helpers/net.ts';
+import { sleep } from './helpers/net.ts';
 
 async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
@@ -135,18 +133,8 @@ async function startProxy(
   pools: PoolConfig[],
   o: ListenerOverrides = {},
 ): Promise<Proxy> {
-  const port = await freeTcpPort();
-  const state = listenerState(listenerConfig(port, o), pools);
-  const env: WorkerEnv = {
-    failures: new Failures(),
-    upstreams: new UpstreamPools({ connections }),
-  };
-  const handle = createHttpListener(state, env);
-  await handle.ready;
-  t.after(async () => {
-    await handle.close(500);
-    await env.upstreams.close();
-  });
+  const env: WorkerEnv = { failures: new Failures(), upstreams: new UpstreamPools({ connections }) };
+  const { port, state } = await startHttpListener(t, o, pools, { env });
   return {
     port,
     state,

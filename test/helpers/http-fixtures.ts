@@ -3,6 +3,7 @@
 
 import http from 'node:http';
 import type net from 'node:net';
+import type { TestContext } from 'node:test';
 import type {
   BackendConfig,
   ListenerConfig,
@@ -11,9 +12,11 @@ import type {
   RouteConfig,
 } from '../../src/config/model.ts';
 import { Failures } from '../../src/shared/failure.ts';
-import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
+import type { ListenerHandle, ListenerState, WorkerEnv } from '../../src/worker/context.ts';
+import { createHttpListener } from '../../src/worker/http/listener.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
+import { freeTcpPort } from './net.ts';
 
 export const LB = 'lb1';
 
@@ -132,4 +135,33 @@ export async function startBackend(handler: http.RequestListener): Promise<TestB
         server.closeAllConnections();
       }),
   };
+}
+
+export interface RunningHttpListener {
+  readonly port: number;
+  readonly state: ListenerState;
+  readonly handle: ListenerHandle;
+  readonly env: WorkerEnv;
+}
+
+/**
+ * An in-process http listener on a free loopback port over `pools`, closed (with its upstream
+ * pools) when the test ends.
+ */
+export async function startHttpListener(
+  t: TestContext,
+  o: ListenerOverrides,
+  pools: PoolConfig[],
+  opts: { down?: Set<string>; workerCount?: number; env?: WorkerEnv } = {},
+): Promise<RunningHttpListener> {
+  const port = await freeTcpPort();
+  const state = listenerState(listenerConfig(port, o), pools, opts.down, opts.workerCount);
+  const env = opts.env ?? workerEnv();
+  const handle = createHttpListener(state, env);
+  await handle.ready;
+  t.after(async () => {
+    await handle.close(500);
+    await env.upstreams.close();
+  });
+  return { port, state, handle, env };
 }
