@@ -286,7 +286,9 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       return;
     }
     const cls = clientErrorClass(code);
-    this.count(cls, { error: errorText(err) });
+    // The client as far as we know it: after a PROXY header, the address it carried.
+    const peer = (socket as PeerSocket)[kPeer]?.ip ?? normalizePeer((socket as Socket).remoteAddress);
+    this.count(cls, { client: peer, error: errorText(err) });
     this.refuse(socket, statusForError(cls), cls);
   }
 
