@@ -30,15 +30,29 @@ if (files.length === 0) {
 console.log(
   `run-tests: ${files.length} files on ${node} (${spawnSync(node, ['-v']).stdout.toString().trim()})`,
 );
+// FIBERLB_TEST_BAIL=1 stops at the first failing test (mutation testing runs the suites once
+// per mutant and needs only the verdict). The child then gets its own process group, so the
+// whole run, per-file processes included, can be ended at once.
+const bail = process.env.FIBERLB_TEST_BAIL === '1';
 const child = spawn(
   node,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=1', ...files],
-  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FIBERLB_TEST_NODE: node } },
+  {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, FIBERLB_TEST_NODE: node },
+    detached: bail,
+  },
 );
 let tail = '';
+child.stdout.setEncoding('utf8');
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString()).slice(-4096);
+  tail = (tail + chunk).slice(-4096);
+  if (bail && tail.includes('✖')) {
+    process.kill(-child.pid, 'SIGKILL');
+    process.exit(1);
+  }
 });
 child.on('exit', (code, signal) => {
   const m = /ℹ tests (\d+)/.exec(tail);

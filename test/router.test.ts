@@ -72,6 +72,7 @@ describe('router', () => {
     );
     assert.equal(pick(r, { headers: { 'x-env': 'canary' } }), 'a');
     assert.equal(pick(r, { headers: { 'x-env': 'Canary' } }), 'web');
+    assert.equal(pick(r, { headers: { 'x-env': 'canary-2' } }), 'web', 'a value is matched whole');
     assert.equal(pick(r, { headers: { 'x-debug': '' } }), 'b');
     assert.equal(pick(r, { headers: { 'x-env': 'prod', 'x-debug': '1' } }), 'b');
     assert.equal(pick(r, { headers: {} }), 'web');
@@ -111,6 +112,44 @@ describe('router', () => {
     assert.equal(pick(router([route('a', { pathPrefix: '/x' })]), { path: '/z' }), undefined);
     assert.equal(pick(router([]), {}), undefined);
     assert.equal(pick(router([], 'web'), {}), 'web');
+  });
+
+  it('no route and no default pool is no target at all, not a target without a pool', () => {
+    assert.equal(router([route('a', { pathPrefix: '/x' })]).match('GET', '/z', undefined, {}), undefined);
+    assert.equal(router([]).match('GET', '/', 'h.example', {}), undefined);
+  });
+
+  it('host routes match among routes without a host condition', () => {
+    const r = router([route('a', { pathPrefix: '/p' }), route('b', { host: 'h.example' })], 'web');
+    assert.equal(pick(r, { host: 'H.example:80', path: '/q' }), 'b');
+    assert.equal(pick(r, { host: 'h.example', path: '/p' }), 'a');
+    assert.equal(pick(r, { host: 'other', path: '/q' }), 'web');
+    const w = router([route('a', { methods: ['PUT'] }), route('b', { host: '*.example' })], 'web');
+    assert.equal(pick(w, { host: 'x.example', path: '/' }), 'b');
+  });
+
+  it('a configured host with a trailing dot matches the request host with or without it', () => {
+    const r = router([route('a', { host: 'api.example.' }), route('b', { host: '*.wild.example.' })], 'web');
+    assert.equal(pick(r, { host: 'api.example' }), 'a');
+    assert.equal(pick(r, { host: 'api.example.' }), 'a');
+    assert.equal(pick(r, { host: 'x.wild.example' }), 'b');
+    assert.equal(pick(r, { host: 'wild.example' }), 'web');
+  });
+
+  it('normalizes missing, empty and malformed hosts without inventing one', () => {
+    assert.equal(normalizeHost(undefined), '');
+    assert.equal(normalizeHost(''), '');
+    assert.equal(normalizeHost(':80'), '');
+    assert.equal(normalizeHost('[::1'), '[::1');
+    assert.equal(normalizeHost('[::1]'), '[::1]');
+    assert.equal(normalizeHost('a.'), 'a');
+  });
+
+  it('a header given as several values matches when one of them does', () => {
+    const r = router([route('a', { headers: [{ name: 'x-env', value: 'canary' }] })], 'web');
+    assert.equal(pick(r, { headers: { 'x-env': ['prod', 'canary'] } }), 'a');
+    assert.equal(pick(r, { headers: { 'x-env': ['prod', 'test'] } }), 'web');
+    assert.equal(pick(r, { headers: { 'x-env': ['prod, canary'] } }), 'web');
   });
 
   it('resolves pools at compile time; an unknown pool is reported as missing', () => {
