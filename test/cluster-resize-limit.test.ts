@@ -4,7 +4,7 @@
 // reach 1.5× the limit: the first two kept their fork-time share of limit / 2).
 
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import {
   childPids,
@@ -14,6 +14,7 @@ import {
   tempDir,
   writeConfig,
 } from './helpers/cluster-fiberlb.ts';
+import { admittedByEcho } from './helpers/l4-backends.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
 const LIMIT = 4;
@@ -37,21 +38,7 @@ load_balancers:
 
 /** Connect and send a line: admitted if it is echoed back, refused if closed without a byte. */
 function attempt(port: number, held: Socket[]): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    held.push(s);
-    const timer = setTimeout(() => resolve(false), 3_000);
-    s.on('data', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-    s.on('error', () => {});
-    s.write('ping\n');
-  });
+  return admittedByEcho(port, held, 'ping\n', 3_000);
 }
 
 describe('connection_limit after resizing the cluster', () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { readNofile } from '../src/shared/fd-limit.ts';
 import { childPids, type RunningLb, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { admittedByEcho } from './helpers/l4-backends.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
 const PRLIMIT = spawnSync('sh', ['-c', 'command -v prlimit'], { encoding: 'utf8' }).stdout.trim();
@@ -113,21 +114,7 @@ describe('file descriptor limits', { skip: PRLIMIT ? false : 'prlimit (util-linu
     let admitted = 0;
     let refused = 0;
     for (let i = 0; i < 150; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = connect(ports.tcp, '127.0.0.1');
-        held.push(s);
-        const timer = setTimeout(() => resolve(false), 2_000);
-        s.on('data', () => {
-          clearTimeout(timer);
-          resolve(true);
-        });
-        s.on('close', () => {
-          clearTimeout(timer);
-          resolve(false);
-        });
-        s.on('error', () => {});
-        s.write('x');
-      });
+      const ok = await admittedByEcho(ports.tcp, held, 'x', 2_000);
       if (ok) admitted++;
       else refused++;
     }

@@ -182,3 +182,31 @@ export async function udpClient(): Promise<UdpClient> {
     close: () => new Promise<void>((r) => socket.close(r)),
   };
 }
+
+/**
+ * Connect and send `payload` through a proxy in front of an echo: true when a byte comes back
+ * (admitted), false when the connection closes first or nothing arrives within `timeoutMs`.
+ * The socket is pushed to `held` and left open, so admitted connections keep counting.
+ */
+export function admittedByEcho(
+  port: number,
+  held: Socket[],
+  payload = 'x',
+  timeoutMs = 3_000,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, HOST);
+    held.push(s);
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    s.on('data', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    s.on('error', () => {});
+    s.write(payload);
+  });
+}
