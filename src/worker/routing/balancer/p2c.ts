@@ -3,7 +3,7 @@
 // herd behaviour: workers with stale counts don't all pile onto the same "least" backend.
 
 import type { BackendTarget, Balancer, PickContext } from './types.ts';
-import { allEqual, cumulative, drawExcluding, excludes, indexAt, weightsOf } from './weights.ts';
+import { drawExcluding, excludes, indexAt, weightTable } from './weights.ts';
 
 export function p2c(targets: readonly BackendTarget[]): Balancer {
   return new PowerOfTwoChoices(targets);
@@ -16,9 +16,7 @@ class PowerOfTwoChoices implements Balancer {
   private readonly total: number;
 
   constructor(private readonly targets: readonly BackendTarget[]) {
-    this.weights = weightsOf(targets);
-    this.cum = allEqual(this.weights) ? undefined : cumulative(this.weights);
-    this.total = this.cum ? this.cum[this.cum.length - 1]! : targets.length;
+    ({ weights: this.weights, cum: this.cum, total: this.total } = weightTable(targets));
   }
 
   pick(ctx: PickContext): BackendTarget | undefined {

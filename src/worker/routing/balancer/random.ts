@@ -1,7 +1,7 @@
 // random: each pick independently chooses backend i with probability weight_i / Σweight.
 
 import type { BackendTarget, Balancer, PickContext } from './types.ts';
-import { allEqual, cumulative, drawExcluding, excludes, indexAt, weightsOf } from './weights.ts';
+import { drawExcluding, excludes, indexAt, weightTable } from './weights.ts';
 
 export function random(targets: readonly BackendTarget[]): Balancer {
   return new WeightedRandom(targets);
@@ -14,9 +14,7 @@ class WeightedRandom implements Balancer {
   private readonly total: number;
 
   constructor(private readonly targets: readonly BackendTarget[]) {
-    this.weights = weightsOf(targets);
-    this.cum = allEqual(this.weights) ? undefined : cumulative(this.weights);
-    this.total = this.cum ? this.cum[this.cum.length - 1]! : targets.length;
+    ({ weights: this.weights, cum: this.cum, total: this.total } = weightTable(targets));
   }
 
   pick(ctx: PickContext): BackendTarget | undefined {

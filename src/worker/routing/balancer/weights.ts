@@ -76,3 +76,18 @@ export function excludes(
 ): exclude is ReadonlySet<BackendTarget> {
   return exclude !== undefined && exclude.size > 0;
 }
+
+/** Weights with their cumulative sums, prepared once per balancer for weighted draws. */
+export interface WeightTable {
+  readonly weights: Float64Array;
+  /** undefined when all weights are equal: a plain uniform index is exact and cheaper. */
+  readonly cum: Float64Array | undefined;
+  /** Sum of the weights, or the target count when they are all equal. */
+  readonly total: number;
+}
+
+export function weightTable(targets: readonly BackendTarget[]): WeightTable {
+  const weights = weightsOf(targets);
+  const cum = allEqual(weights) ? undefined : cumulative(weights);
+  return { weights, cum, total: cum ? cum[cum.length - 1]! : targets.length };
+}
