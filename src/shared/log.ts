@@ -5,14 +5,11 @@
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-let minLevel: number = ORDER[(process.env.FIBERLB_LOG_LEVEL as Level) ?? 'info'] ?? ORDER.info;
+const minLevel: number = ORDER[(process.env.FIBERLB_LOG_LEVEL as Level) ?? 'info'] ?? ORDER.info;
 let role = 'main';
 
 export function setLogRole(r: string): void {
   role = r;
-}
-export function setLogLevel(l: Level): void {
-  minLevel = ORDER[l];
 }
 
 export function log(level: Level, msg: string, fields?: Record<string, unknown>): void {
