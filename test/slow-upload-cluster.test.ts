@@ -1,3 +1,4 @@
+// test: serial — it measures latency under load, so it runs alone.
 // Acceptance for "slow request bodies starve every client" (issue 5, item 1), with real
 // processes: a 2-worker FiberLB (dist/cli.js) in front of a loopback backend, 700 clients
 // uploading a small body at 1 byte/s, and meanwhile normal clients (GETs and fast small POSTs)
