@@ -59,7 +59,7 @@ const SPLICE = 3;
 
 export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Waiter, PickContext {
   // --- undici DispatchOptions (read by undici's Request; keep other names off this list:
-  // origin, query, idempotent, blocking, upgrade, reset, expectContinue, servername,
+  // origin, query, idempotent, blocking, upgrade, reset, expectContinue,
   // throwOnError, maxRedirections, typeOfService) ---
   path: string;
   method: string;
@@ -67,6 +67,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   body: Buffer | Readable | null = null;
   headersTimeout: number;
   bodyTimeout: number;
+  /** The upstream's constant servername (else undici takes it from the client's Host). */
+  servername = '';
 
   // --- RequestHead, filled by rewriteRequestHeaders ---
   host: string | undefined = undefined;
@@ -186,8 +188,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.target = target;
     this.holding = true;
     pool.acquire(target);
-    const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs);
+    const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs, pool.config);
     this.upstream = up;
+    this.servername = up.servername;
     if (up.gate.tryAcquire()) {
       this.slot = true;
       this.dispatch();
@@ -316,10 +319,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.settled = true;
     this.stopBodyTimer();
     // Trailers reach the client only on a chunked response (Node drops them otherwise).
-    for (const _ in trailers) {
-      this.res.addTrailers(trailers as Record<string, string>);
-      break;
-    }
+    const t = trailersOf(controller, trailers);
+    if (t !== undefined) this.res.addTrailers(t as Record<string, string>);
     this.res.end();
   }
 
@@ -570,6 +571,22 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
         : Number.POSITIVE_INFINITY;
     return Math.max(1, Math.min(toTotal, toTick));
   }
+}
+
+/**
+ * The response's trailers, or undefined when it has none. undici 7 hands an HTTP/2 response's
+ * trailers to onResponseEnd as {} (it parses Node's trailer object as if it were a raw list);
+ * the object itself is left on the controller as `rawTrailers` (an array for HTTP/1.1).
+ */
+function trailersOf(
+  controller: Dispatcher.DispatchController,
+  trailers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[] | undefined> | undefined {
+  for (const _ in trailers) return trailers;
+  const raw = (controller as { rawTrailers?: unknown }).rawTrailers;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  for (const _ in raw) return raw as Record<string, string | string[]>;
+  return undefined;
 }
 
 /** The exchange a response belongs to (undefined for Node's own answers). */
