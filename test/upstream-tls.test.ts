@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import type { PoolConfig, UpstreamTlsConfig } from '../src/config/model.ts';
 import { classifyUpstreamError } from '../src/shared/errors.ts';
 import { captureLog } from './helpers/capture-log.ts';
+import { raw } from './helpers/http-client.ts';
 import { backend, poolConfig, startBackend, startHttpListener } from './helpers/http-fixtures.ts';
 import { grpcReply, startTlsBackend } from './helpers/tls-backends.ts';
 import { upstreamCerts } from './helpers/upstream-certs.ts';
@@ -308,6 +309,46 @@ describe('HTTP/2 to backends (pool http2) and gRPC-style trailers', () => {
     }
     assert.ok(b.seen.every((s) => s.httpVersion === '2.0'));
     assert.equal(b.connections(), 1);
+  });
+
+  it('client headers HTTP/2 forbids or repeats in two spellings are cleaned, never thrown at the worker', async (t) => {
+    const b = await startTlsBackend(t, { kind: 'h2c' }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end(JSON.stringify(req.headers)));
+    });
+    const p = await startHttpListener(t, {}, pool(b.port, { http2: true }));
+    const log = captureLog(t);
+    // Node's HTTP/2 client throws on these from a socket callback (an uncaught exception that
+    // would end this test process) unless they are removed or merged first.
+    const heads = [
+      'HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n',
+      'Content-Type: a\r\ncontent-type: b\r\n',
+      'User-Agent: x\r\nuser-agent: y\r\n',
+    ];
+    for (const h of heads) {
+      const r = await raw(p.port, `POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${h}\r\n`);
+      assert.match(r.text, /^HTTP\/1\.1 200 /, h);
+    }
+    assert.equal(b.seen[0]?.headers['http2-settings'], undefined);
+    assert.equal(b.seen[1]?.headers['content-type'], 'a, b');
+    assert.equal(b.seen.length, 3);
+    assert.deepEqual(log.lines, []);
+  });
+
+  it('a GET with a body to an HTTP/2 backend → 501 unsupported_request (undici cannot send it)', async (t) => {
+    const b = await startTlsBackend(t, { kind: 'h2c' }, ok as never);
+    const p = await startHttpListener(
+      t,
+      { limits: { bufferBodyBytes: 1024 } },
+      pool(b.port, { http2: true }),
+    );
+    const log = captureLog(t);
+    const r = await raw(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc');
+    assert.match(r.text, /^HTTP\/1\.1 501 /);
+    assert.equal(b.seen.length, 0);
+    assert.equal(log.of('unsupported_request').length, 1);
+    // Without a body it is an ordinary request.
+    assert.equal((await call(p.port)).status, 200);
   });
 
   it('streams a large request body up and a large response down over h2', async (t) => {

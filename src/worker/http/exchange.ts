@@ -26,7 +26,7 @@ import type { BackendTarget, PickContext } from '../routing/balancer/types.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
-import { clientIp, type RequestHead, rewriteResponseHeaders } from './headers.ts';
+import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 
 /** What an exchange needs from its listener. */
@@ -159,6 +159,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       this.send();
       return;
     }
+    // undici's HTTP/2 client ends a GET/HEAD stream with its headers and then fails writing
+    // the body (tearing down the client's request with it): refuse it cleanly instead.
+    if (pool.config.http2 && (this.method === 'GET' || this.method === 'HEAD')) {
+      this.fail('unsupported_request', `a ${this.method} request body cannot be sent to an HTTP/2 backend`);
+      return;
+    }
     const req = this.req;
     (req as Tagged<IncomingMessage>)[kExchange] = this;
     const l = this.state.listener;
@@ -191,6 +197,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs, pool.config);
     this.upstream = up;
     this.servername = up.servername;
+    if (pool.config.http2) lowerCaseNames(this.headers);
     if (up.gate.tryAcquire()) {
       this.slot = true;
       this.dispatch();
