@@ -8,6 +8,7 @@ import http from 'node:http';
 import { describe, it } from 'node:test';
 import type { PoolConfig, UpstreamTlsConfig } from '../src/config/model.ts';
 import { classifyUpstreamError } from '../src/shared/errors.ts';
+import { stats as transportStats } from '../src/worker/upstream/transport.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { raw } from './helpers/http-client.ts';
 import { backend, poolConfig, startBackend, startHttpListener } from './helpers/http-fixtures.ts';
@@ -223,9 +224,30 @@ describe('TLS to backends (pool tls)', () => {
     const c = upstreamCerts(t);
     const b = await startTlsBackend(t, { kind: 'h1', cert: c.server }, ok as never);
     const p = await startHttpListener(t, {}, pool(b.port, { tls: tlsOf({ ca: c.ca.cert }) }));
+    const before = transportStats();
     for (let i = 0; i < 20; i++) assert.equal((await call(p.port)).status, 200);
     assert.equal(b.seen.length, 20);
     assert.equal(b.connections(), 1);
+    assert.equal(transportStats().tlsConnections - before.tlsConnections, 1);
+  });
+
+  it('resumes TLS sessions on new backend connections', async (t) => {
+    const c = upstreamCerts(t);
+    // The backend closes after every response, so each request needs a new connection.
+    const b = await startTlsBackend(t, { kind: 'h1', cert: c.server }, (_req, res) => {
+      (res as http.ServerResponse).setHeader('connection', 'close');
+      res.end('bye');
+    });
+    const p = await startHttpListener(t, {}, pool(b.port, { tls: tlsOf({ ca: c.ca.cert }) }));
+    const before = transportStats();
+    for (let i = 0; i < 4; i++) assert.equal((await call(p.port)).status, 200);
+    const after = transportStats();
+    assert.equal(b.connections(), 4);
+    assert.equal(after.tlsConnections - before.tlsConnections, 4);
+    assert.ok(
+      after.tlsResumed - before.tlsResumed >= 3,
+      `resumed ${after.tlsResumed - before.tlsResumed} of 4`,
+    );
   });
 });
 
@@ -287,9 +309,11 @@ describe('HTTP/2 to backends (pool http2) and gRPC-style trailers', () => {
     const c = upstreamCerts(t);
     const b = await startTlsBackend(t, { kind: 'h2+h1', cert: c.server }, ok as never);
     const p = await startHttpListener(t, {}, pool(b.port, { tls: tlsOf({ ca: c.ca.cert }), http2: true }));
+    const h2Before = transportStats().h2Connections;
     for (let i = 0; i < 20; i++) assert.equal((await call(p.port)).body.toString(), 'secure hello');
     assert.ok(b.seen.every((s) => s.httpVersion === '2.0'));
     assert.equal(b.connections(), 1);
+    assert.equal(transportStats().h2Connections - h2Before, 1);
   });
 
   it('without http2 the same backend is spoken to in HTTP/1.1', async (t) => {

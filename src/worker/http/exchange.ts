@@ -323,11 +323,19 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.release();
     if (this.settled) return;
     if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
-    this.settled = true;
-    this.stopBodyTimer();
     // Trailers reach the client only on a chunked response (Node drops them otherwise).
     const t = trailersOf(controller, trailers);
-    if (t !== undefined) this.res.addTrailers(t as Record<string, string>);
+    if (t !== undefined) {
+      try {
+        this.res.addTrailers(t as Record<string, string>);
+      } catch (err) {
+        // Node refuses what the upstream parser accepted: cut, never end without them.
+        this.fail('upstream_protocol_error', err);
+        return;
+      }
+    }
+    this.settled = true;
+    this.stopBodyTimer();
     this.res.end();
   }
 

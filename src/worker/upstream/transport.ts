@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector, type Pool } from 'undici';
 import type { PoolConfig } from '../../config/model.ts';
 
@@ -64,7 +64,8 @@ export function upstreamTransport(
   if (tls === undefined) {
     // h2c with prior knowledge: the backend must speak HTTP/2 on this port (no Upgrade dance).
     const base = buildConnector({ timeout: connectMs, useH2c: true } as buildConnector.BuildOptions);
-    return { origin, options: { connect: base }, servername: address, sni: undefined };
+    const connect: buildConnector.connector = (opts, cb) => base(opts, counted(cb));
+    return { origin, options: { connect }, servername: address, sni: undefined };
   }
   // RFC 6066: SNI carries DNS names only, and without a trailing dot.
   const sni = tls.servername ?? (isIP(address) === 0 ? address.replace(/\.$/, '') : undefined);
@@ -80,6 +81,32 @@ export function upstreamTransport(
     secureContext,
     rejectUnauthorized: tls.verify,
   });
-  const connect: buildConnector.connector = (opts, cb) => base({ ...opts, servername: sni }, cb);
+  const connect: buildConnector.connector = (opts, cb) => base({ ...opts, servername: sni }, counted(cb));
   return { origin, options: { connect }, servername: sni ?? address, sni };
+}
+
+// Per-worker counters of connections opened by tls / http2 pools (plain pools are not counted:
+// their connect path is undici's own). Read by stats(); failures are counted by error class.
+let tlsConnections = 0;
+let tlsResumed = 0;
+let h2Connections = 0;
+
+/** Connections opened so far by this worker's tls / http2 upstreams. */
+export function stats(): { tlsConnections: number; tlsResumed: number; h2Connections: number } {
+  return { tlsConnections, tlsResumed, h2Connections };
+}
+
+/** Count a connection once it is up (per connection, never per request). */
+function counted(cb: buildConnector.Callback): buildConnector.Callback {
+  return (err, socket) => {
+    if (socket) {
+      const s = socket as TLSSocket;
+      if (s.encrypted === true) {
+        tlsConnections++;
+        if (s.isSessionReused()) tlsResumed++;
+      }
+      if (s.alpnProtocol === 'h2') h2Connections++;
+    }
+    (cb as (e: Error | null, s: unknown) => void)(err, socket);
+  };
 }
