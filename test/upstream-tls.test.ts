@@ -8,7 +8,9 @@ import http from 'node:http';
 import { describe, it } from 'node:test';
 import type { PoolConfig, UpstreamTlsConfig } from '../src/config/model.ts';
 import { classifyUpstreamError } from '../src/shared/errors.ts';
-import { stats as transportStats } from '../src/worker/upstream/transport.ts';
+import { PoolRuntime } from '../src/worker/routing/pool-runtime.ts';
+import { UpstreamPools, upstreamKey } from '../src/worker/upstream/http-pools.ts';
+import { transportKey, stats as transportStats } from '../src/worker/upstream/transport.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { raw } from './helpers/http-client.ts';
 import { backend, poolConfig, startBackend, startHttpListener } from './helpers/http-fixtures.ts';
@@ -398,5 +400,24 @@ describe('HTTP/2 to backends (pool http2) and gRPC-style trailers', () => {
     });
     assert.equal(r.status, 200);
     assert.equal(r.body.length, size);
+  });
+});
+
+describe('upstream pools per transport', () => {
+  it('a pool that turns tls on gets its own upstream; retain() closes the plain one', async () => {
+    const plain = pool(9, {})[0]!;
+    const secure = pool(9, { tls: tlsOf() })[0]!;
+    const ups = new UpstreamPools();
+    const target = new PoolRuntime('lb1', plain, new Set()).targets[0]!;
+    const a = ups.get(target, 1000, plain);
+    assert.equal(ups.get(target, 1000, plain), a, 'cached per target');
+    const b = ups.get(target, 1000, secure);
+    assert.notEqual(b, a);
+    assert.equal(ups.get(target, 1000, { ...secure }), b, 'equal settings share one upstream');
+    assert.equal(ups.size(), 2);
+    ups.retain([upstreamKey('127.0.0.1', 9, transportKey(secure))]);
+    assert.equal(ups.size(), 1);
+    assert.equal(ups.get(target, 1000, secure), b);
+    await ups.close();
   });
 });
