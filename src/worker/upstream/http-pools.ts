@@ -9,7 +9,11 @@
 // A pool's `tls` / `http2` (transport.ts) are part of the key too: pools that differ there
 // never share connections, and a reload that changes them gets fresh connections.
 // HTTP/2 upstreams keep pipelining 1 as well — one request per connection at a time, like
-// h1 — so the gate's "one admitted request, one connection" holds for both.
+// h1 — so the gate's "one admitted request, one connection" holds for both. Multiplexing
+// (pipelining ~100) halves h2's CPU per request (bench/README.md), but is not on because in
+// undici 7 (a) `pipelining` also applies when ALPN falls back to HTTP/1.1, (b) it ignores the
+// peer's SETTINGS_MAX_CONCURRENT_STREAMS, and (c) a streaming request body waits until its
+// connection has no other request in flight (client-h2.js busy()), serialising gRPC streams.
 
 import { Pool } from 'undici';
 import type { PoolConfig } from '../../config/model.ts';
