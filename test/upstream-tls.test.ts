@@ -377,6 +377,40 @@ describe('HTTP/2 to backends (pool http2) and gRPC-style trailers', () => {
     assert.equal((await call(p.port)).status, 200);
   });
 
+  it('a client that leaves mid-response resets its HTTP/2 stream; the connection serves on', async (t) => {
+    const c = upstreamCerts(t);
+    let closed: () => void = () => {};
+    const streamClosed = new Promise<void>((r) => (closed = r));
+    const b = await startTlsBackend(t, { kind: 'h2', cert: c.server }, (req, res) => {
+      if (req.url !== '/stream') {
+        res.end('next');
+        return;
+      }
+      res.writeHead(200);
+      const tick = setInterval(() => (res as http.ServerResponse).write('tick\n'), 20);
+      res.on('close', () => {
+        clearInterval(tick);
+        closed();
+      });
+    });
+    const p = await startHttpListener(t, {}, pool(b.port, { tls: tlsOf({ ca: c.ca.cert }), http2: true }));
+    const log = captureLog(t);
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: p.port, path: '/stream', agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => {});
+      setTimeout(() => reject(new Error('no first chunk')), 5000).unref();
+    });
+    await streamClosed;
+    assert.equal((await call(p.port)).body.toString(), 'next');
+    assert.equal(b.connections(), 1, 'the session outlived the reset stream');
+    assert.equal(log.of('client_abort').length, 1);
+  });
+
   it('streams a large request body up and a large response down over h2', async (t) => {
     const c = upstreamCerts(t);
     const size = 3 * 1024 * 1024;
