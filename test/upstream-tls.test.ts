@@ -222,6 +222,22 @@ describe('TLS to backends (pool tls)', () => {
     );
   });
 
+  it('min_version TLSv1.3 refuses a TLS 1.2-only backend; the default accepts it', async (t) => {
+    const c = upstreamCerts(t);
+    const b = await startTlsBackend(t, { kind: 'h1', cert: c.server, maxVersion: 'TLSv1.2' }, ok as never);
+    const strict = await startHttpListener(
+      t,
+      {},
+      pool(b.port, { tls: tlsOf({ ca: c.ca.cert, minVersion: 'TLSv1.3' }) }),
+    );
+    const log = captureLog(t);
+    assert.equal((await call(strict.port)).status, 502);
+    assert.match(String(log.of('upstream_tls')[0]?.error), /PROTOCOL_VERSION|protocol version/i);
+    const lax = await startHttpListener(t, {}, pool(b.port, { tls: tlsOf({ ca: c.ca.cert }) }));
+    assert.equal((await call(lax.port)).status, 200);
+    assert.equal(b.seen.length, 1);
+  });
+
   it('reuses backend connections: 20 requests, one TLS handshake', async (t) => {
     const c = upstreamCerts(t);
     const b = await startTlsBackend(t, { kind: 'h1', cert: c.server }, ok as never);

@@ -39,6 +39,8 @@ export interface TlsBackendOptions {
   readonly cert?: Pem;
   /** Ask for a client certificate, verified against this CA. */
   readonly clientCa?: string;
+  /** Highest TLS version the backend accepts. */
+  readonly maxVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 export async function startTlsBackend(
@@ -63,6 +65,7 @@ export async function startTlsBackend(
     cert: o.cert?.cert,
     key: o.cert?.key,
     ...(o.clientCa ? { requestCert: true, rejectUnauthorized: true, ca: o.clientCa } : {}),
+    ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
   };
   let server: net.Server;
   if (o.kind === 'h1') server = https.createServer(tlsOpts, onRequest as never);
