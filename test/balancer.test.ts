@@ -1118,6 +1118,8 @@ describe('PoolRuntime', () => {
     healthCheck: undefined,
     maxQueue: 1024,
     queueTimeoutMs: 5000,
+    tls: undefined,
+    http2: false,
     backends: backends.map(([id, weight, adminState, address]) => ({
       id,
       address: address ?? `10.0.0.${id.charCodeAt(0)}`,

@@ -438,6 +438,8 @@ describe('valid config', () => {
               healthCheck: undefined,
               maxQueue: 1024,
               queueTimeoutMs: 5_000,
+              tls: undefined,
+              http2: false,
               backends: [
                 { id: '127.0.0.1:9001', address: '127.0.0.1', port: 9001, weight: 1, adminState: 'enabled' },
               ],

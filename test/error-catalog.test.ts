@@ -53,6 +53,8 @@ test('only failures where nothing reached a backend are retriable', () => {
     'queue_timeout',
     'upstream_connect_refused',
     'upstream_connect_timeout',
+    // A failed handshake: the request never reached the backend's HTTP layer.
+    'upstream_tls',
   ]);
   for (const c of ERROR_CLASSES)
     if (ERROR_CATALOG[c].side === 'client') assert.equal(ERROR_CATALOG[c].retriable, false);

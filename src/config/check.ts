@@ -4,13 +4,17 @@ import { FileSource } from './file-source.ts';
 import { inactiveFeatures } from './inactive.ts';
 import { formatIssue } from './issue.ts';
 import type { Config } from './model.ts';
+import { poolTlsWarnings } from './pool-tls.ts';
 
 export async function checkConfigFile(path: string): Promise<{ ok: boolean; lines: string[] }> {
   const source = new FileSource(path);
   try {
     const r = await source.load();
     if (!r.ok) return { ok: false, lines: r.issues.map(formatIssue) };
-    const notes = inactiveFeatures(r.config.dynamic).map((n) => `${path}: note: ${n}`);
+    const notes = [
+      ...inactiveFeatures(r.config.dynamic).map((n) => `${path}: note: ${n}`),
+      ...poolTlsWarnings(r.config.dynamic).map((n) => `${path}: warning: ${n}`),
+    ];
     return { ok: true, lines: [`${path}: OK (${summarize(r.config)})`, ...notes] };
   } finally {
     await source.close();

@@ -151,6 +151,20 @@ export interface BackendConfig {
   readonly adminState: AdminState;
 }
 
+/** A pool's `tls`: TLS to its backends. The primary read the PEM files; workers get their text. */
+export interface UpstreamTlsConfig {
+  /** CA bundle (PEM text) to verify backends with; undefined = Node's default CA store. */
+  readonly ca: string | undefined;
+  /** Verify the backend's certificate chain and name (false only when the config says so). */
+  readonly verify: boolean;
+  /** SNI and the name verified; undefined = the backend address when it is a name, else none. */
+  readonly servername: string | undefined;
+  /** Client certificate and key (PEM text) presented to backends that ask for one. */
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+}
+
 export interface PoolConfig {
   readonly name: string;
   readonly algorithm: Algorithm;
@@ -161,6 +175,10 @@ export interface PoolConfig {
   readonly maxQueue: number;
   /** http: how long a request may wait in that queue. */
   readonly queueTimeoutMs: number;
+  /** http/https listeners: TLS to the backends (undefined = plain TCP). */
+  readonly tls: UpstreamTlsConfig | undefined;
+  /** http/https listeners: HTTP/2 to the backends (ALPN over TLS, prior knowledge without). */
+  readonly http2: boolean;
   readonly backends: readonly BackendConfig[];
 }
 

@@ -32,6 +32,7 @@ import {
   type SourceConfig,
   type TlsConfig,
 } from './model.ts';
+import { validatePoolTls } from './pool-tls.ts';
 import { deepFreeze } from './snapshot.ts';
 import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
 import { describe, type Fields, Walker } from './walker.ts';
@@ -206,6 +207,7 @@ function validateLoadBalancer(
     vip,
     poolNames: [...poolNames.keys()],
     proxySendPools: new Set(pools.filter((p) => p.proxyProtocol).map((p) => p.name)),
+    httpOnlyPools: new Map(pools.flatMap((p) => (httpOnlyKeys(p) ? [[p.name, httpOnlyKeys(p)!]] : []))),
     binds,
   };
   const listeners: ListenerConfig[] = [];
@@ -225,7 +227,15 @@ interface LbContext {
   readonly poolNames: readonly string[];
   /** Pools with `proxy_protocol`: only byte-stream listeners can send a per-client header. */
   readonly proxySendPools: ReadonlySet<string>;
+  /** Pools with `tls` / `http2` (pool name → those keys): HTTP upstream options, http/https only. */
+  readonly httpOnlyPools: ReadonlyMap<string, string>;
   readonly binds: Bind[];
+}
+
+/** "tls", "http2", "tls and http2", or undefined: the pool's options only HTTP upstreams have. */
+function httpOnlyKeys(p: PoolConfig): string | undefined {
+  const keys = [p.tls ? 'tls' : '', p.http2 ? 'http2' : ''].filter((k) => k !== '');
+  return keys.length > 0 ? keys.join(' and ') : undefined;
 }
 
 const PROXY_SEND_PROTOCOLS: readonly Protocol[] = ['tcp', 'tls_passthrough'];
@@ -263,6 +273,13 @@ function poolRef(
       n.pos,
       f.at(key),
       `pool '${s}' sends a PROXY protocol header (proxy_protocol), which only tcp and tls_passthrough listeners support, not ${protocol}`,
+    );
+  } else if (s !== undefined && protocol && !HTTP.includes(protocol) && ctx.httpOnlyPools.has(s)) {
+    // tcp/tls_passthrough relay bytes and udp datagrams: TLS origination is HTTP-only for now.
+    w.report(
+      n.pos,
+      f.at(key),
+      `pool '${s}' sets ${ctx.httpOnlyPools.get(s)}, which only http and https listeners use, not ${protocol}`,
     );
   }
   return s;
@@ -613,6 +630,8 @@ function validatePool(
     'health_check',
     'max_queue',
     'queue_timeout',
+    'tls',
+    'http2',
     'backends',
   ]);
   const name = w.name(f, 'name');
@@ -628,6 +647,8 @@ function validatePool(
   // not made yet, and failing it soon with a retriable 503 beats a client-side timeout.
   const maxQueue = w.int(f, 'max_queue', 0, 1_000_000, 1024);
   const queueTimeoutMs = w.duration(f, 'queue_timeout', 5_000);
+  const tls = f.has('tls') ? validatePoolTls(w, f.get('tls')!, f.at('tls')) : undefined;
+  const http2 = w.bool(f, 'http2', false);
 
   const backends: BackendConfig[] = [];
   const ids = new Map<string, string>();
@@ -652,7 +673,7 @@ function validatePool(
       backends.push({ id, address, port, weight, adminState });
   }
   if (!f.present || name === undefined) return undefined;
-  return { name, algorithm, proxyProtocol, healthCheck, maxQueue, queueTimeoutMs, backends };
+  return { name, algorithm, proxyProtocol, healthCheck, maxQueue, queueTimeoutMs, tls, http2, backends };
 }
 
 function validateHealthCheck(w: Walker, node: Node, path: string): HealthCheckConfig {

@@ -5,6 +5,7 @@
 import type { Server } from 'node:http';
 import { inactiveFeatures } from '../config/inactive.ts';
 import type { Config, StaticConfig } from '../config/model.ts';
+import { poolTlsWarnings } from '../config/pool-tls.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
@@ -209,6 +210,8 @@ export class Primary {
     };
     log('info', 'config loaded', { revision: result.revision, source: this.source.description });
     for (const note of inactiveFeatures(next.dynamic)) log('warn', 'configured but not active yet', { note });
+    for (const note of poolTlsWarnings(next.dynamic))
+      log('warn', 'backend certificates not verified', { note });
     return this.outcome(true, []);
   }
 

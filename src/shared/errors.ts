@@ -96,6 +96,13 @@ export const ERROR_CATALOG = {
   config_invalid: c(undefined, 'process', false, 'a config was rejected; the last good one keeps serving'),
   worker_crash: c(undefined, 'process', false, 'a worker exited unexpectedly and is respawned'),
   internal_error: c(500, 'process', false, 'a bug: one request or connection is lost, never the worker'),
+  // Appended after the first catalog (the README table follows this order).
+  upstream_tls: c(
+    502,
+    'upstream',
+    true,
+    'TLS to the backend failed before the request was sent: certificate not trusted, name mismatch, expired, protocol or version refused (pool `tls`)',
+  ),
 } as const satisfies Record<string, ErrorClassInfo>;
 
 export type ErrorClass = keyof typeof ERROR_CATALOG;
@@ -142,8 +149,53 @@ export function classifyUpstreamError(err: unknown): ErrorClass {
     // such as "Host: [" before those were validated), never the backend's fault.
     case 'ERR_ASSERTION':
       return 'internal_error';
+    // OpenSSL's failures surface as EPROTO ("...:SSL routines:..."); a plain socket's EPROTO
+    // (rare) stays generic.
+    case 'EPROTO':
+      return /SSL routines|TLS/.test(String((e as { message?: unknown }).message))
+        ? 'upstream_tls'
+        : 'upstream_error';
     default:
-      if (typeof e?.code === 'string' && e.code.startsWith('HPE_')) return 'upstream_protocol_error';
+      if (typeof e?.code === 'string') {
+        if (e.code.startsWith('HPE_')) return 'upstream_protocol_error';
+        if (isTlsCode(e.code)) return 'upstream_tls';
+      }
       return 'upstream_error';
   }
+}
+
+/** OpenSSL's certificate verification results, as Node names them (X509_V_ERR_* without it). */
+const CERT_VERIFY_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
+
+/** A Node error code that only the TLS layer raises. */
+function isTlsCode(code: string): boolean {
+  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || CERT_VERIFY_CODES.has(code);
 }

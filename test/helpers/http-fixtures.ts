@@ -36,6 +36,8 @@ export function poolConfig(
     healthCheck: undefined,
     maxQueue: 1024,
     queueTimeoutMs: 5000,
+    tls: undefined,
+    http2: false,
     backends,
   };
 }

@@ -34,6 +34,8 @@ export function l4Pool(
     healthCheck: undefined,
     maxQueue: 1024,
     queueTimeoutMs: 5000,
+    tls: undefined,
+    http2: false,
     backends,
   };
 }

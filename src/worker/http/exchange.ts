@@ -26,7 +26,7 @@ import type { BackendTarget, PickContext } from '../routing/balancer/types.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
-import { clientIp, type RequestHead, rewriteResponseHeaders } from './headers.ts';
+import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 
 /** What an exchange needs from its listener. */
@@ -59,7 +59,7 @@ const SPLICE = 3;
 
 export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Waiter, PickContext {
   // --- undici DispatchOptions (read by undici's Request; keep other names off this list:
-  // origin, query, idempotent, blocking, upgrade, reset, expectContinue, servername,
+  // origin, query, idempotent, blocking, upgrade, reset, expectContinue,
   // throwOnError, maxRedirections, typeOfService) ---
   path: string;
   method: string;
@@ -67,6 +67,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   body: Buffer | Readable | null = null;
   headersTimeout: number;
   bodyTimeout: number;
+  /** The upstream's constant servername (else undici takes it from the client's Host). */
+  servername = '';
 
   // --- RequestHead, filled by rewriteRequestHeaders ---
   host: string | undefined = undefined;
@@ -157,6 +159,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       this.send();
       return;
     }
+    // undici's HTTP/2 client ends a GET/HEAD stream with its headers and then fails writing
+    // the body (tearing down the client's request with it): refuse it cleanly instead.
+    if (pool.config.http2 && (this.method === 'GET' || this.method === 'HEAD')) {
+      this.fail('unsupported_request', `a ${this.method} request body cannot be sent to an HTTP/2 backend`);
+      return;
+    }
     const req = this.req;
     (req as Tagged<IncomingMessage>)[kExchange] = this;
     const l = this.state.listener;
@@ -186,8 +194,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.target = target;
     this.holding = true;
     pool.acquire(target);
-    const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs);
+    const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs, pool.config);
     this.upstream = up;
+    this.servername = up.servername;
+    if (pool.config.http2) lowerCaseNames(this.headers);
     if (up.gate.tryAcquire()) {
       this.slot = true;
       this.dispatch();
@@ -313,13 +323,19 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.release();
     if (this.settled) return;
     if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
+    // Trailers reach the client only on a chunked response (Node drops them otherwise).
+    const t = trailersOf(controller, trailers);
+    if (t !== undefined) {
+      try {
+        this.res.addTrailers(t as Record<string, string>);
+      } catch (err) {
+        // Node refuses what the upstream parser accepted: cut, never end without them.
+        this.fail('upstream_protocol_error', err);
+        return;
+      }
+    }
     this.settled = true;
     this.stopBodyTimer();
-    // Trailers reach the client only on a chunked response (Node drops them otherwise).
-    for (const _ in trailers) {
-      this.res.addTrailers(trailers as Record<string, string>);
-      break;
-    }
     this.res.end();
   }
 
@@ -570,6 +586,22 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
         : Number.POSITIVE_INFINITY;
     return Math.max(1, Math.min(toTotal, toTick));
   }
+}
+
+/**
+ * The response's trailers, or undefined when it has none. undici 7 hands an HTTP/2 response's
+ * trailers to onResponseEnd as {} (it parses Node's trailer object as if it were a raw list);
+ * the object itself is left on the controller as `rawTrailers` (an array for HTTP/1.1).
+ */
+function trailersOf(
+  controller: Dispatcher.DispatchController,
+  trailers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[] | undefined> | undefined {
+  for (const _ in trailers) return trailers;
+  const raw = (controller as { rawTrailers?: unknown }).rawTrailers;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  for (const _ in raw) return raw as Record<string, string | string[]>;
+  return undefined;
 }
 
 /** The exchange a response belongs to (undefined for Node's own answers). */

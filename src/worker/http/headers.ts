@@ -70,7 +70,10 @@ function classify(name: string): number {
     case 12:
       return name.toLowerCase() === 'x-request-id' ? REQUEST_ID : OTHER;
     case 14:
-      return name.toLowerCase() === 'content-length' ? CONTENT_LENGTH : OTHER;
+      // HTTP2-Settings belongs to an h2c upgrade, which is never forwarded (and an HTTP/2
+      // upstream refuses the request outright when it is present).
+      l = name.toLowerCase();
+      return l === 'content-length' ? CONTENT_LENGTH : l === 'http2-settings' ? DROP : OTHER;
     case 15:
       return name.toLowerCase() === 'x-forwarded-for' ? XFF : OTHER;
     case 16:
@@ -324,6 +327,15 @@ function validIpLiteral(host: string, close: number): boolean {
 export function normalizePeer(addr: string | undefined): string {
   if (addr === undefined) return '';
   return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+/**
+ * For an HTTP/2 upstream: lower-case the header names in place. undici merges repeated names
+ * only when spelled alike, and Node's HTTP/2 client throws — outside any request's error path
+ * — on "Content-Type" and "content-type" both present (a single-value header given twice).
+ */
+export function lowerCaseNames(headers: string[]): void {
+  for (let i = 0; i < headers.length; i += 2) headers[i] = headers[i]!.toLowerCase();
 }
 
 const RESPONSE_HOP_BY_HOP = new Set([

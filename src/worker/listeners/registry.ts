@@ -13,6 +13,7 @@ import { createTcpListener } from '../l4/tcp.ts';
 import { createUdpListener } from '../l4/udp.ts';
 import { PoolRuntime } from '../routing/pool-runtime.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
+import { transportKey } from '../upstream/transport.ts';
 
 const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
   tcp: createTcpListener,
@@ -132,7 +133,7 @@ export class ListenerRegistry {
   private upstreamAddresses(): Set<string> {
     const keys = new Set<string>();
     for (const pool of this.pools.values())
-      for (const t of pool.targets) keys.add(upstreamKey(t.address, t.port));
+      for (const t of pool.targets) keys.add(upstreamKey(t.address, t.port, transportKey(pool.config)));
     return keys;
   }
 }

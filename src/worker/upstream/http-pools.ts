@@ -6,10 +6,20 @@
 // costs nothing in practice and keeps per-listener timeouts exact.
 // On reload, retain() closes the pools of backends that left the config once nobody waits at
 // their gate; undici's close() lets their in-flight requests finish first.
+// A pool's `tls` / `http2` (transport.ts) are part of the key too: pools that differ there
+// never share connections, and a reload that changes them gets fresh connections.
+// HTTP/2 upstreams keep pipelining 1 as well — one request per connection at a time, like
+// h1 — so the gate's "one admitted request, one connection" holds for both. Multiplexing
+// (pipelining ~100) halves h2's CPU per request (bench/README.md), but is not on because in
+// undici 7 (a) `pipelining` also applies when ALPN falls back to HTTP/1.1, (b) it ignores the
+// peer's SETTINGS_MAX_CONCURRENT_STREAMS, and (c) a streaming request body waits until its
+// connection has no other request in flight (client-h2.js busy()), serialising gRPC streams.
 
 import { Pool } from 'undici';
+import type { PoolConfig } from '../../config/model.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { Gate } from './admission.ts';
+import { PLAIN_TRANSPORT, transportKey, upstreamTransport } from './transport.ts';
 
 /**
  * Max upstream connections — and so requests in flight — per backend per worker. Further
@@ -21,9 +31,12 @@ export const UPSTREAM_CONNECTIONS = 256;
 /** Below the usual 5 s backend keep-alive, so we rarely reuse a socket the backend is closing. */
 export const UPSTREAM_KEEPALIVE_MS = 4000;
 
-/** Identity of a backend address for retain(): `${address}:${port}` ("10.0.0.1:80", "::1:80"). */
-export function upstreamKey(address: string, port: number): string {
-  return `${address}:${port}`;
+/**
+ * Identity of a backend address and transport for retain(): `${address}:${port}`
+ * ("10.0.0.1:80", "::1:80"), then `/${transportKey(pool)}` for tls / http2 pools.
+ */
+export function upstreamKey(address: string, port: number, transport = PLAIN_TRANSPORT): string {
+  return transport === PLAIN_TRANSPORT ? `${address}:${port}` : `${address}:${port}/${transport}`;
 }
 
 /** One backend address as the HTTP exchange uses it: the undici Pool and its gate. */
@@ -31,9 +44,14 @@ export class Upstream {
   readonly gate: Gate;
   constructor(
     readonly pool: Pool,
+    /** upstreamKey(): address, port and transport. */
     readonly hostPort: string,
     readonly connectMs: number,
     capacity: number,
+    /** transportKey() of the pools it serves. */
+    readonly transport: string,
+    /** The undici `servername` of every request to it (transport.ts says why). */
+    readonly servername: string,
   ) {
     this.gate = new Gate(capacity);
   }
@@ -55,21 +73,31 @@ export class UpstreamPools {
     this.connections = opts.connections ?? UPSTREAM_CONNECTIONS;
   }
 
-  get(t: BackendTarget, connectMs: number): Upstream {
+  /** The upstream for target `t` of the pool configured by `cfg` (undefined: plain HTTP/1.1). */
+  get(t: BackendTarget, connectMs: number, cfg?: PoolConfig): Upstream {
     const cached = this.byTarget.get(t);
-    if (cached !== undefined && cached.connectMs === connectMs && !cached.pool.closed) return cached;
-    const hostPort = upstreamKey(t.address, t.port);
+    // transportKey() is '' for plain pools: no lookup added to their hot path.
+    const transport = cfg === undefined ? PLAIN_TRANSPORT : transportKey(cfg);
+    if (
+      cached !== undefined &&
+      cached.connectMs === connectMs &&
+      cached.transport === transport &&
+      !cached.pool.closed
+    )
+      return cached;
+    const hostPort = upstreamKey(t.address, t.port, transport);
     const key = `${hostPort}/${connectMs}`;
     let e = this.pools.get(key);
     if (e === undefined || e.pool.closed) {
-      const host = t.address.includes(':') ? `[${t.address}]` : t.address;
-      const pool = new Pool(`http://${host}:${t.port}`, {
+      const how = upstreamTransport(t.address, t.port, cfg, connectMs);
+      const pool = new Pool(how.origin, {
         connections: this.connections,
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
         connectTimeout: connectMs,
+        ...how.options,
       });
-      e = new Upstream(pool, hostPort, connectMs, this.connections);
+      e = new Upstream(pool, hostPort, connectMs, this.connections, transport, how.servername);
       this.pools.set(key, e);
     }
     this.byTarget.set(t, e);
