@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
 import { formatIssue } from './config/issue.ts';
+import { openConfigSource } from './config/open-source.ts';
 import { readToken } from './primary/admin-token.ts';
 import type { ReloadOutcome } from './primary/health.ts';
 import { APPLY_TIMEOUT_MS, Primary } from './primary/primary.ts';
@@ -60,7 +61,7 @@ async function run(args: string[]): Promise<void> {
   const { flags, positional } = parseArgs('run', args, ['--config']);
   if (positional.length > 0) throw new UsageError(`run: unexpected argument '${positional[0]}'`);
   const file = flags.get('--config') ?? DEFAULT_CONFIG;
-  const started = await new Primary(new FileSource(file)).start();
+  const started = await new Primary(await openConfigSource(file)).start();
   if (!started.ok) fail(started.reason);
 }
 

@@ -592,7 +592,28 @@ load_balancers: []
       type: 'chainfire',
       endpoints: ['http://10.0.200.10:2379', 'https://[fd00::1]:2379'],
       prefix: '/fiberlb/',
+      api: 'etcd',
+      tls: undefined,
+      username: undefined,
+      passwordFile: undefined,
+      lastGood: resolve('.fiberlb/last-good.json'),
     });
+    assert.deepEqual(
+      errors(`source:
+  type: chainfire
+  endpoints: [http://127.0.0.1:2379]
+  api: grpc
+  tls: { cert: c.pem }
+  username: fiberlb
+load_balancers: []
+`),
+      [
+        't.yaml:2:3: source: username and password_file go together',
+        "t.yaml:4:8: source.api: invalid value 'grpc'; expected one of: etcd, chainfire",
+        't.yaml:5:8: source.tls.ca: is required',
+        't.yaml:5:8: source.tls: cert and key go together (a client certificate needs its key)',
+      ],
+    );
     assert.deepEqual(
       errors(
         'source: { type: chainfire, endpoints: [http://10.0.300.10:2379], prefix: fiberlb }\nload_balancers: []\n',

@@ -92,7 +92,8 @@ export class Primary {
     process.on('SIGHUP', () => void this.reload('SIGHUP'));
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
-    if (config.static.source.type === 'file' && config.static.source.watch) {
+    const src = config.static.source;
+    if (src.type === 'chainfire' || src.watch) {
       this.source.watch(() => void this.reload('watch'));
       log('info', 'watching config for changes', { source: this.source.description });
     }
@@ -184,12 +185,6 @@ export class Primary {
   /** Read and validate; on success the new config and snapshot are current (not yet sent). */
   private async load(): Promise<ReloadOutcome> {
     const result = await this.source.load();
-    // Serving the file's load balancers while the operator asked for Chainfire would be a lie.
-    if (result.ok && result.config.static.source.type !== 'file') {
-      return this.reject([
-        `${this.source.description}: source.type: chainfire is not supported by this build yet`,
-      ]);
-    }
     if (!result.ok) return this.reject(result.issues.map(formatIssue));
     const next = result.config;
     if (this.started) {
@@ -232,6 +227,7 @@ export class Primary {
     return {
       revision: this.revision,
       source: this.source.description,
+      ...(this.source.status ? { source_state: this.source.status() } : {}),
       workers: this.workers.info(),
       active: answers.reduce((n, a) => n + a.active, 0),
       errors,
