@@ -112,7 +112,9 @@ export class EtcdStore implements Store {
     });
     watcher.on('error', (err) => {
       this.watchers.delete(watcher);
-      h.lost(err.message, /compact/i.test(err.message));
+      // etcd cancels a watch whose start revision was compacted with an empty cancel_reason
+      // (the compact_revision field is not passed on by etcd3): an empty reason means that.
+      h.lost(err.message, /compact|canceled: $/i.test(err.message));
     });
     return {
       cancel: async () => {

@@ -120,6 +120,7 @@ export class ChainfireSource implements ConfigSource {
       keys: this.kvs.size,
       quarantined: this.quarantined,
       last_good: { path: this.cfg.lastGood, revision: this.persistedRevision, error: this.lastGoodError },
+      stats: this.stats(),
     };
   }
 
@@ -214,6 +215,8 @@ export class ChainfireSource implements ConfigSource {
         this.changed();
       },
       lost: (reason, compacted) => {
+        // The store already dropped this watch: canceling it again would wait forever.
+        this.watchHandle = undefined;
         this.counters.watch_lost++;
         this.connected = false;
         log(
