@@ -6,6 +6,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { CHAINFIRE_USAGE, chainfireCommand } from './chainfire-cli.ts';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
 import { formatIssue } from './config/issue.ts';
@@ -20,6 +21,7 @@ const USAGE = `usage:
   fiberlb check FILE                   validate a config; exit 0 valid, 1 invalid
   fiberlb reload [--config FILE]       ask a running FiberLB to re-read its config (admin API)
   fiberlb reload --pid PID             same, by sending SIGHUP to the primary
+${CHAINFIRE_USAGE}
   fiberlb version`;
 
 const DEFAULT_CONFIG = 'config/fiberlb.yaml';
@@ -224,6 +226,15 @@ async function main(): Promise<void> {
       return check(args);
     case 'reload':
       return reload(args);
+    case 'backends':
+    case 'plan':
+    case 'import':
+    case 'export': {
+      const r = await chainfireCommand(cmd, args);
+      if (r.usage) throw new UsageError(r.usage);
+      process.exit(r.code);
+      break;
+    }
     case 'version':
     case '--version':
       process.stdout.write(`fiberlb ${version()} (node ${process.version})\n`);

@@ -11,6 +11,7 @@ import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
 import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
+import { registrationRoute } from './admin/registration.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
@@ -31,6 +32,7 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
+  private registration: { close(): Promise<void> } | undefined;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -68,11 +70,18 @@ export class Primary {
       return { ok: false, reason: `admin token ${admin.tokenFile}: ${(err as Error).message}` };
     }
     for (const warning of await adminExposureWarnings(admin)) log('warn', warning.msg, warning.fields);
+    let registration: ReturnType<typeof registrationRoute>;
+    try {
+      registration = this.registration = registrationRoute(config.static);
+    } catch (err) {
+      return { ok: false, reason: `admin.tenant_tokens: ${(err as Error).message}` };
+    }
     try {
       this.admin = await startAdminServer(admin, token, {
         health: () => this.health(),
         status: () => this.status(),
         reload: () => this.reload('admin'),
+        ...(registration ? { extra: registration.route } : {}),
       });
     } catch (err) {
       log('error', 'listen failed', {
@@ -129,6 +138,7 @@ export class Primary {
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
     await this.source.close();
+    await this.registration?.close();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();

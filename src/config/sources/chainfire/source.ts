@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import YAML from 'yaml';
 import { log } from '../../../shared/log.ts';
-import type { ChainfireSourceConfig } from '../../model.ts';
+import { diffConfigs, planLines, planSummary } from '../../diff.ts';
+import type { ChainfireSourceConfig, DynamicConfig } from '../../model.ts';
 import type { ConfigSource, LoadResult } from '../../source.ts';
 import { parseConfigText, type ValidateOptions } from '../../validate.ts';
 import { assembleConfig, type Quarantined } from './assemble.ts';
@@ -41,6 +42,8 @@ export class ChainfireSource implements ConfigSource {
   private resyncing = false;
   private closed = false;
   private quarantined: readonly Quarantined[] = [];
+  private served: DynamicConfig | undefined;
+  private servedRevision = 0;
   private lastGoodError: string | undefined;
   private persistedRevision = 0;
   private persisting: Promise<void> = Promise.resolve();
@@ -98,6 +101,16 @@ export class ChainfireSource implements ConfigSource {
     });
     if (!r.ok) return r;
     this.reportQuarantine(r.quarantined, revision);
+    if (this.served && revision !== this.servedRevision) {
+      const plan = diffConfigs(this.served, r.config.dynamic);
+      log('info', 'chainfire change', {
+        revision,
+        summary: planSummary(plan),
+        changes: planLines(plan).slice(0, 50),
+      });
+    }
+    this.served = r.config.dynamic;
+    this.servedRevision = revision;
     if (this.origin === 'store' && revision !== this.persistedRevision) this.persist(kvs, revision);
     return { ok: true, config: r.config, revision };
   }
