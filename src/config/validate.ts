@@ -184,6 +184,12 @@ function validateSource(w: Walker, top: Fields): SourceConfig {
         if (!e.startsWith('https:')) w.report(t.pos, t.path, `endpoint ${e} is not https`);
   }
   const username = w.str(f, 'username');
+  if (username !== undefined && api === 'chainfire')
+    w.report(
+      f.keyPos('username'),
+      f.at('username'),
+      "not with api: chainfire (Chainfire's API has no Auth service)",
+    );
   const passwordFile = w.filePath(f, 'password_file');
   if ((username === undefined) !== (passwordFile === undefined) && f.present)
     w.report(f.pos, f.path, 'username and password_file go together');

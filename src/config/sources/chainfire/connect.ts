@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { ChainfireSourceConfig } from '../../model.ts';
 import { EtcdStore } from './etcd-store.ts';
+import { GrpcStore } from './grpc-store.ts';
 import type { Store } from './store.ts';
 
 export function openStore(cfg: ChainfireSourceConfig, callTimeoutMs?: number): Store {
@@ -13,8 +14,7 @@ export function openStore(cfg: ChainfireSourceConfig, callTimeoutMs?: number): S
     ...(cfg.username !== undefined ? { username: cfg.username, password } : {}),
     ...(callTimeoutMs !== undefined ? { callTimeoutMs } : {}),
   };
-  if (cfg.api === 'chainfire') throw new Error('source.api: chainfire is not supported by this build');
-  return new EtcdStore(opts);
+  return cfg.api === 'chainfire' ? new GrpcStore(opts, 'chainfire') : new EtcdStore(opts);
 }
 
 export function describeSource(cfg: ChainfireSourceConfig): string {
