@@ -6,8 +6,9 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { tempDir } from './cluster-fiberlb.ts';
 import { freeTcpPort, sleep } from './net.ts';
 
@@ -26,6 +27,8 @@ export interface EtcdOptions {
   readonly members?: 1 | 3;
   /** Extra etcd flags for every member, e.g. ['--auth-token', 'simple', '--auth-token-ttl', '2']. */
   readonly args?: readonly string[];
+  /** Serve clients over TLS with these PEM files and require a client certificate signed by `ca`. */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 export class EtcdCluster {
@@ -34,6 +37,7 @@ export class EtcdCluster {
     readonly members: EtcdMember[],
     private readonly token: string,
     private readonly args: readonly string[],
+    private readonly tls: EtcdOptions['tls'],
   ) {}
 
   /** Every member's client URL, in member order (give the client all of them). */
@@ -49,7 +53,7 @@ export class EtcdCluster {
       const [c, p] = [await freeTcpPort(), await freeTcpPort()];
       members.push({
         name: `m${i}`,
-        clientUrl: `http://127.0.0.1:${c}`,
+        clientUrl: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${c}`,
         peerUrl: `http://127.0.0.1:${p}`,
         dataDir: join(dir, `m${i}`),
         proc: undefined,
@@ -60,6 +64,7 @@ export class EtcdCluster {
       members,
       `fiberlb-test-${randomBytes(6).toString('hex')}`,
       opts.args ?? [],
+      opts.tls,
     );
     try {
       for (const m of members) cluster.spawn(m);
@@ -99,6 +104,17 @@ export class EtcdCluster {
         '50',
         '--election-timeout',
         '500',
+        ...(this.tls
+          ? [
+              '--cert-file',
+              this.tls.cert,
+              '--key-file',
+              this.tls.key,
+              '--trusted-ca-file',
+              this.tls.ca,
+              '--client-cert-auth',
+            ]
+          : []),
         ...this.args,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -117,8 +133,11 @@ export class EtcdCluster {
     for (;;) {
       const live = this.members.filter((m) => m.proc && m.proc.exitCode === null);
       const dead = this.members.find((m) => m.proc && m.proc.exitCode !== null);
-      if (dead) throw new Error(`etcd ${dead.name} exited (${dead.proc!.exitCode}):\n${dead.output}`);
-      const ok = await Promise.all(live.map((m) => healthy(m.clientUrl)));
+      if (dead) {
+        await sleep(100); // let its last output arrive
+        throw new Error(`etcd ${dead.name} exited (${dead.proc!.exitCode}):\n${dead.output}`);
+      }
+      const ok = await Promise.all(live.map((m) => healthy(m.clientUrl, this.tls)));
       if (ok.every(Boolean)) return;
       if (Date.now() > until)
         throw new Error(`etcd not healthy within ${timeoutMs} ms:\n${live.map((m) => m.output).join('\n')}`);
@@ -164,9 +183,14 @@ export class EtcdCluster {
   }
 }
 
-async function healthy(url: string): Promise<boolean> {
+async function healthy(url: string, tls?: EtcdOptions['tls']): Promise<boolean> {
   try {
-    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) });
+    const init: RequestInit & { dispatcher?: Agent } = { signal: AbortSignal.timeout(1_000) };
+    if (tls)
+      init.dispatcher = new Agent({
+        connect: { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) },
+      });
+    const res = await undiciFetch(`${url}/health`, init as never);
     const body = (await res.json()) as { health?: string };
     return body.health === 'true';
   } catch {
