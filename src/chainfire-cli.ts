@@ -1,7 +1,9 @@
 // fiberlb backends | plan | import | export: the Chainfire side of the command line. These talk
 // to the store named by FILE's `source` directly, with its credentials (endpoints, TLS,
-// username/password_file): they are platform-team tools, as trusted as that file. Tenant-scoped
-// writes without store credentials go through the admin API (POST /v1/backends, a tenant token).
+// username/password_file): they are platform-team tools, as trusted as that file. With
+// FIBERLB_ADMIN_TOKEN set (a tenant token), `backends` goes through the running FiberLB's admin
+// API instead (/v1/backends, scoped to the token's org/project); ephemeral --ttl registrations
+// need the store (the command itself keeps the lease alive), so they are refused that way.
 
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
@@ -76,7 +78,10 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
         const poolName = f.get('--pool');
         if (!file || !poolName)
           throw new RegistrationError('backends needs --config FILE and --pool NAME', 2);
-        const cfg = chainfireOf(file, (await loadFile(file)).config);
+        const loaded = (await loadFile(file)).config;
+        const cfg = chainfireOf(file, loaded);
+        const tenantToken = process.env.FIBERLB_ADMIN_TOKEN;
+        if (tenantToken) return await viaAdminApi(verb, f, loaded, tenantToken);
         store = openStore(cfg);
         const pool = await findPool(store, cfg.prefix, poolName, f.get('--lb'));
         if (verb === 'list') {
@@ -193,6 +198,57 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
   } finally {
     await store?.close();
   }
+}
+
+/** `backends VERB` through the admin API with a tenant token (persistent registrations only). */
+async function viaAdminApi(
+  verb: string,
+  f: Map<string, string>,
+  config: Config,
+  token: string,
+): Promise<Out> {
+  if (f.has('--ttl'))
+    throw new RegistrationError(
+      '--ttl needs the store: an ephemeral registration holds a lease this command keeps alive; unset FIBERLB_ADMIN_TOKEN to use the source credentials of --config',
+      1,
+    );
+  const { address: host, port: adminPort } = config.static.admin;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${adminPort}/v1/backends`;
+  const pool = f.get('--pool')!;
+  const lb = f.get('--lb');
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  let res: Response;
+  if (verb === 'list') {
+    const q = new URLSearchParams({ pool, ...(lb ? { lb } : {}) });
+    res = await fetch(`${base}?${q}`, { headers });
+  } else {
+    const address = f.get('--address');
+    const port = Number(f.get('--port'));
+    if (!address || !Number.isInteger(port) || port < 1 || port > 65535)
+      throw new RegistrationError('needs --address A and --port P (1-65535)', 2);
+    const weight = f.has('--weight') ? Number(f.get('--weight')) : undefined;
+    const body: Record<string, unknown> = { pool, ...(lb ? { lb } : {}), address, port };
+    if (verb === 'add' && weight !== undefined) body.weight = weight;
+    if (verb === 'drain' || verb === 'enable') body.admin_state = verb === 'drain' ? 'drain' : 'enabled';
+    const method = verb === 'add' ? 'POST' : verb === 'remove' ? 'DELETE' : 'PATCH';
+    res = await fetch(base, { method, headers, body: JSON.stringify(body) });
+  }
+  const answer = (await res.json().catch(() => ({}))) as {
+    error?: string;
+    key?: string;
+    revision?: number;
+    backends?: Array<{ key: string; value: unknown; ephemeral: boolean }>;
+  };
+  if (!res.ok)
+    throw new RegistrationError(`admin API (HTTP ${res.status}): ${answer.error ?? 'no answer'}`, 1);
+  if (verb === 'list') {
+    for (const b of answer.backends ?? [])
+      process.stdout.write(`${b.key} ${JSON.stringify(b.value)}${b.ephemeral ? ' (ephemeral)' : ''}\n`);
+  } else {
+    const done = { add: 'registered', remove: 'removed', drain: 'draining', enable: 'enabled' }[verb];
+    process.stdout.write(`${done} ${answer.key} (revision ${answer.revision})\n`);
+  }
+  return { code: 0 };
 }
 
 async function currentConfig(store: Store, cfg: ChainfireSourceConfig, text: string, file: string) {

@@ -69,6 +69,13 @@ describe('backend registration', () => {
 
   const cli = (...args: string[]) =>
     spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
+  const asTenant = (token: string, ...args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { ...process.env, FIBERLB_ADMIN_TOKEN: token },
+    });
   const api = (method: string, token: string | undefined, payload: unknown) =>
     fetch(`http://127.0.0.1:${f.admin}/v1/backends`, {
       method,
@@ -231,5 +238,37 @@ describe('backend registration', () => {
     assert.match(r.stderr, /pool name 'web' is ambiguous \(load balancers w, x\): give --lb ID/);
     r = cli('backends', 'frobnicate', '--config', file, '--pool', 'web');
     assert.equal(r.status, 2);
+  });
+
+  test('fiberlb backends with FIBERLB_ADMIN_TOKEN goes through the admin API, scoped to the tenant', async () => {
+    const common = ['--config', file, '--pool', 'web', '--lb', 'w', '--address', '127.0.0.3', '--port', '7'];
+    const key = backendKey('web', '127.0.0.3:7');
+    let r = asTenant('tok-a', 'backends', 'add', ...common, '--weight', '4');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^registered ${key} \\(revision \\d+\\)`));
+    assert.equal(JSON.parse((await c.get(key).string())!).weight, 4);
+    r = asTenant('tok-a', 'backends', 'drain', ...common);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse((await c.get(key).string())!), {
+      address: '127.0.0.3',
+      port: 7,
+      weight: 4,
+      admin_state: 'drain',
+    });
+    r = asTenant('tok-a', 'backends', 'list', '--config', file, '--pool', 'web', '--lb', 'w');
+    assert.match(r.stdout, new RegExp(`${key} .*"admin_state":"drain"`));
+    // another tenant's token: refused, nothing written
+    r = asTenant('tok-b', 'backends', 'remove', ...common);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /admin API \(HTTP 403\): pool 'web' belongs to another tenant/);
+    assert.notEqual(await c.get(key).string(), null);
+    r = asTenant('wrong', 'backends', 'remove', ...common);
+    assert.match(r.stderr, /HTTP 401/);
+    r = asTenant('tok-a', 'backends', 'add', ...common, '--ttl', '10s');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /--ttl needs the store/);
+    r = asTenant('tok-a', 'backends', 'remove', ...common);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await c.get(key).string(), null);
   });
 });

@@ -1,6 +1,7 @@
 // Admin API endpoints that write backend registrations to Chainfire, for tenants:
 //   GET /v1/backends?pool=NAME[&lb=ID]      list
 //   POST /v1/backends   {pool, lb?, address, port, weight?, admin_state?}   register (persistent)
+//   PATCH /v1/backends  {pool, lb?, address, port, admin_state}             drain / enable
 //   DELETE /v1/backends {pool, lb?, address, port}                          remove
 // Authorization: Bearer <tenant token>, looked up in admin.tenant_tokens (token → {org,
 // project}). Unknown token → 401; a pool of another org/project → 403; nothing is written.
@@ -18,6 +19,7 @@ import {
   putBackend,
   RegistrationError,
   removeBackend,
+  setAdminState,
 } from '../../config/sources/chainfire/registration.ts';
 import type { Store } from '../../config/sources/chainfire/store.ts';
 import { log } from '../../shared/log.ts';
@@ -107,7 +109,16 @@ export function registrationRoute(
         json(res, 200, r);
         return true;
       }
-      if (req.method !== 'POST') throw new RegistrationError('use GET, POST or DELETE', 405);
+      if (req.method === 'PATCH') {
+        const state = input.admin_state;
+        if (state !== 'enabled' && state !== 'drain')
+          throw new RegistrationError('PATCH sets admin_state: enabled or drain', 400);
+        const r = await setAdminState(store, src.prefix, pool, address, port, state);
+        counters.writes++;
+        json(res, 200, r);
+        return true;
+      }
+      if (req.method !== 'POST') throw new RegistrationError('use GET, POST, PATCH or DELETE', 405);
       const weight = input.weight;
       const state = input.admin_state;
       if (
