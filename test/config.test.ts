@@ -748,7 +748,11 @@ describe('durations and sizes', () => {
 });
 
 describe('shipped configs', () => {
-  for (const file of ['config/fiberlb.yaml', 'config/examples/platform.yaml']) {
+  for (const file of [
+    'config/fiberlb.yaml',
+    'config/examples/platform.yaml',
+    'config/examples/chainfire.yaml',
+  ]) {
     test(`${file} validates and contains no invalid platform addresses`, async () => {
       const text = readFileSync(join(ROOT, file), 'utf8');
       assert.ok(!text.includes('10.0.300.'), 'must not contain 10.0.300.');

@@ -199,4 +199,7 @@ test('an expired auth token is renewed: the watch keeps working after etcd resta
   await etcd.restart(etcd.members[0]!); // and every token is forgotten
   await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
   await eventually(async () => (await body(port)) === '200 b', 20_000, 'change after re-authentication');
+  assert.match(f.lb.output(), /"msg":"chainfire watch disconnected; reconnecting"/);
+  assert.match(f.lb.output(), /"msg":"chainfire watch reconnected"/);
+  assert.equal((await f.status()).source_state.connected, true);
 });

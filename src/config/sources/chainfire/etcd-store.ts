@@ -86,7 +86,10 @@ export class EtcdStore implements Store {
     const pin = () => {
       watcher.request.start_revision = String(next);
     };
-    watcher.on('connected', pin);
+    watcher.on('connected', () => {
+      pin();
+      h.connected?.();
+    });
     watcher.on('data', (res) => {
       const events: WatchEvent[] = [];
       for (const ev of res.events) {

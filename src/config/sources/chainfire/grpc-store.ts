@@ -172,7 +172,10 @@ export class GrpcStore implements Store {
           );
           return;
         }
-        if (res.created) backoff = BACKOFF_MIN_MS;
+        if (res.created) {
+          backoff = BACKOFF_MIN_MS;
+          h.connected?.();
+        }
         const events: WatchEvent[] = [];
         for (const ev of res.events) {
           const rev = Number(ev.kv.mod_revision);

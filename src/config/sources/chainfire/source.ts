@@ -248,6 +248,11 @@ export class ChainfireSource implements ConfigSource {
           log('warn', 'chainfire watch disconnected; reconnecting', { source: this.description, reason });
         this.connected = false;
       },
+      connected: () => {
+        if (!this.connected)
+          log('info', 'chainfire watch reconnected', { source: this.description, revision: this.revision });
+        this.connected = true;
+      },
     });
     if (!same) this.changed();
   }

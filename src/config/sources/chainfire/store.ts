@@ -34,6 +34,8 @@ export interface WatchHandlers {
    */
   lost(reason: string, compacted: boolean): void;
   disconnected?(reason: string): void;
+  /** The watch is (re-)established on a member. */
+  connected?(): void;
 }
 
 export interface StoreWatch {
