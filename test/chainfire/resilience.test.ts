@@ -203,3 +203,28 @@ test('an expired auth token is renewed: the watch keeps working after etcd resta
   assert.match(f.lb.output(), /"msg":"chainfire watch reconnected"/);
   assert.equal((await f.status()).source_state.connected, true);
 });
+
+test('an unreadable password_file stops the start with one clear line, no stack trace', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { CLI, ROOT, writeConfig } = await import('../helpers/cluster-fiberlb.ts');
+  const { chainfireYaml } = await import('../helpers/chainfire.ts');
+  const dir = tempDir();
+  const admin = await freeTcpPort();
+  const file = writeConfig(
+    dir,
+    chainfireYaml({
+      admin,
+      endpoints: ['http://127.0.0.1:1'],
+      dir,
+      extra: `  username: root\n  password_file: ${join(dir, 'missing.password')}`,
+    }),
+  );
+  const r = spawnSync(process.execPath, [CLI, 'run', '--config', file], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /: source: ENOENT: no such file or directory, open '.*missing\.password'/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});

@@ -23,6 +23,7 @@ import {
 } from '../../config/sources/chainfire/registration.ts';
 import type { Store } from '../../config/sources/chainfire/store.ts';
 import { log } from '../../shared/log.ts';
+import { tokenMatches } from '../admin-token.ts';
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 
@@ -45,6 +46,13 @@ export function readTenantTokens(file: string): Map<string, Tenant> {
   return m;
 }
 
+/** Every token is compared (timing-safe, via tokenMatches), so the time taken says nothing. */
+function tenantFor(tokens: ReadonlyMap<string, Tenant>, header: string | undefined): Tenant | undefined {
+  let found: Tenant | undefined;
+  for (const [token, tenant] of tokens) if (tokenMatches(token, header)) found = tenant;
+  return found;
+}
+
 const counters = { writes: 0, denied_401: 0, denied_403: 0 };
 /** For /metrics: registrations written and requests refused. */
 export function registrationStats(): Readonly<Record<string, number>> {
@@ -63,8 +71,7 @@ export function registrationRoute(
   let store: Store | undefined;
   const route: AdminRoute = async (req, res, path) => {
     if (path !== '/v1/backends') return false;
-    const m = /^bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
-    const tenant = m ? tokens.get(m[1]!.trim()) : undefined;
+    const tenant = tenantFor(tokens, req.headers.authorization);
     if (!tenant) {
       counters.denied_401++;
       json(res, 401, { error: 'missing or unknown tenant token (admin.tenant_tokens)' });

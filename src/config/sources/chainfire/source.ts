@@ -90,7 +90,17 @@ export class ChainfireSource implements ConfigSource {
         ],
       };
     this.started ??= this.boot();
-    await this.started;
+    try {
+      await this.started;
+    } catch (err) {
+      // Not the store being down (that boots from last-good): its settings cannot be used,
+      // e.g. an unreadable password_file or TLS file. Reported; the next load tries again.
+      this.started = undefined;
+      return {
+        ok: false,
+        issues: [{ origin: this.file, path: 'source', message: (err as Error).message }],
+      };
+    }
     const raw = YAML.parse(text) as Record<string, unknown>;
     const statics = { admin: raw.admin, cluster: raw.cluster, source: raw.source };
     const kvs = this.kvs;
@@ -151,7 +161,7 @@ export class ChainfireSource implements ConfigSource {
   }
 
   private async boot(): Promise<void> {
-    this.store = openStore(this.cfg, BOOT_TIMEOUT_MS);
+    this.store ??= openStore(this.cfg, BOOT_TIMEOUT_MS);
     try {
       await this.relist();
       this.pendingChange = false; // this is the load() that asked: nothing to tell anyone
