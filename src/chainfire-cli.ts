@@ -11,7 +11,7 @@ import { diffConfigs, planLines, planSummary } from './config/diff.ts';
 import { parseDuration } from './config/duration.ts';
 import { FileSource } from './config/file-source.ts';
 import { formatIssue } from './config/issue.ts';
-import type { ChainfireSourceConfig, Config } from './config/model.ts';
+import type { ChainfireSourceConfig, Config, DynamicConfig } from './config/model.ts';
 import { assembleConfig } from './config/sources/chainfire/assemble.ts';
 import { openStore } from './config/sources/chainfire/connect.ts';
 import { keyOf, parseKey } from './config/sources/chainfire/keys.ts';
@@ -24,12 +24,14 @@ import {
   setAdminState,
 } from './config/sources/chainfire/registration.ts';
 import type { Store, TxnOp } from './config/sources/chainfire/store.ts';
+import { readToken } from './primary/admin-token.ts';
 
 export const CHAINFIRE_USAGE = `  fiberlb backends add|remove|list|drain|enable --config FILE --pool NAME [--lb ID]
                    --address A --port P [--weight W] [--ttl 30s]
                                        register a backend in Chainfire (--ttl: on a lease kept
                                        alive until this command is stopped)
-  fiberlb plan --config FILE [TARGET.yaml]   what TARGET's load balancers would change vs Chainfire
+  fiberlb plan --config FILE [TARGET.yaml]   what TARGET's load balancers (default: Chainfire's
+                                       current state) would change in the running FiberLB
   fiberlb import FILE                  write FILE's load balancers into Chainfire (one transaction)
   fiberlb export --config FILE         print Chainfire's load balancers as YAML`;
 
@@ -150,15 +152,19 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
       case 'plan': {
         const { f, pos } = flags(args, ['--config']);
         const file = f.get('--config');
-        if (!file) throw new RegistrationError('plan needs --config FILE', 2);
+        if (!file) throw new RegistrationError("plan needs --config FILE (the running FiberLB's)", 2);
         const { config, text } = await loadFile(file);
-        const cfg = chainfireOf(file, config);
-        store = openStore(cfg);
-        const current = await currentConfig(store, cfg, text, file);
-        const target = pos[0] ? (await loadFile(pos[0])).config.dynamic : current;
-        const plan = diffConfigs(current, target);
+        const running = await runningConfig(file, config);
+        let target: DynamicConfig;
+        if (pos[0]) target = (await loadFile(pos[0])).config.dynamic;
+        else {
+          const cfg = chainfireOf(file, config);
+          store = openStore(cfg);
+          target = await currentConfig(store, cfg, text, file);
+        }
+        const plan = diffConfigs(running.config, target);
         for (const line of planLines(plan)) process.stdout.write(`${line}\n`);
-        process.stdout.write(`plan: ${planSummary(plan)}\n`);
+        process.stdout.write(`plan: ${planSummary(plan)} (against running revision ${running.revision})\n`);
         return { code: 0 };
       }
       case 'import': {
@@ -198,6 +204,36 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
   } finally {
     await store?.close();
   }
+}
+
+/** The served config of the FiberLB running with `file` (GET /config with its admin token). */
+async function runningConfig(
+  file: string,
+  config: Config,
+): Promise<{ revision: number; config: DynamicConfig }> {
+  const { address, port, tokenFile } = config.static.admin;
+  if (!tokenFile)
+    throw new RegistrationError(`${file}: admin.token_file is not set: cannot ask the running FiberLB`, 1);
+  const token = await readToken(tokenFile);
+  if (token === undefined)
+    throw new RegistrationError(
+      `admin token ${tokenFile} does not exist: is FiberLB running with ${file}?`,
+      1,
+    );
+  const at = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+  const res = await fetch(`http://${at}/config`, { headers: { authorization: `Bearer ${token}` } }).catch(
+    (err: Error) => {
+      throw new RegistrationError(`cannot reach the admin API at ${at}: ${err.message}`, 1);
+    },
+  );
+  const body = (await res.json().catch(() => ({}))) as {
+    revision?: number;
+    config?: DynamicConfig;
+    error?: string;
+  };
+  if (!res.ok || !body.config || typeof body.revision !== 'number')
+    throw new RegistrationError(`admin API at ${at} (HTTP ${res.status}): ${body.error ?? 'no config'}`, 1);
+  return { revision: body.revision, config: body.config };
 }
 
 /** `backends VERB` through the admin API with a tenant token (persistent registrations only). */

@@ -11,6 +11,7 @@ import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
 import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
+import { configRoute, routes } from './admin/config-route.ts';
 import { registrationRoute } from './admin/registration.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
@@ -81,7 +82,10 @@ export class Primary {
         health: () => this.health(),
         status: () => this.status(),
         reload: () => this.reload('admin'),
-        ...(registration ? { extra: registration.route } : {}),
+        extra: routes(
+          registration?.route,
+          configRoute(token, () => this.snapshot),
+        ),
       });
     } catch (err) {
       log('error', 'listen failed', {
