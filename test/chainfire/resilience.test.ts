@@ -228,3 +228,24 @@ test('an unreadable password_file stops the start with one clear line, no stack 
   assert.match(r.stderr, /: source: ENOENT: no such file or directory, open '.*missing\.password'/);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
+
+test('a watch whose connection goes silent (no FIN, no RST) is detected by keepalive and resumes', async (t) => {
+  const etcd = await EtcdCluster.start();
+  t.after(() => etcd.stop());
+  const c = etcdClient(etcd.endpoints);
+  t.after(() => c.close());
+  const [a, b] = [await nameServer('a'), await nameServer('b')];
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const port = await freeTcpPort();
+  await seed(c, port, [a.port]);
+  const proxy = await cuttableProxy(etcd.endpoints[0]!);
+  t.after(() => proxy.close());
+  const f = await startChainfireLb([proxy.url]);
+  t.after(() => f.lb.stop());
+  assert.equal(await body(port), '200 a');
+  proxy.freeze();
+  await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+  // keepalive 6 s + 3 s timeout, then a reconnect: well within 25 s
+  await eventually(async () => (await body(port)) === '200 b', 25_000, 'change after a silent connection');
+  assert.match(f.lb.output(), /"msg":"chainfire watch disconnected; reconnecting"/);
+});

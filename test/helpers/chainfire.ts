@@ -114,12 +114,21 @@ export async function body(port: number, path = '/'): Promise<string> {
   return `${res.status} ${await res.text()}`;
 }
 
-/** A TCP proxy to `target` that can be cut (every connection destroyed, new ones refused). */
-export async function cuttableProxy(
-  target: string,
-): Promise<{ url: string; cut(): void; restore(): Promise<void>; close(): Promise<void> }> {
+/**
+ * A TCP proxy to `target` that can be cut (every connection destroyed, new ones refused) or
+ * frozen (open connections stay open but carry nothing more, like a peer that vanished without
+ * a FIN or RST; new connections work).
+ */
+export async function cuttableProxy(target: string): Promise<{
+  url: string;
+  cut(): void;
+  freeze(): void;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}> {
   const { hostname, port } = new URL(target);
   const socks = new Set<Socket>();
+  const frozen = new Set<Socket>();
   let server: Server | undefined;
   const listenPort = await freeTcpPort();
   const listen = () =>
@@ -146,10 +155,22 @@ export async function cuttableProxy(
     for (const s of socks) s.destroy();
     socks.clear();
   };
+  const freeze = () => {
+    for (const sock of socks) {
+      sock.unpipe();
+      sock.pause();
+      frozen.add(sock);
+    }
+    socks.clear(); // left open until close()
+  };
   return {
     url: `http://127.0.0.1:${listenPort}`,
     cut,
+    freeze,
     restore: listen,
-    close: async () => cut(),
+    close: async () => {
+      cut();
+      for (const sock of frozen) sock.destroy();
+    },
   };
 }

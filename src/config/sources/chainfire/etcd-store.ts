@@ -27,10 +27,22 @@ export interface StoreOptions {
   readonly callTimeoutMs?: number;
 }
 
+/**
+ * HTTP/2 pings on idle connections too: a watch whose member vanished without a FIN or RST
+ * (power loss, partition) would otherwise wait silently forever. 6 s stays above etcd's
+ * default --grpc-keepalive-min-time (5 s), below which it answers too_many_pings.
+ */
+export const KEEPALIVE = {
+  'grpc.keepalive_time_ms': 6_000,
+  'grpc.keepalive_timeout_ms': 3_000,
+  'grpc.keepalive_permit_without_calls': 1,
+} as const;
+
 export function etcdOptions(o: StoreOptions): IOptions {
   return {
     hosts: [...o.endpoints],
     dialTimeout: 2_000,
+    grpcOptions: { ...KEEPALIVE },
     ...(o.tls
       ? {
           credentials: {

@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { StoreOptions } from './etcd-store.ts';
+import { KEEPALIVE, type StoreOptions } from './etcd-store.ts';
 import {
   type KeyValue,
   prefixEnd,
@@ -60,7 +60,7 @@ export class GrpcStore implements Store {
     const k = `${service}@${host}`;
     let c = this.clients.get(k);
     if (!c) {
-      c = clientFor(service, this.api, host, this.creds);
+      c = clientFor(service, this.api, host, this.creds, KEEPALIVE);
       this.clients.set(k, c);
     }
     return c;

@@ -65,7 +65,8 @@ export function clientFor(
   api: WireApi,
   address: string,
   creds: grpc.ChannelCredentials,
+  options: grpc.ChannelOptions = {},
 ): GenericClient {
   const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(service, api), service);
-  return new Ctor(address, creds) as unknown as GenericClient;
+  return new Ctor(address, creds, options) as unknown as GenericClient;
 }
