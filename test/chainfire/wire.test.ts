@@ -99,6 +99,15 @@ describe('chainfire wire API (through the shim)', () => {
     }
   });
 
+  test('a lease whose holder stops expires over chainfire.v1, and its key goes', async () => {
+    const s = new GrpcStore({ endpoints: [shim.url] }, 'chainfire');
+    const lease = await s.lease(1);
+    await s.txn([{ put: '/t/dies', value: 'x', lease: lease.id }]);
+    assert.equal(await c.get('/t/dies').string(), 'x');
+    await s.close(); // keepalives stop, nothing is revoked
+    await eventually(async () => (await c.get('/t/dies').string()) === null, 10_000, 'lease expired');
+  });
+
   test('FiberLB with api: chainfire: loads, follows puts, survives a shim restart and a compaction', async (t) => {
     const [a, b] = [await nameServer('a'), await nameServer('b')];
     t.after(() => Promise.all([a.close(), b.close()]));
@@ -125,5 +134,26 @@ describe('chainfire wire API (through the shim)', () => {
     );
     assert.equal(await body(port), '200 a');
     assert.match(f.lb.output(), /"msg":"chainfire watch compacted; re-listing"/);
+  });
+
+  test('api: chainfire fails over to the next endpoint when the one in use goes away', async (t) => {
+    const [a, b] = [await nameServer('a'), await nameServer('b')];
+    t.after(() => Promise.all([a.close(), b.close()]));
+    const port = await freeTcpPort();
+    await seed(c, port, [a.port]);
+    const second = await startChainfireShim(etcd.endpoints[0]!);
+    t.after(() => second.stop());
+    const f = await startChainfireLb([shim.url, second.url], { extra: '  api: chainfire' });
+    t.after(() => f.lb.stop());
+    assert.equal(await body(port), '200 a');
+    await shim.stop(); // the first endpoint, which the watch uses
+    await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+    await eventually(
+      async () => (await body(port)) === '200 b',
+      15_000,
+      'served through the second endpoint',
+    );
+    assert.match(f.lb.output(), /"msg":"chainfire watch reconnected"/);
+    shim = await startChainfireShim(etcd.endpoints[0]!, shimPort); // for after()
   });
 });
