@@ -131,7 +131,6 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
         process.stdout.write(
           `registered ${r.key} on lease ${lease.id} (ttl ${ttlText}); kept alive until this command stops\n`,
         );
-        const s = store;
         return await new Promise<Out>((resolve) => {
           const stop = () => {
             // Revoked on a clean stop: the backend leaves at once instead of after the TTL.
@@ -146,7 +145,6 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
             process.stderr.write(`fiberlb: lease lost (${reason}); ${r.key} is gone\n`);
             resolve({ code: 1 });
           });
-          void s;
         });
       }
       case 'plan': {

@@ -615,6 +615,21 @@ load_balancers: []
       ],
     );
     assert.deepEqual(
+      errors(`source:
+  type: chainfire
+  endpoints: [http://127.0.0.1:2379]
+  api: chainfire
+  username: u
+  password_file: pw
+load_balancers: []
+`),
+      ["t.yaml:5:3: source.username: not with api: chainfire (Chainfire's API has no Auth service)"],
+    );
+    assert.deepEqual(errors('source: { type: file, last_good: x.json, api: etcd }\nload_balancers: []\n'), [
+      't.yaml:1:23: source.last_good: only allowed with source type chainfire',
+      't.yaml:1:42: source.api: only allowed with source type chainfire',
+    ]);
+    assert.deepEqual(
       errors(
         'source: { type: chainfire, endpoints: [http://10.0.300.10:2379], prefix: fiberlb }\nload_balancers: []\n',
       ),
