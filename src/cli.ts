@@ -6,9 +6,11 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { CHAINFIRE_USAGE, chainfireCommand } from './chainfire-cli.ts';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
 import { formatIssue } from './config/issue.ts';
+import { openConfigSource } from './config/open-source.ts';
 import { readToken } from './primary/admin-token.ts';
 import type { ReloadOutcome } from './primary/health.ts';
 import { APPLY_TIMEOUT_MS, Primary } from './primary/primary.ts';
@@ -19,6 +21,7 @@ const USAGE = `usage:
   fiberlb check FILE                   validate a config; exit 0 valid, 1 invalid
   fiberlb reload [--config FILE]       ask a running FiberLB to re-read its config (admin API)
   fiberlb reload --pid PID             same, by sending SIGHUP to the primary
+${CHAINFIRE_USAGE}
   fiberlb version`;
 
 const DEFAULT_CONFIG = 'config/fiberlb.yaml';
@@ -60,7 +63,7 @@ async function run(args: string[]): Promise<void> {
   const { flags, positional } = parseArgs('run', args, ['--config']);
   if (positional.length > 0) throw new UsageError(`run: unexpected argument '${positional[0]}'`);
   const file = flags.get('--config') ?? DEFAULT_CONFIG;
-  const started = await new Primary(new FileSource(file)).start();
+  const started = await new Primary(await openConfigSource(file)).start();
   if (!started.ok) fail(started.reason);
 }
 
@@ -223,6 +226,15 @@ async function main(): Promise<void> {
       return check(args);
     case 'reload':
       return reload(args);
+    case 'backends':
+    case 'plan':
+    case 'import':
+    case 'export': {
+      const r = await chainfireCommand(cmd, args);
+      if (r.usage) throw new UsageError(r.usage);
+      process.exit(r.code);
+      break;
+    }
     case 'version':
     case '--version':
       process.stdout.write(`fiberlb ${version()} (node ${process.version})\n`);

@@ -78,11 +78,14 @@ describe('fiberlb check', () => {
     assert.match(r.stdout, /health_check: probes are not run yet/);
   });
 
-  test('run refuses a chainfire source rather than silently serving the file', () => {
+  test('run refuses a chainfire source whose file also lists load balancers (which would not be served)', () => {
     const dir = tempDir();
     const file = writeConfig(
       dir,
-      'source: { type: chainfire, endpoints: [http://127.0.0.1:2379] }\nload_balancers: []\n',
+      `source: { type: chainfire, endpoints: [http://127.0.0.1:2379] }
+load_balancers:
+  - { name: a, org: o, project: p, vip: 127.0.0.1, listeners: [], pools: [] }
+`,
     );
     const r = spawnSync(process.execPath, [CLI, 'run', '--config', file], {
       cwd: ROOT,
@@ -90,7 +93,7 @@ describe('fiberlb check', () => {
       timeout: 10_000,
     });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /source\.type: chainfire is not supported by this build yet/);
+    assert.match(r.stderr, /load_balancers: must be \[\] with source type chainfire/);
   });
 
   test('run refuses to start on an invalid config and says why', () => {

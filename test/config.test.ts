@@ -594,7 +594,43 @@ load_balancers: []
       type: 'chainfire',
       endpoints: ['http://10.0.200.10:2379', 'https://[fd00::1]:2379'],
       prefix: '/fiberlb/',
+      api: 'etcd',
+      tls: undefined,
+      username: undefined,
+      passwordFile: undefined,
+      lastGood: resolve('.fiberlb/last-good.json'),
     });
+    assert.deepEqual(
+      errors(`source:
+  type: chainfire
+  endpoints: [http://127.0.0.1:2379]
+  api: grpc
+  tls: { cert: c.pem }
+  username: fiberlb
+load_balancers: []
+`),
+      [
+        't.yaml:2:3: source: username and password_file go together',
+        "t.yaml:4:8: source.api: invalid value 'grpc'; expected one of: etcd, chainfire",
+        't.yaml:5:8: source.tls.ca: is required',
+        't.yaml:5:8: source.tls: cert and key go together (a client certificate needs its key)',
+      ],
+    );
+    assert.deepEqual(
+      errors(`source:
+  type: chainfire
+  endpoints: [http://127.0.0.1:2379]
+  api: chainfire
+  username: u
+  password_file: pw
+load_balancers: []
+`),
+      ["t.yaml:5:3: source.username: not with api: chainfire (Chainfire's API has no Auth service)"],
+    );
+    assert.deepEqual(errors('source: { type: file, last_good: x.json, api: etcd }\nload_balancers: []\n'), [
+      't.yaml:1:23: source.last_good: only allowed with source type chainfire',
+      't.yaml:1:42: source.api: only allowed with source type chainfire',
+    ]);
     assert.deepEqual(
       errors(
         'source: { type: chainfire, endpoints: [http://10.0.300.10:2379], prefix: fiberlb }\nload_balancers: []\n',
@@ -729,7 +765,11 @@ describe('durations and sizes', () => {
 });
 
 describe('shipped configs', () => {
-  for (const file of ['config/fiberlb.yaml', 'config/examples/platform.yaml']) {
+  for (const file of [
+    'config/fiberlb.yaml',
+    'config/examples/platform.yaml',
+    'config/examples/chainfire.yaml',
+  ]) {
     test(`${file} validates and contains no invalid platform addresses`, async () => {
       const text = readFileSync(join(ROOT, file), 'utf8');
       assert.ok(!text.includes('10.0.300.'), 'must not contain 10.0.300.');

@@ -31,6 +31,11 @@ export interface AdminConfig {
   readonly port: number;
   /** Bearer token file for mutating endpoints; created (0600) with a random token if missing. */
   readonly tokenFile: string | undefined;
+  /**
+   * Tenant tokens for the registration endpoints: a YAML/JSON file mapping token → { org,
+   * project }. Absent: those endpoints answer 401.
+   */
+  readonly tenantTokens?: string | undefined;
 }
 
 export interface ClusterConfig {
@@ -46,7 +51,24 @@ export type SourceConfig =
       /** Reload on file changes (fs.watch, debounced), exactly like SIGHUP. */
       readonly watch: boolean;
     }
-  | { readonly type: 'chainfire'; readonly endpoints: readonly string[]; readonly prefix: string };
+  | ChainfireSourceConfig;
+
+export interface ChainfireSourceConfig {
+  readonly type: 'chainfire';
+  /** Every member's client URL (http://HOST:PORT, https:// with `tls`). */
+  readonly endpoints: readonly string[];
+  /** Key prefix of FiberLB's keys, with a trailing '/'. */
+  readonly prefix: string;
+  /** Wire API: etcd v3 (default) or Chainfire's own chainfire.v1 service names. */
+  readonly api: 'etcd' | 'chainfire';
+  /** TLS to the store: CA bundle, and an optional client certificate + key (absolute paths). */
+  readonly tls: { readonly ca: string; readonly cert?: string; readonly key?: string } | undefined;
+  readonly username: string | undefined;
+  /** File holding the password for `username` (read at start; never logged). */
+  readonly passwordFile: string | undefined;
+  /** Where each applied snapshot is persisted; boot serves it while the store is unreachable. */
+  readonly lastGood: string;
+}
 
 export interface RouteMatch {
   /** Lower-case host, exact ("api.example.com") or wildcard ("*.example.com"). */

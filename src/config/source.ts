@@ -29,4 +29,6 @@ export interface ConfigSource {
    */
   watch(onChange: () => void): void;
   close(): Promise<void>;
+  /** Source-specific state for /status (Chainfire: revision, connection, quarantined keys). */
+  status?(): Record<string, unknown>;
 }

@@ -118,11 +118,13 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 function validateAdmin(w: Walker, top: Fields): AdminConfig {
-  const f = w.map(top.get('admin'), 'admin', ['address', 'port', 'token_file']);
+  const f = w.map(top.get('admin'), 'admin', ['address', 'port', 'token_file', 'tenant_tokens']);
+  const tenantTokens = w.filePath(f, 'tenant_tokens');
   return {
     address: w.address(f, 'address', checkIpLiteral) ?? '127.0.0.1',
     port: w.port(f, 'port', 9092) ?? 9092,
     tokenFile: w.filePath(f, 'token_file'),
+    ...(tenantTokens !== undefined ? { tenantTokens } : {}),
   };
 }
 
@@ -143,10 +145,10 @@ function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): Cluster
 }
 
 function validateSource(w: Walker, top: Fields): SourceConfig {
-  const f = w.map(top.get('source'), 'source', ['type', 'watch', 'endpoints', 'prefix']);
+  const f = w.map(top.get('source'), 'source', ['type', 'watch', ...CHAINFIRE_KEYS]);
   const type = w.oneOf(f, 'type', ['file', 'chainfire'] as const, 'file');
   if (type !== 'chainfire') {
-    for (const key of ['endpoints', 'prefix'])
+    for (const key of CHAINFIRE_KEYS)
       if (f.has(key)) w.report(f.keyPos(key), f.at(key), 'only allowed with source type chainfire');
     return { type: 'file', watch: w.bool(f, 'watch', false) };
   }
@@ -164,11 +166,39 @@ function validateSource(w: Walker, top: Fields): SourceConfig {
     if (reason) w.report(node.pos, path, reason);
     else endpoints.push(s);
   }
-  const prefix = w.str(f, 'prefix') ?? '/fiberlb/';
+  let prefix = w.str(f, 'prefix') ?? '/fiberlb/';
   if (!prefix.startsWith('/'))
     w.report(f.get('prefix')!.pos, f.at('prefix'), `prefix '${prefix}' must start with /`);
-  return { type: 'chainfire', endpoints, prefix };
+  if (!prefix.endsWith('/')) prefix += '/';
+  const api = w.oneOf(f, 'api', ['etcd', 'chainfire'] as const, 'etcd') ?? 'etcd';
+  let tls: { ca: string; cert?: string; key?: string } | undefined;
+  if (f.has('tls')) {
+    const t = w.map(f.get('tls'), f.at('tls'), ['ca', 'cert', 'key']);
+    const ca = w.filePath(t, 'ca', true);
+    const cert = w.filePath(t, 'cert');
+    const key = w.filePath(t, 'key');
+    if ((cert === undefined) !== (key === undefined))
+      w.report(t.pos, t.path, 'cert and key go together (a client certificate needs its key)');
+    if (ca !== undefined) tls = { ca, ...(cert && key ? { cert, key } : {}) };
+    if (tls)
+      for (const e of endpoints)
+        if (!e.startsWith('https:')) w.report(t.pos, t.path, `endpoint ${e} is not https`);
+  }
+  const username = w.str(f, 'username');
+  if (username !== undefined && api === 'chainfire')
+    w.report(
+      f.keyPos('username'),
+      f.at('username'),
+      "not with api: chainfire (Chainfire's API has no Auth service)",
+    );
+  const passwordFile = w.filePath(f, 'password_file');
+  if ((username === undefined) !== (passwordFile === undefined) && f.present)
+    w.report(f.pos, f.path, 'username and password_file go together');
+  const lastGood = w.filePath(f, 'last_good') ?? resolve(w.baseDir, '.fiberlb/last-good.json');
+  return { type: 'chainfire', endpoints, prefix, api, tls, username, passwordFile, lastGood };
 }
+
+const CHAINFIRE_KEYS = ['endpoints', 'prefix', 'api', 'tls', 'username', 'password_file', 'last_good'];
 
 function checkEndpoint(s: string): string | undefined {
   const m = /^(https?):\/\/(\[[^\]]*\]|[^/:?#]*)(?::(\d+))?\/?$/i.exec(s);

@@ -11,6 +11,8 @@ export interface AdminHandlers {
   health(): { ready: boolean; body: HealthBody };
   status(): Promise<Record<string, unknown>>;
   reload(): Promise<ReloadOutcome>;
+  /** Extra routes with their own auth (Chainfire registration: tenant tokens); true = handled. */
+  extra?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 }
 
 export function startAdminServer(cfg: AdminConfig, token: string, h: AdminHandlers): Promise<Server> {
@@ -23,6 +25,7 @@ export function startAdminServer(cfg: AdminConfig, token: string, h: AdminHandle
       const { ready, body } = h.health();
       return json(res, ready ? 200 : 503, body);
     }
+    if (h.extra && (await h.extra(req, res, path ?? '/'))) return;
     if (!tokenMatches(token, req.headers.authorization)) {
       return json(res, 401, { error: 'missing or wrong bearer token (see admin.token_file)' });
     }

@@ -12,6 +12,8 @@ import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
 import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
+import { configRoute, routes } from './admin/config-route.ts';
+import { registrationRoute } from './admin/registration.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
@@ -32,6 +34,7 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
+  private registration: { close(): Promise<void> } | undefined;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -69,11 +72,21 @@ export class Primary {
       return { ok: false, reason: `admin token ${admin.tokenFile}: ${(err as Error).message}` };
     }
     for (const warning of await adminExposureWarnings(admin)) log('warn', warning.msg, warning.fields);
+    let registration: ReturnType<typeof registrationRoute>;
+    try {
+      registration = this.registration = registrationRoute(config.static);
+    } catch (err) {
+      return { ok: false, reason: `admin.tenant_tokens: ${(err as Error).message}` };
+    }
     try {
       this.admin = await startAdminServer(admin, token, {
         health: () => this.health(),
         status: () => this.status(),
         reload: () => this.reload('admin'),
+        extra: routes(
+          registration?.route,
+          configRoute(token, () => this.snapshot),
+        ),
       });
     } catch (err) {
       log('error', 'listen failed', {
@@ -93,7 +106,8 @@ export class Primary {
     process.on('SIGHUP', () => void this.reload('SIGHUP'));
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
-    if (config.static.source.type === 'file' && config.static.source.watch) {
+    const src = config.static.source;
+    if (src.type === 'chainfire' || src.watch) {
       this.source.watch(() => void this.reload('watch'));
       log('info', 'watching config for changes', { source: this.source.description });
     }
@@ -129,6 +143,7 @@ export class Primary {
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
     await this.source.close();
+    await this.registration?.close();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
@@ -185,12 +200,6 @@ export class Primary {
   /** Read and validate; on success the new config and snapshot are current (not yet sent). */
   private async load(): Promise<ReloadOutcome> {
     const result = await this.source.load();
-    // Serving the file's load balancers while the operator asked for Chainfire would be a lie.
-    if (result.ok && result.config.static.source.type !== 'file') {
-      return this.reject([
-        `${this.source.description}: source.type: chainfire is not supported by this build yet`,
-      ]);
-    }
     if (!result.ok) return this.reject(result.issues.map(formatIssue));
     const next = result.config;
     if (this.started) {
@@ -235,6 +244,7 @@ export class Primary {
     return {
       revision: this.revision,
       source: this.source.description,
+      ...(this.source.status ? { source_state: this.source.status() } : {}),
       workers: this.workers.info(),
       active: answers.reduce((n, a) => n + a.active, 0),
       errors,

@@ -13,6 +13,7 @@ declare module 'autocannon' {
     duration?: number;
     amount?: number;
     pipelining?: number;
+    requests?: Array<{ path?: string; method?: string }>;
   }
   function autocannon(opts: Options): Promise<Result> & { stop(): void };
   export default autocannon;

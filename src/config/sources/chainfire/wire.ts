@@ -1,0 +1,72 @@
+// gRPC service definitions for the two wire APIs, built from the etcd v3 protos that etcd3
+// ships (node_modules/etcd3/proto/rpc.proto): the messages are etcd's; only the service paths
+// differ. Chainfire's published API (package chainfire.v1) has KV Range/Put/Delete/Txn, Watch
+// and Lease, no Compact and no Auth service. The mapping below is the whole difference; it is
+// verified against the test shim (test/helpers/chainfire-shim.ts), not a Chainfire server.
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+
+export type WireApi = 'etcd' | 'chainfire';
+export type ServiceName = 'KV' | 'Watch' | 'Lease';
+
+/** Our method name → [etcd method, chainfire path]. */
+const METHODS: Record<ServiceName, Record<string, readonly [string, string]>> = {
+  KV: {
+    Range: ['Range', '/chainfire.v1.KV/Range'],
+    Put: ['Put', '/chainfire.v1.KV/Put'],
+    Delete: ['DeleteRange', '/chainfire.v1.KV/Delete'],
+    Txn: ['Txn', '/chainfire.v1.KV/Txn'],
+  },
+  Watch: { Watch: ['Watch', '/chainfire.v1.Watch/Watch'] },
+  Lease: {
+    LeaseGrant: ['LeaseGrant', '/chainfire.v1.Lease/LeaseGrant'],
+    LeaseRevoke: ['LeaseRevoke', '/chainfire.v1.Lease/LeaseRevoke'],
+    LeaseKeepAlive: ['LeaseKeepAlive', '/chainfire.v1.Lease/LeaseKeepAlive'],
+  },
+};
+
+let loaded: Record<string, grpc.ServiceDefinition> | undefined;
+
+function etcdServices(): Record<string, grpc.ServiceDefinition> {
+  if (loaded) return loaded;
+  const proto = join(
+    dirname(createRequire(import.meta.url).resolve('etcd3/package.json')),
+    'proto',
+    'rpc.proto',
+  );
+  // The same options etcd3 uses: snake_case fields, 64-bit numbers as strings, enums by name.
+  const pkg = loadSync(proto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  loaded = {
+    KV: pkg['etcdserverpb.KV'] as grpc.ServiceDefinition,
+    Watch: pkg['etcdserverpb.Watch'] as grpc.ServiceDefinition,
+    Lease: pkg['etcdserverpb.Lease'] as grpc.ServiceDefinition,
+  };
+  return loaded;
+}
+
+/** The service definition keyed by our method names, with `api`'s paths. */
+export function serviceDefinition(service: ServiceName, api: WireApi): grpc.ServiceDefinition {
+  const etcd = etcdServices()[service]!;
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [ours, [etcdName, chainfirePath]] of Object.entries(METHODS[service])) {
+    const m = etcd[etcdName] as grpc.MethodDefinition<unknown, unknown>;
+    out[ours] = { ...m, path: api === 'chainfire' ? chainfirePath : m.path, originalName: ours };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+export type GenericClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+export function clientFor(
+  service: ServiceName,
+  api: WireApi,
+  address: string,
+  creds: grpc.ChannelCredentials,
+  options: grpc.ChannelOptions = {},
+): GenericClient {
+  const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(service, api), service);
+  return new Ctor(address, creds, options) as unknown as GenericClient;
+}

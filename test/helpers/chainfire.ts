@@ -1,0 +1,176 @@
+// Chainfire tests: a FiberLB whose source is a real etcd (test/helpers/etcd.ts), keys written
+// with the etcd3 client as the platform writes them, and a cuttable TCP proxy in front of etcd
+// (to lose FiberLB's watch while the test keeps talking to etcd directly).
+
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { type RunningLb, startLb, tempDir, writeConfig } from './cluster-fiberlb.ts';
+import { freeTcpPort, sleep } from './net.ts';
+
+export const P = '/fiberlb/';
+
+export function etcdClient(
+  endpoints: readonly string[],
+  auth?: { username: string; password: string },
+): Etcd3 {
+  return new Etcd3({ hosts: [...endpoints], ...(auth ? { auth } : {}) });
+}
+
+export const lbKey = (lb: string, org = 'o', project = 'p') => `${P}loadbalancers/${org}/${project}/${lb}`;
+export const listenerKey = (lb: string, id: string) => `${P}listeners/${lb}/${id}`;
+export const poolKey = (lb: string, id: string) => `${P}pools/${lb}/${id}`;
+export const backendKey = (pool: string, id: string) => `${P}backends/${pool}/${id}`;
+
+/** One LB `w` with an http listener on `port` → pool `web` with the given backend ports. */
+export async function seed(c: Etcd3, port: number, backends: number[]): Promise<void> {
+  await c.put(lbKey('w')).value(JSON.stringify({ vip: '127.0.0.1' }));
+  await c.put(poolKey('w', 'web')).value(JSON.stringify({ algorithm: 'round_robin' }));
+  for (const [i, b] of backends.entries())
+    await c.put(backendKey('web', `b${i}`)).value(JSON.stringify({ address: '127.0.0.1', port: b }));
+  await c.put(listenerKey('w', 'api')).value(JSON.stringify({ port, protocol: 'http', default_pool: 'web' }));
+}
+
+export interface ChainfireLb {
+  readonly lb: RunningLb;
+  readonly dir: string;
+  readonly admin: number;
+  readonly token: string;
+  status(): Promise<Record<string, unknown> & { revision: number; source_state: Record<string, unknown> }>;
+  health(): Promise<{ revision: number; workers_ready: number; status: string }>;
+}
+
+export function chainfireYaml(o: {
+  admin: number;
+  endpoints: readonly string[];
+  dir: string;
+  workers?: number;
+  extra?: string;
+  adminExtra?: string;
+}): string {
+  return `
+admin: { address: 127.0.0.1, port: ${o.admin}, token_file: ${join(o.dir, 'admin.token')}${o.adminExtra ?? ''} }
+cluster: { workers: ${o.workers ?? 2}, drain_timeout: 1s }
+source:
+  type: chainfire
+  endpoints: [${o.endpoints.join(', ')}]
+  last_good: ${join(o.dir, 'state', 'last-good.json')}
+${o.extra ?? ''}
+load_balancers: []
+`;
+}
+
+export async function startChainfireLb(
+  endpoints: readonly string[],
+  opts: {
+    workers?: number;
+    extra?: string;
+    adminExtra?: string;
+    dir?: string;
+    until?: 'ok' | 'serving';
+  } = {},
+): Promise<ChainfireLb> {
+  const dir = opts.dir ?? tempDir();
+  const admin = await freeTcpPort();
+  const file = writeConfig(dir, chainfireYaml({ admin, endpoints, dir, ...opts }));
+  const lb = await startLb(file, admin, 20_000, { until: opts.until ?? 'ok' });
+  const { readFileSync } = await import('node:fs');
+  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  return {
+    lb,
+    dir,
+    admin,
+    token,
+    status: async () => {
+      const r = await fetch(`http://127.0.0.1:${admin}/status`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return (await r.json()) as never;
+    },
+    health: async () => (await (await fetch(`http://127.0.0.1:${admin}/healthz`)).json()) as never,
+  };
+}
+
+/** Poll until `fn` returns a truthy value (or throw with the last value after `ms`). */
+export async function eventually<T>(fn: () => Promise<T>, ms = 10_000, what = 'condition'): Promise<T> {
+  const until = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`${what} not reached within ${ms} ms (last: ${String(last)})`);
+    await sleep(25);
+  }
+}
+
+/** GET through FiberLB on fresh connections until `want` answers (so each worker is asked). */
+export async function body(port: number, path = '/'): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { connection: 'close' } });
+  return `${res.status} ${await res.text()}`;
+}
+
+/**
+ * A TCP proxy to `target` that can be cut (every connection destroyed, new ones refused) or
+ * frozen (open connections stay open but carry nothing more, like a peer that vanished without
+ * a FIN or RST; new connections work).
+ */
+export async function cuttableProxy(target: string): Promise<{
+  url: string;
+  cut(): void;
+  freeze(): void;
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}> {
+  const { hostname, port } = new URL(target);
+  const socks = new Set<Socket>();
+  const frozen = new Set<Socket>();
+  let server: Server | undefined;
+  const listenPort = await freeTcpPort();
+  const listen = () =>
+    new Promise<void>((resolve) => {
+      server = createServer((client) => {
+        const up = connect(Number(port), hostname);
+        socks.add(client).add(up);
+        const drop = () => {
+          client.destroy();
+          up.destroy();
+          socks.delete(client);
+          socks.delete(up);
+        };
+        client.on('error', drop).on('close', drop);
+        up.on('error', drop).on('close', drop);
+        client.pipe(up).pipe(client);
+      });
+      server.listen(listenPort, '127.0.0.1', () => resolve());
+    });
+  await listen();
+  const cut = () => {
+    server?.close();
+    server = undefined;
+    for (const s of socks) s.destroy();
+    socks.clear();
+  };
+  const freeze = () => {
+    for (const sock of socks) {
+      sock.unpipe();
+      sock.pause();
+      frozen.add(sock);
+    }
+    socks.clear(); // left open until close()
+  };
+  return {
+    url: `http://127.0.0.1:${listenPort}`,
+    cut,
+    freeze,
+    restore: listen,
+    close: async () => {
+      cut();
+      for (const sock of frozen) sock.destroy();
+    },
+  };
+}
