@@ -290,7 +290,7 @@ describe('config errors: exact file:line:col: path: reason', () => {
       ],
     );
     assert.deepEqual(errors(text), [
-      `t.yaml:11:9: ${LS0}.routes: only allowed on http/https listeners (this listener is tcp)`,
+      `t.yaml:11:9: ${LS0}.routes: only allowed on http/https/tls_passthrough listeners (this listener is tcp)`,
     ]);
   });
 
@@ -498,6 +498,7 @@ describe('valid config', () => {
       {
         match: {
           host: 'api.example.com',
+          sni: undefined,
           pathPrefix: '/v1/',
           headers: [
             { name: 'x-canary', value: '1' },
@@ -508,7 +509,13 @@ describe('valid config', () => {
         pool: 'web',
       },
       {
-        match: { host: '*.example.com', pathPrefix: undefined, headers: [], methods: ['DELETE'] },
+        match: {
+          host: '*.example.com',
+          sni: undefined,
+          pathPrefix: undefined,
+          headers: [],
+          methods: ['DELETE'],
+        },
         pool: 'web',
       },
     ]);

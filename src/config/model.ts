@@ -51,6 +51,8 @@ export type SourceConfig =
 export interface RouteMatch {
   /** Lower-case host, exact ("api.example.com") or wildcard ("*.example.com"). */
   readonly host: string | undefined;
+  /** tls_passthrough only: the ClientHello's server_name, exact or wildcard, lower-case. */
+  readonly sni: string | undefined;
   readonly pathPrefix: string | undefined;
   /** Header name (lower-case) → exact value, or "*" = header present. */
   readonly headers: ReadonlyArray<{ readonly name: string; readonly value: string }>;

@@ -96,6 +96,12 @@ export const ERROR_CATALOG = {
   config_invalid: c(undefined, 'process', false, 'a config was rejected; the last good one keeps serving'),
   worker_crash: c(undefined, 'process', false, 'a worker exited unexpectedly and is respawned'),
   internal_error: c(500, 'process', false, 'a bug: one request or connection is lost, never the worker'),
+  tls_client_hello: c(
+    undefined,
+    'client',
+    false,
+    'tls_passthrough: no valid ClientHello (not TLS, malformed, truncated, over 32 KiB, or not within `client_header`)',
+  ),
 } as const satisfies Record<string, ErrorClassInfo>;
 
 export type ErrorClass = keyof typeof ERROR_CATALOG;

@@ -41,7 +41,10 @@ export function poolConfig(
 }
 
 export function route(pool: string, m: Partial<RouteConfig['match']> = {}): RouteConfig {
-  return { pool, match: { host: undefined, pathPrefix: undefined, headers: [], methods: [], ...m } };
+  return {
+    pool,
+    match: { host: undefined, sni: undefined, pathPrefix: undefined, headers: [], methods: [], ...m },
+  };
 }
 
 export type ListenerOverrides = Partial<Omit<ListenerConfig, 'timeouts' | 'limits'>> & {
