@@ -414,6 +414,7 @@ describe('valid config', () => {
                 clientIdleMs: 60_000,
                 upstreamResponseMs: 60_000,
                 upstreamBodyMs: 60_000,
+                tunnelIdleMs: 3_600_000,
                 clientBodyTotalMs: 600_000,
               },
               limits: {

@@ -82,6 +82,8 @@ export interface ListenerTimeouts {
   readonly upstreamResponseMs: number;
   /** http: max gap between upstream response body chunks. */
   readonly upstreamBodyMs: number;
+  /** http: a WebSocket tunnel with no bytes in either direction for this long is closed. */
+  readonly tunnelIdleMs: number;
 }
 
 /** Upper bound of `limits.max_headers` (Node's own cap is 1000 request headers). */

@@ -457,6 +457,7 @@ const TIMEOUT_KEYS = [
   'upstream_response',
   'upstream_body',
   'client_body_total',
+  'tunnel_idle',
 ] as const;
 
 function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerTimeouts {
@@ -479,6 +480,10 @@ function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined):
     clientIdleMs: w.duration(f, 'client_idle', 60_000),
     upstreamResponseMs: w.duration(f, 'upstream_response', 60_000),
     upstreamBodyMs: w.duration(f, 'upstream_body', 60_000),
+    // 1 h, HAProxy's documented `timeout tunnel` example: long enough for WebSocket apps that
+    // ping every few minutes or less, short enough that a vanished peer (no FIN, no RST)
+    // releases its two sockets the same hour.
+    tunnelIdleMs: w.duration(f, 'tunnel_idle', 3_600_000),
   };
 }
 

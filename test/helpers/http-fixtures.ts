@@ -76,6 +76,7 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
       upstreamBodyMs: 10_000,
       // Off unless a test sets them (these tests exercise streaming bodies).
       clientBodyTotalMs: 0,
+      tunnelIdleMs: 60_000,
       ...timeouts,
     },
     limits: {

@@ -1,4 +1,4 @@
-// Config for tls_passthrough SNI routes: `routes` with `match.sni` on tls_passthrough
+// Config for tls_passthrough SNI routes and the WebSocket tunnel idle timeout: `routes` with `match.sni` on tls_passthrough
 // listeners only, and only `sni` there (the stream is never decrypted, so host/path cannot
 // route it); each problem located FILE:LINE:COL with its field.
 
@@ -97,4 +97,21 @@ test('an sni that is an IP address, has a port or is not a host name is refused'
       `t.yaml:14:29: ${LS0}.routes[2].match.sni: invalid hostname 'bad_name!': label 'bad_name!' must be 1-63 letters, digits or '-', not starting or ending with '-'`,
     ],
   );
+});
+
+test('timeouts.tunnel_idle: a duration on http listeners (default 1h), an error elsewhere', () => {
+  const withIdle = (protocol: string, v: string) =>
+    doc(protocol, `        timeouts: { tunnel_idle: ${v} }\n`);
+  const r = parseConfigText(withIdle('http', '90s'), 't.yaml', { cpuCount: 2 });
+  assert.ok(r.ok);
+  assert.equal(r.config.dynamic.loadBalancers[0]!.listeners[0]!.timeouts.tunnelIdleMs, 90_000);
+  const d = parseConfigText(doc('http', ''), 't.yaml', { cpuCount: 2 });
+  assert.ok(d.ok);
+  assert.equal(d.config.dynamic.loadBalancers[0]!.listeners[0]!.timeouts.tunnelIdleMs, 3_600_000);
+  assert.deepEqual(errors(withIdle('tcp', '90s')), [
+    `t.yaml:11:21: ${LS0}.timeouts.tunnel_idle: only allowed on http/https listeners (this listener is tcp)`,
+  ]);
+  assert.deepEqual(errors(withIdle('http', '0s')), [
+    `t.yaml:11:34: ${LS0}.timeouts.tunnel_idle: must be greater than 0`,
+  ]);
 });
