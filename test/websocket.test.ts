@@ -19,6 +19,7 @@ import {
   route,
   startHttpListener,
 } from './helpers/http-fixtures.ts';
+import { blackholeTcpPort } from './helpers/l4-backends.ts';
 import { waitFor } from './helpers/l4-state.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 import { type WsServerOptions, wsConnect, wsEchoServer } from './helpers/ws.ts';
@@ -311,4 +312,62 @@ test('drain: an open tunnel keeps the listener closing until the deadline, then 
   await c.closed;
   await waitFor(() => be.sockets.size === 0 && p.listener.tunnels.active() === 0, 3000, 'tunnel cut');
   assert.equal(log.counted(p.env.failures, 'drain_deadline'), 1);
+});
+
+test('upgrade timeouts: connect → 504 upstream_connect_timeout, no 101 → 504 upstream_timeout', async (t) => {
+  const hole = await blackholeTcpPort();
+  t.after(() => hole.close());
+  const silent = await echoServer(t);
+  silent.server.removeAllListeners('upgrade');
+  const held: Socket[] = [];
+  silent.server.on('upgrade', (_req, s: Socket) => {
+    held.push(s);
+    s.on('error', () => {});
+  });
+  t.after(() => {
+    for (const s of held) s.destroy();
+  });
+  const p = await lb(
+    t,
+    [poolConfig('hole', [backend(hole.port)]), poolConfig('silent', [backend(silent.port)])],
+    {
+      defaultPool: undefined,
+      routes: [route('hole', { pathPrefix: '/hole' }), route('silent', { pathPrefix: '/silent' })],
+      timeouts: { connectMs: 300, upstreamResponseMs: 300 },
+    },
+  );
+  const t0 = Date.now();
+  const r1 = await raw(p.port, UPGRADE('/hole'));
+  assert.equal(parseHead(r1.text).status, 504);
+  const r2 = await raw(p.port, UPGRADE('/silent'));
+  assert.equal(parseHead(r2.text).status, 504);
+  assert.ok(Date.now() - t0 >= 550, 'each waited its timeout');
+  assert.equal(held.length, 1);
+  assert.equal(log.counted(p.env.failures, 'upstream_connect_timeout'), 1);
+  assert.equal(log.counted(p.env.failures, 'upstream_timeout'), 1);
+  await waitFor(
+    () => held[0]!.destroyed || held[0]!.readableEnded || p.listener.tunnels.active() === 0,
+    3000,
+    'settled',
+  );
+  assert.equal(p.listener.tunnels.active(), 0);
+});
+
+test('connection_limit bounds tunnels: a client over the limit is dropped and counted', async (t) => {
+  const be = await echoServer(t);
+  const p = await lb(t, [poolConfig('web', [backend(be.port)])], { connectionLimit: 2 });
+  const a = await client(t, p.port);
+  const b = await client(t, p.port);
+  await assert.rejects(wsConnect(p.port));
+  assert.equal(log.counted(p.env.failures, 'connection_limit'), 1);
+  a.send('a');
+  b.send('b');
+  assert.equal((await a.next()).toString(), 'a');
+  assert.equal((await b.next()).toString(), 'b');
+  a.socket.destroy();
+  await waitFor(() => p.listener.tunnels.active() === 1, 3000, 'one tunnel left');
+  // A freed connection slot admits the next tunnel.
+  const c = await client(t, p.port);
+  c.send('c');
+  assert.equal((await c.next()).toString(), 'c');
 });

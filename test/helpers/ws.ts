@@ -117,6 +117,8 @@ export function wsConnect(port: number, o: WsConnectOptions = {}): Promise<WsCli
     });
     let head = Buffer.alloc(0);
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    // Closed before a complete response head (e.g. dropped at a connection limit); a no-op later.
+    socket.once('close', () => reject(new Error('connection closed before the handshake completed')));
     const onHead = (d: Buffer) => {
       head = Buffer.concat([head, d]);
       const end = head.indexOf('\r\n\r\n');
@@ -244,6 +246,12 @@ export async function wsEchoServer(o: WsServerOptions = {}): Promise<WsServer> {
     if (head.length > 0) onFrames(reader.push(head));
   });
   server.on('clientError', (_e, s) => s.destroy());
+  // Every accepted socket, so close() also cuts upgraded ones a test took over.
+  const all = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    all.add(s);
+    s.once('close', () => all.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, HOST, r));
   return {
     port: (server.address() as AddressInfo).port,
@@ -252,7 +260,7 @@ export async function wsEchoServer(o: WsServerOptions = {}): Promise<WsServer> {
     sockets,
     close: () =>
       new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
+        for (const s of all) s.destroy();
         server.close(() => r());
         server.closeAllConnections();
       }),
