@@ -182,7 +182,12 @@ test('openssl s_client: exact, wildcard and default routing; the backend sees th
 
 test('a ClientHello split into 1-byte TCP segments with delays still routes by SNI', async (t) => {
   const { a, pools } = await threeBackends(t);
-  const p = await startProxy(t, pools, { routes: ROUTES, defaultPool: 'pd' });
+  // 600 slivers 2 ms apart take over a second: more than the fixture's 1 s client_header.
+  const p = await startProxy(t, pools, {
+    routes: ROUTES,
+    defaultPool: 'pd',
+    timeouts: { clientHeaderMs: 10_000 },
+  });
   // A relay between a node:tls client and FiberLB that forwards the first 600 bytes one per
   // segment, 2 ms apart (Nagle off), then the rest as it comes.
   let sentSingly = 0;
