@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { type TLSSocket, connect as tlsConnect, createServer as tlsServer } from 'node:tls';
@@ -13,7 +14,7 @@ import type { PoolConfig, RouteConfig } from '../src/config/model.ts';
 import type { ListenerHandle, WorkerEnv } from '../src/worker/context.ts';
 import { createPassthroughListener, stats } from '../src/worker/l4/passthrough.ts';
 import { captureFileLog } from './helpers/capture-log.ts';
-import { startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { childPids, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { readToEnd, tcpConnect } from './helpers/l4-backends.ts';
 import { type L4ListenerOverrides, l4Env, l4Listener, l4Pool, l4State, waitFor } from './helpers/l4-state.ts';
 import { freeTcpPort, HOST, sleep } from './helpers/net.ts';
@@ -352,8 +353,22 @@ load_balancers:
   const r = await sClient(port, 'default.example', 'default.example');
   assert.match(r.out, /D:default\.example:ping/);
   // Garbage is closed and counted in whichever worker took it.
+  const workers = (await childPids(lb.pid)).sort();
   const g = await tcpConnect(port);
   g.write('GET / HTTP/1.0\r\n\r\n');
   assert.equal((await readToEnd(g)).data.length, 0);
   await waitFor(() => lb.output().includes('"error_class":"tls_client_hello"'), 3000, 'the failure line');
+  // 60 random or mangled first flights (some TLS-looking) never reach a backend or a crash.
+  const hello = await captureHello();
+  for (let i = 0; i < 60; i++) {
+    const s = await tcpConnect(port);
+    const junk = i % 2 === 0 ? randomBytes(1 + i * 7) : Buffer.from(hello);
+    if (i % 2 === 1) for (let k = 0; k < 4; k++) junk[5 + ((i * 31 + k * 17) % (junk.length - 5))] = i + k;
+    s.end(junk);
+    await readToEnd(s);
+  }
+  assert.deepEqual((await childPids(lb.pid)).sort(), workers, 'the same workers');
+  const again = await sClient(port, 'a.example.com', 'a.example.com');
+  assert.match(again.out, /A:a\.example\.com:ping/);
+  assert.equal(a.seen.filter((n) => n !== 'a.example.com').length, 0);
 });
