@@ -9,7 +9,12 @@ import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
-import { type HelloResult, MAX_PEEK_BYTES, parseClientHello } from '../src/worker/listeners/sni.ts';
+import {
+  ClientHelloReader,
+  type HelloResult,
+  MAX_PEEK_BYTES,
+  parseClientHello,
+} from '../src/worker/listeners/sni.ts';
 import { HOST } from './helpers/net.ts';
 
 /** The first flight a client sends to a raw TCP server (its ClientHello), until it parses. */
@@ -134,6 +139,30 @@ describe('ClientHello parser', async () => {
     const slivers = refragment(big, [1]);
     assert.equal(parseClientHello(slivers.subarray(0, MAX_PEEK_BYTES - 1)).kind, 'more');
     assert.match(e(slivers.subarray(0, MAX_PEEK_BYTES)), /no complete ClientHello in the first 32768 bytes/);
+  });
+
+  test('fed in random pieces, the incremental reader answers as one-shot parsing, keeping every byte', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(fromNode, fromOpenssl, refragment(fromOpenssl, [3, 1])),
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 20 }),
+        (hello, cuts) => {
+          const reader = new ClientHelloReader();
+          let r: HelloResult = { kind: 'more' };
+          let o = 0;
+          for (let i = 0; o < hello.length; i++) {
+            const n = cuts[i % cuts.length]!;
+            r = reader.push(hello.subarray(o, o + n));
+            o += n;
+            if (r.kind !== 'more') break;
+          }
+          assert.deepEqual(r, parseClientHello(hello));
+          assert.ok(Buffer.from(reader.bytes()).equals(hello.subarray(0, o)));
+          return true;
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   test('never throws on random bytes', () => {

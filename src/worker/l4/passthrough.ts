@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import type { ErrorClass } from '../../shared/errors.ts';
 import type { ListenerFactory, ListenerState } from '../context.ts';
-import { parseClientHello } from '../listeners/sni.ts';
+import { ClientHelloReader } from '../listeners/sni.ts';
 import { Router, type RouteTarget } from '../routing/router.ts';
 import { createStreamListener, type PoolChooser } from './tcp.ts';
 
@@ -43,7 +43,8 @@ export type HelloRead =
  * back. `cb` is called exactly once.
  */
 export function readClientHello(socket: Socket, timeoutMs: number, cb: (r: HelloRead) => void): void {
-  let buf: Buffer | null = null;
+  const reader = new ClientHelloReader();
+  let got = 0;
   let done = false;
   const finish = (r: HelloRead): void => {
     if (done) return;
@@ -55,24 +56,27 @@ export function readClientHello(socket: Socket, timeoutMs: number, cb: (r: Hello
     socket.removeListener('error', onEnd);
     // Pause before unshifting: unshift on a flowing stream may emit 'data' synchronously.
     socket.pause();
-    if (r.ok && buf !== null) socket.unshift(buf);
+    if (r.ok) {
+      // A view, not a copy: the reader is done with its buffer.
+      const b = reader.bytes();
+      socket.unshift(Buffer.from(b.buffer, b.byteOffset, b.length));
+    }
     cb(r);
   };
   const onData = (chunk: Buffer): void => {
-    // A ClientHello nearly always arrives in one segment; only concatenate when it doesn't.
-    buf = buf === null ? chunk : Buffer.concat([buf, chunk]);
-    const r = parseClientHello(buf);
+    got += chunk.length;
+    const r = reader.push(chunk);
     if (r.kind === 'hello') finish({ ok: true, sni: r.sni, alpn: r.alpn });
     else if (r.kind === 'error') finish({ ok: false, cls: 'tls_client_hello', message: r.reason });
   };
   const onEnd = (): void => {
     // A peer that connects and leaves (a TCP health probe) is not a protocol error.
-    if (buf === null) finish({ ok: false, cls: 'client_abort', message: 'closed before a ClientHello' });
+    if (got === 0) finish({ ok: false, cls: 'client_abort', message: 'closed before a ClientHello' });
     else
       finish({
         ok: false,
         cls: 'tls_client_hello',
-        message: `truncated ClientHello: closed after ${buf.length} bytes`,
+        message: `truncated ClientHello: closed after ${got} bytes`,
       });
   };
   const timer = setTimeout(
@@ -80,7 +84,7 @@ export function readClientHello(socket: Socket, timeoutMs: number, cb: (r: Hello
       finish({
         ok: false,
         cls: 'tls_client_hello',
-        message: `no complete ClientHello within ${timeoutMs}ms (${buf?.length ?? 0} bytes received)`,
+        message: `no complete ClientHello within ${timeoutMs}ms (${got} bytes received)`,
       }),
     timeoutMs,
   );

@@ -4,9 +4,9 @@
 //
 // The handshake message may be split over several TLS records (RFC 8446 §5.1 allows any
 // fragmentation of handshake messages) and the records over any number of TCP segments:
-// parseClientHello() is called again on the whole buffer each time more bytes arrive. It is
-// pure and bounded: records of at most 2^14 bytes, a ClientHello of at most MAX_CLIENT_HELLO
-// bytes, so a buffer worth waiting for is never larger than MAX_PEEK_BYTES.
+// ClientHelloReader takes the bytes as they arrive and consumes each record once. Bounded:
+// records of at most 2^14 bytes, a ClientHello of at most MAX_CLIENT_HELLO bytes, and never
+// more than MAX_PEEK_BYTES read in all.
 
 /** Largest ClientHello we wait for. Real ones are 0.2–2 KiB (post-quantum key shares ~1.8 KiB). */
 export const MAX_CLIENT_HELLO = 16 * 1024;
@@ -38,68 +38,99 @@ const MORE: HelloResult = { kind: 'more' };
 const err = (reason: string): HelloResult => ({ kind: 'error', reason });
 
 /**
- * Parse the start of a TLS connection. Only the bytes up to the end of the ClientHello are
- * looked at; anything after it (a client may pipeline early data) is ignored.
+ * Parse the start of a TLS connection in one go (tests, fuzzing). Only the bytes up to the
+ * end of the ClientHello are looked at; anything after it (early data) is ignored.
  */
 export function parseClientHello(buf: Uint8Array): HelloResult {
-  const r = parse(buf);
-  if (r.kind === 'more' && buf.length >= MAX_PEEK_BYTES)
-    return err(`no complete ClientHello in the first ${MAX_PEEK_BYTES} bytes`);
-  return r;
+  return new ClientHelloReader().push(buf);
 }
 
-function parse(buf: Uint8Array): HelloResult {
-  // Reassemble the handshake bytes from consecutive handshake records. A ClientHello that
-  // fits one record (nearly always) is read in place, without a copy.
-  let pos = 0;
-  let hs: Uint8Array | undefined;
-  let parts: Uint8Array[] | undefined;
-  let hsLen = 0;
-  let want = -1; // handshake message length incl. its header, once known
-  while (want < 0 || hsLen < want) {
-    if (buf.length - pos < RECORD_HEADER) return pos === 0 && buf.length > 0 ? firstBytes(buf) : MORE;
-    const type = buf[pos]!;
-    const major = buf[pos + 1]!;
-    const len = (buf[pos + 3]! << 8) | buf[pos + 4]!;
-    if (type !== CONTENT_HANDSHAKE)
-      return err(
-        pos === 0
-          ? `not a TLS handshake (first byte 0x${hex(type)})`
-          : `record of type ${type} inside the ClientHello`,
-      );
-    if (major !== 3) return err(`record version ${major}.${buf[pos + 2]!} is not TLS`);
-    if (len === 0) return err('empty handshake record');
-    if (len > MAX_RECORD) return err(`record length ${len} exceeds ${MAX_RECORD}`);
-    if (buf.length - pos - RECORD_HEADER < len) {
-      // Incomplete record: keep what it has so far if the header tells us enough to fail early.
-      if (want < 0 && hsLen === 0 && len >= 1 && buf.length - pos > RECORD_HEADER) {
-        if (buf[pos + RECORD_HEADER] !== HS_CLIENT_HELLO)
-          return err(`first handshake message is type ${buf[pos + RECORD_HEADER]!}, not ClientHello`);
-      }
-      return MORE;
-    }
-    const frag = buf.subarray(pos + RECORD_HEADER, pos + RECORD_HEADER + len);
-    pos += RECORD_HEADER + len;
-    if (hs === undefined && parts === undefined) hs = frag;
-    else {
-      if (parts === undefined) parts = [hs!];
-      parts.push(frag);
-    }
-    hsLen += frag.length;
-    if (want < 0) {
-      const head = parts === undefined ? hs! : concat(parts, hsLen);
-      if (head.length >= 1 && head[0] !== HS_CLIENT_HELLO)
-        return err(`first handshake message is type ${head[0]!}, not ClientHello`);
-      if (head.length >= HANDSHAKE_HEADER) {
-        const msgLen = (head[1]! << 16) | (head[2]! << 8) | head[3]!;
-        if (msgLen > MAX_CLIENT_HELLO)
-          return err(`ClientHello of ${msgLen} bytes exceeds ${MAX_CLIENT_HELLO}`);
-        want = HANDSHAKE_HEADER + msgLen;
-      }
-    }
+/**
+ * Incremental ClientHello reader: push() each chunk as it arrives. O(bytes) in total however
+ * the bytes are split (a client sending one byte per segment costs no re-parsing): every
+ * complete record is consumed once, its fragment appended to the handshake bytes. Keeps all
+ * raw bytes (bytes()) so the caller can put them back unchanged.
+ */
+export class ClientHelloReader {
+  private wire: Uint8Array = new Uint8Array(0);
+  private wireLen = 0;
+  /** Offset in `wire` of the first record not consumed yet. */
+  private pos = 0;
+  private hs: Uint8Array = new Uint8Array(0);
+  private hsLen = 0;
+  /** Handshake message length incl. its header, once known; -1 before. */
+  private want = -1;
+  private result: HelloResult = MORE;
+
+  /** Every byte pushed so far, in order (a view, valid until the next push). */
+  bytes(): Uint8Array {
+    return this.wire.subarray(0, this.wireLen);
   }
-  const msg = parts === undefined ? hs! : concat(parts, hsLen);
-  return parseHelloBody(msg.subarray(HANDSHAKE_HEADER, want));
+
+  push(chunk: Uint8Array): HelloResult {
+    if (this.result.kind !== 'more') return this.result;
+    this.wire = append(this.wire, this.wireLen, chunk);
+    this.wireLen += chunk.length;
+    this.result = this.advance();
+    if (this.result.kind === 'more' && this.wireLen >= MAX_PEEK_BYTES)
+      this.result = err(`no complete ClientHello in the first ${MAX_PEEK_BYTES} bytes`);
+    return this.result;
+  }
+
+  private advance(): HelloResult {
+    const buf = this.wire;
+    const end = this.wireLen;
+    while (this.want < 0 || this.hsLen < this.want) {
+      const pos = this.pos;
+      if (end - pos < RECORD_HEADER) return pos === 0 && end > 0 ? firstBytes(buf.subarray(0, end)) : MORE;
+      const type = buf[pos]!;
+      const major = buf[pos + 1]!;
+      const len = (buf[pos + 3]! << 8) | buf[pos + 4]!;
+      if (type !== CONTENT_HANDSHAKE)
+        return err(
+          pos === 0
+            ? `not a TLS handshake (first byte 0x${hex(type)})`
+            : `record of type ${type} inside the ClientHello`,
+        );
+      if (major !== 3) return err(`record version ${major}.${buf[pos + 2]!} is not TLS`);
+      if (len === 0) return err('empty handshake record');
+      if (len > MAX_RECORD) return err(`record length ${len} exceeds ${MAX_RECORD}`);
+      if (end - pos - RECORD_HEADER < len) {
+        // Incomplete record: fail early if its first byte already shows it is not a ClientHello.
+        if (this.hsLen === 0 && end - pos > RECORD_HEADER && buf[pos + RECORD_HEADER] !== HS_CLIENT_HELLO)
+          return err(`first handshake message is type ${buf[pos + RECORD_HEADER]!}, not ClientHello`);
+        return MORE;
+      }
+      const frag = buf.subarray(pos + RECORD_HEADER, pos + RECORD_HEADER + len);
+      this.pos = pos + RECORD_HEADER + len;
+      this.hs = append(this.hs, this.hsLen, frag);
+      this.hsLen += len;
+      if (this.want < 0) {
+        const head = this.hs;
+        if (head[0] !== HS_CLIENT_HELLO)
+          return err(`first handshake message is type ${head[0]!}, not ClientHello`);
+        if (this.hsLen >= HANDSHAKE_HEADER) {
+          const msgLen = (head[1]! << 16) | (head[2]! << 8) | head[3]!;
+          if (msgLen > MAX_CLIENT_HELLO)
+            return err(`ClientHello of ${msgLen} bytes exceeds ${MAX_CLIENT_HELLO}`);
+          this.want = HANDSHAKE_HEADER + msgLen;
+        }
+      }
+    }
+    return parseHelloBody(this.hs.subarray(HANDSHAKE_HEADER, this.want));
+  }
+}
+
+/** `into[0, used)` followed by `chunk`, growing the array by doubling (amortized O(1) per byte). */
+function append(into: Uint8Array, used: number, chunk: Uint8Array): Uint8Array {
+  const need = used + chunk.length;
+  let out = into;
+  if (need > into.length) {
+    out = new Uint8Array(Math.max(need, into.length * 2, 512));
+    out.set(into.subarray(0, used));
+  }
+  out.set(chunk, used);
+  return out;
 }
 
 /** A buffer shorter than one record header: fail at once on what is clearly not TLS. */
@@ -224,16 +255,6 @@ function parseAlpn(b: Uint8Array): string[] | HelloResult {
     if (len === 0 || p + 1 + len > b.length) return err('ALPN protocol name malformed');
     out.push(Buffer.from(b.buffer, b.byteOffset + p + 1, len).toString('latin1'));
     p += 1 + len;
-  }
-  return out;
-}
-
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
   }
   return out;
 }
