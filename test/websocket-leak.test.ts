@@ -1,9 +1,10 @@
-// The WebSocket leak check, against a real `dist/cli.js run` (one worker): 1,000 WebSocket
+// WebSocket against a real `dist/cli.js run`. The leak check (one worker): 1,000 WebSocket
 // clients open a tunnel each (echo proven), then all vanish at once — half with a FIN, half
 // with a RST. Afterwards the worker holds exactly the sockets it held before (counted from
 // /proc/PID/fd) and the backend has no connection left (server.getConnections()). Then the
 // same with a backend that never closes its side on FIN: the worker must still free its
 // sockets (http-proxy alone only end()s the upstream socket, which would wait forever).
+// And SIGTERM: tunnels keep flowing while draining and are cut at drain_timeout.
 
 import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync } from 'node:fs';
@@ -126,4 +127,50 @@ load_balancers:
     'worker sockets back despite the stubborn backend',
   );
   t.diagnostic(`opened ${CLIENTS} tunnels in ${openMs} ms; all sockets gone ${settleMs} ms after the kill`);
+});
+
+test('SIGTERM: open tunnels keep working until drain_timeout, are then cut, and FiberLB exits 0', async (t) => {
+  const be = await wsEchoServer();
+  t.after(() => be.close());
+  const admin = await freeTcpPort();
+  const port = await freeTcpPort();
+  const file = writeConfig(
+    tempDir(),
+    `admin: { address: 127.0.0.1, port: ${admin} }
+cluster: { workers: 2, drain_timeout: 1500ms }
+load_balancers:
+  - name: ws
+    org: platform
+    project: core
+    vip: 127.0.0.1
+    listeners:
+      - { name: api, port: ${port}, protocol: http, default_pool: chat }
+    pools:
+      - { name: chat, backends: [{ address: 127.0.0.1, port: ${be.port} }] }
+`,
+  );
+  const lb = await startLb(file, admin);
+  t.after(() => lb.stop());
+  const clients = await Promise.all(Array.from({ length: 6 }, () => wsConnect(port)));
+  t.after(() => {
+    for (const c of clients) c.socket.destroy();
+  });
+  for (const c of clients) {
+    c.send('before');
+    assert.equal((await c.next()).toString(), 'before');
+  }
+  const t0 = Date.now();
+  lb.proc.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  // Draining: the tunnels still carry traffic.
+  for (const c of clients) {
+    c.send('during');
+    assert.equal((await c.next()).toString(), 'during');
+  }
+  await Promise.all(clients.map((c) => c.closed));
+  const cutAfter = Date.now() - t0;
+  assert.ok(cutAfter >= 1300, `tunnels cut after ${cutAfter} ms, before the 1.5 s deadline`);
+  assert.equal(await lb.exited, 0);
+  await waitFor(() => be.sockets.size === 0, 3000, 'backend sockets closed');
+  assert.match(lb.output(), /"error_class":"drain_deadline"/);
 });
