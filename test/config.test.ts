@@ -290,7 +290,7 @@ describe('config errors: exact file:line:col: path: reason', () => {
       ],
     );
     assert.deepEqual(errors(text), [
-      `t.yaml:11:9: ${LS0}.routes: only allowed on http/https listeners (this listener is tcp)`,
+      `t.yaml:11:9: ${LS0}.routes: only allowed on http/https/tls_passthrough listeners (this listener is tcp)`,
     ]);
   });
 
@@ -414,6 +414,7 @@ describe('valid config', () => {
                 clientIdleMs: 60_000,
                 upstreamResponseMs: 60_000,
                 upstreamBodyMs: 60_000,
+                tunnelIdleMs: 3_600_000,
                 clientBodyTotalMs: 600_000,
               },
               limits: {
@@ -500,6 +501,7 @@ describe('valid config', () => {
       {
         match: {
           host: 'api.example.com',
+          sni: undefined,
           pathPrefix: '/v1/',
           headers: [
             { name: 'x-canary', value: '1' },
@@ -510,7 +512,13 @@ describe('valid config', () => {
         pool: 'web',
       },
       {
-        match: { host: '*.example.com', pathPrefix: undefined, headers: [], methods: ['DELETE'] },
+        match: {
+          host: '*.example.com',
+          sni: undefined,
+          pathPrefix: undefined,
+          headers: [],
+          methods: ['DELETE'],
+        },
         pool: 'web',
       },
     ]);

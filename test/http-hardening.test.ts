@@ -548,11 +548,11 @@ describe('Transfer-Encoding (RFC 9112 §6.1)', () => {
     assert.equal(b.seen[0]!.body, 'hello');
   });
 
-  it('upgrade and CONNECT are refused with 501 and counted unsupported_request', async (t) => {
+  it('a non-WebSocket upgrade and CONNECT are refused with 501 and counted unsupported_request', async (t) => {
     const b = await recorder(t);
     const p = await startProxy(t, web(b.port));
     for (const req of [
-      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n',
       'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n',
     ]) {
       const r = await raw(p.port, req);

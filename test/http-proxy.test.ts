@@ -547,12 +547,12 @@ describe('http listener: failures', () => {
     assert.equal((await request(p.port)).status, 200);
   });
 
-  it('upgrade requests → 501 (WebSocket comes later)', async (t) => {
+  it('non-WebSocket upgrade requests (h2c) → 501', async (t) => {
     const b = await withBackend(t, echo);
     const p = await startProxy(t, {}, web(b));
     const r = await raw(
       p.port,
-      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n',
     );
     assert.equal(parseHead(r.text).status, 501);
     assert.ok(r.closed);

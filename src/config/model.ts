@@ -73,6 +73,8 @@ export interface ChainfireSourceConfig {
 export interface RouteMatch {
   /** Lower-case host, exact ("api.example.com") or wildcard ("*.example.com"). */
   readonly host: string | undefined;
+  /** tls_passthrough only: the ClientHello's server_name, exact or wildcard, lower-case. */
+  readonly sni: string | undefined;
   readonly pathPrefix: string | undefined;
   /** Header name (lower-case) → exact value, or "*" = header present. */
   readonly headers: ReadonlyArray<{ readonly name: string; readonly value: string }>;
@@ -102,6 +104,8 @@ export interface ListenerTimeouts {
   readonly upstreamResponseMs: number;
   /** http: max gap between upstream response body chunks. */
   readonly upstreamBodyMs: number;
+  /** http: a WebSocket tunnel with no bytes in either direction for this long is closed. */
+  readonly tunnelIdleMs: number;
 }
 
 /** Upper bound of `limits.max_headers` (Node's own cap is 1000 request headers). */

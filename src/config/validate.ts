@@ -2,6 +2,7 @@
 // each located (file:line:col when known) and named by its YAML path. Both entry points feed
 // the same walker over a position-aware tree (tree.ts), so there is one set of rules.
 
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../shared/cidr.ts';
@@ -75,6 +76,8 @@ export function validateConfigObject(
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i; // RFC 9110 token: header names and methods
 const HTTP: readonly Protocol[] = ['http', 'https'];
+/** Listeners with routes: http/https by host, path, ...; tls_passthrough by SNI. */
+const ROUTED: readonly Protocol[] = ['http', 'https', 'tls_passthrough'];
 
 function validateTree(
   root: Node | undefined,
@@ -411,16 +414,16 @@ function validateListener(
 
   const routes: RouteConfig[] = [];
   let routeCount = 0;
-  if (allowedOn(w, f, 'routes', protocol, HTTP)) {
+  if (allowedOn(w, f, 'routes', protocol, ROUTED)) {
     const items = w.list(f, 'routes');
     routeCount = items.length;
     for (const item of items) {
-      const r = validateRoute(w, item.node, item.path, ctx);
+      const r = validateRoute(w, item.node, item.path, ctx, protocol);
       if (r) routes.push(r);
     }
   }
   // Without a default pool, a request no route matches gets a 404; with no routes, every request.
-  const needsDefault = protocol !== undefined && (!HTTP.includes(protocol) || routeCount === 0);
+  const needsDefault = protocol !== undefined && (!ROUTED.includes(protocol) || routeCount === 0);
   const defaultPool = poolRef(
     w,
     f,
@@ -428,7 +431,7 @@ function validateListener(
     ctx,
     protocol,
     needsDefault
-      ? HTTP.includes(protocol!)
+      ? ROUTED.includes(protocol!)
         ? 'is required when the listener has no routes'
         : `is required for ${protocol} listeners`
       : undefined,
@@ -501,6 +504,7 @@ const TIMEOUT_KEYS = [
   'upstream_response',
   'upstream_body',
   'client_body_total',
+  'tunnel_idle',
 ] as const;
 
 function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerTimeouts {
@@ -523,6 +527,10 @@ function validateTimeouts(w: Walker, f: Fields, protocol: Protocol | undefined):
     clientIdleMs: w.duration(f, 'client_idle', 60_000),
     upstreamResponseMs: w.duration(f, 'upstream_response', 60_000),
     upstreamBodyMs: w.duration(f, 'upstream_body', 60_000),
+    // 1 h, HAProxy's documented `timeout tunnel` example: long enough for WebSocket apps that
+    // ping every few minutes or less, short enough that a vanished peer (no FIN, no RST)
+    // releases its two sockets the same hour.
+    tunnelIdleMs: w.duration(f, 'tunnel_idle', 3_600_000),
   };
 }
 
@@ -557,15 +565,41 @@ function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): L
   };
 }
 
-function validateRoute(w: Walker, node: Node, path: string, ctx: LbContext): RouteConfig | undefined {
+const HTTP_MATCH_KEYS = ['host', 'path_prefix', 'headers', 'method'];
+
+function validateRoute(
+  w: Walker,
+  node: Node,
+  path: string,
+  ctx: LbContext,
+  protocol: Protocol | undefined,
+): RouteConfig | undefined {
+  const passthrough = protocol === 'tls_passthrough';
   const f = w.map(node, path, ['match', 'pool']);
-  const pool = poolRef(w, f, 'pool', ctx, 'http', 'is required');
+  // A passthrough stream may carry a pool's PROXY header; an HTTP route's pool may not.
+  const pool = poolRef(w, f, 'pool', ctx, passthrough ? protocol : 'http', 'is required');
   const matchNode = f.get('match');
-  if (matchNode === undefined)
-    w.missing(f, 'match', 'is required (at least one of host, path_prefix, headers, method)');
-  const m = w.map(matchNode, f.at('match'), ['host', 'path_prefix', 'headers', 'method']);
-  if (m.present && !['host', 'path_prefix', 'headers', 'method'].some((k) => m.has(k)))
-    w.report(m.pos, m.path, 'needs at least one of host, path_prefix, headers, method');
+  const wanted = passthrough ? 'sni' : 'at least one of host, path_prefix, headers, method';
+  if (matchNode === undefined) w.missing(f, 'match', `is required (${wanted})`);
+  const m = w.map(matchNode, f.at('match'), [...HTTP_MATCH_KEYS, 'sni']);
+  // The stream is never decrypted, so only the ClientHello's name can route it; and an HTTP
+  // listener sees Host, not SNI.
+  for (const k of HTTP_MATCH_KEYS) allowedOn(w, m, k, protocol, HTTP);
+  allowedOn(w, m, 'sni', protocol, ['tls_passthrough']);
+  if (m.present && !(passthrough ? m.has('sni') : HTTP_MATCH_KEYS.some((k) => m.has(k))))
+    w.report(m.pos, m.path, `needs ${wanted}`);
+
+  let sni = passthrough ? w.str(m, 'sni') : undefined;
+  if (sni !== undefined) {
+    sni = sni.toLowerCase();
+    const bare = sni.startsWith('*.') ? sni.slice(2) : sni;
+    const reason = isIP(bare)
+      ? `sni '${sni}' is an IP address; clients send no SNI for addresses (use default_pool)`
+      : bare.includes(':')
+        ? `sni '${sni}' must not include a port`
+        : checkHostOrIp(bare);
+    if (reason) w.report(m.get('sni')!.pos, m.at('sni'), reason);
+  }
 
   let host = w.str(m, 'host');
   if (host !== undefined) {
@@ -606,7 +640,7 @@ function validateRoute(w: Walker, node: Node, path: string, ctx: LbContext): Rou
     }
   }
   if (!f.present || pool === undefined) return undefined;
-  const match: RouteMatch = { host, pathPrefix, headers, methods };
+  const match: RouteMatch = { host, sni, pathPrefix, headers, methods };
   return { match, pool };
 }
 

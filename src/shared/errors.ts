@@ -27,14 +27,14 @@ export const ERROR_CATALOG = {
     408,
     'client',
     false,
-    'the client was too slow: `client_header`, `client_body`, `client_body_total`, `min_body_rate` or tcp `idle`',
+    'the client was too slow: `client_header`, `client_body`, `client_body_total`, `min_body_rate`, tcp `idle` or `tunnel_idle`',
   ),
   client_bad_request: c(400, 'client', false, 'malformed request (syntax, framing, Host / authority)'),
   unsupported_request: c(
     501,
     'client',
     false,
-    'valid HTTP that FiberLB does not proxy (a transfer coding other than a final chunked, upgrade, CONNECT)',
+    'valid HTTP that FiberLB does not proxy (a transfer coding other than a final chunked, an upgrade other than WebSocket, CONNECT)',
   ),
   header_too_large: c(
     431,
@@ -102,6 +102,12 @@ export const ERROR_CATALOG = {
     'upstream',
     true,
     'TLS to the backend failed before the request was sent: certificate not trusted, name mismatch, expired, protocol or version refused (pool `tls`)',
+  ),
+  tls_client_hello: c(
+    undefined,
+    'client',
+    false,
+    'tls_passthrough: no valid ClientHello (not TLS, malformed, truncated, over 32 KiB, or not within `client_header`)',
   ),
 } as const satisfies Record<string, ErrorClassInfo>;
 

@@ -43,7 +43,10 @@ export function poolConfig(
 }
 
 export function route(pool: string, m: Partial<RouteConfig['match']> = {}): RouteConfig {
-  return { pool, match: { host: undefined, pathPrefix: undefined, headers: [], methods: [], ...m } };
+  return {
+    pool,
+    match: { host: undefined, sni: undefined, pathPrefix: undefined, headers: [], methods: [], ...m },
+  };
 }
 
 export type ListenerOverrides = Partial<Omit<ListenerConfig, 'timeouts' | 'limits'>> & {
@@ -75,6 +78,7 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
       upstreamBodyMs: 10_000,
       // Off unless a test sets them (these tests exercise streaming bodies).
       clientBodyTotalMs: 0,
+      tunnelIdleMs: 60_000,
       ...timeouts,
     },
     limits: {

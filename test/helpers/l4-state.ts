@@ -68,6 +68,7 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
       upstreamResponseMs: 1000,
       upstreamBodyMs: 1000,
       clientBodyTotalMs: 0,
+      tunnelIdleMs: 60_000,
       ...timeouts,
     },
     limits: {

@@ -18,6 +18,7 @@ import { readProxyHeader } from '../proxy-protocol.ts';
 import { Router } from '../routing/router.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
+import { Tunnels } from './upgrade.ts';
 
 /** PROXY header read timeout when the listener has no client header timeout. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -50,6 +51,21 @@ interface PeerInfo {
 const kPeer = Symbol('fiberlb.peer');
 type PeerSocket = Socket & { [kPeer]?: PeerInfo };
 
+/** The connection's peer (cached on the socket), re-judged against a reloaded trust list. */
+function peerOf(socket: PeerSocket, trustedProxies: readonly Cidr[]): PeerInfo {
+  let info = socket[kPeer];
+  if (info === undefined) {
+    const ip = normalizePeer(socket.remoteAddress);
+    info = { ip, trustList: trustedProxies, trusted: cidrsContain(trustedProxies, ip) };
+    socket[kPeer] = info;
+  } else if (info.trustList !== trustedProxies) {
+    // Reloaded since this connection's last request.
+    info.trustList = trustedProxies;
+    info.trusted = cidrsContain(trustedProxies, info.ip);
+  }
+  return info;
+}
+
 export class HttpListener implements ListenerHandle, ExchangeOwner {
   readonly key: string;
   readonly ready: Promise<void>;
@@ -62,6 +78,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   private readonly proto: string;
   private closing: Promise<void> | undefined;
   private onDrained: (() => void) | undefined;
+  /** WebSocket tunnels of this listener (read by tests: active, buffered). */
+  readonly tunnels: Tunnels;
 
   constructor(
     state: ListenerState,
@@ -101,10 +119,10 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) =>
       this.onClientError(err, socket),
     );
-    // Seam for WebSocket (a later issue: http-proxy-3's ws() on this event). Until then an
-    // upgrade is refused explicitly rather than proxied as a plain request.
-    server.on('upgrade', (_req: IncomingMessage, socket: Duplex) =>
-      this.unsupported(socket, 'upgrade not supported'),
+    // WebSocket tunnels (upgrade.ts); other upgrades (h2c, ...) are refused there with 501.
+    this.tunnels = new Tunnels(env);
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrade(req, socket, head),
     );
     server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
       this.unsupported(socket, 'CONNECT not supported'),
@@ -137,7 +155,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   }
 
   active(): number {
-    return this.inflight;
+    return this.inflight + this.tunnels.active();
   }
 
   close(deadlineMs: number): Promise<void> {
@@ -163,6 +181,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       };
       timer = setTimeout(() => {
         this.deadlinePassed = true;
+        // Upgraded sockets are no longer Node's HTTP connections: cut them ourselves.
+        this.tunnels.cutAll();
         server.closeAllConnections();
         finish();
       }, deadlineMs);
@@ -198,21 +218,24 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     }
   }
 
+  /** A WebSocket (or other) upgrade request: routed and tunnelled by upgrade.ts. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const c = this.current;
+    const info = peerOf(socket as PeerSocket, c.state.listener.trustedProxies);
+    const site = {
+      state: c.state,
+      router: c.router,
+      proto: this.proto,
+      peerIp: info.ip,
+      peerTrusted: info.trusted,
+    };
+    this.tunnels.handle(site, req, socket, head);
+  }
+
   private route(c: Compiled, ex: HttpExchange, expectContinue: boolean): void {
     const state = c.state;
     const req = ex.req;
-    const socket = req.socket as PeerSocket;
-    const trustedProxies = state.listener.trustedProxies;
-    let info = socket[kPeer];
-    if (info === undefined) {
-      const ip = normalizePeer(socket.remoteAddress);
-      info = { ip, trustList: trustedProxies, trusted: cidrsContain(trustedProxies, ip) };
-      socket[kPeer] = info;
-    } else if (info.trustList !== trustedProxies) {
-      // Reloaded since this connection's last request.
-      info.trustList = trustedProxies;
-      info.trusted = cidrsContain(trustedProxies, info.ip);
-    }
+    const info = peerOf(req.socket as PeerSocket, state.listener.trustedProxies);
     const peer = info.ip;
     const trusted = info.trusted;
     ex.peerIp = peer;

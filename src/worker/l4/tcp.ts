@@ -13,10 +13,12 @@ import { log } from '../../shared/log.ts';
 import {
   backendAddress,
   type ListenerFactory,
+  type ListenerHandle,
   type ListenerState,
   listenerKey,
   listenerName,
   perWorkerLimit,
+  type WorkerEnv,
 } from '../context.ts';
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
@@ -39,7 +41,27 @@ interface Conn {
   failed: boolean;
 }
 
-export const createTcpListener: ListenerFactory = (initial, env) => {
+/**
+ * How a stream listener chooses the pool of a new connection once the client address is known
+ * (tls_passthrough: by the ClientHello's SNI). It may read from the paused client socket but
+ * must put back (unshift) every byte it read and leave the socket paused; then it calls `done`
+ * with a pool name, or `fail` with the failure to count (the connection is then destroyed).
+ */
+export type PoolChooser = (
+  client: Socket,
+  state: ListenerState,
+  done: (pool: string) => void,
+  fail: (cls: ErrorClass, msg: string) => void,
+) => void;
+
+export const createTcpListener: ListenerFactory = (initial, env) => createStreamListener(initial, env);
+
+/** A byte-stream proxy; `choose` picks the pool per connection (default: the default_pool). */
+export function createStreamListener(
+  initial: ListenerState,
+  env: WorkerEnv,
+  choose?: PoolChooser,
+): ListenerHandle {
   let state = initial;
   const key = listenerKey(initial.lb, initial.listener);
   const conns = new Set<Conn>();
@@ -67,12 +89,32 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     if (conns.size === 0) onDrained?.();
   };
 
-  const startUpstream = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
+  const route = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
+    if (choose === undefined) {
+      startUpstream(c, clientIp, clientPort, c.state.listener.defaultPool);
+      return;
+    }
+    choose(
+      c.client,
+      c.state,
+      (pool) => {
+        if (!c.failed) startUpstream(c, clientIp, clientPort, pool);
+      },
+      (cls, msg) => fail(c, cls, msg),
+    );
+  };
+
+  const startUpstream = (
+    c: Conn,
+    clientIp: string,
+    clientPort: number | undefined,
+    poolName: string | undefined,
+  ): void => {
     const { listener, pools } = c.state;
-    const pool = listener.defaultPool === undefined ? undefined : pools.get(listener.defaultPool);
+    const pool = poolName === undefined ? undefined : pools.get(poolName);
     const target = pool?.pick(byKey(clientIp));
     if (!pool || !target) {
-      fail(c, 'no_healthy_backend', `no healthy backend in pool '${listener.defaultPool ?? ''}'`);
+      fail(c, 'no_healthy_backend', `no healthy backend in pool '${poolName ?? ''}'`);
       return;
     }
     const { client } = c;
@@ -159,7 +201,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     const peer = client.remoteAddress;
     const l = st.listener;
     if (!l.acceptProxyProtocol || !cidrsContain(l.trustedProxies, peer)) {
-      startUpstream(c, peer ?? '', client.remotePort);
+      route(c, peer ?? '', client.remotePort);
       return;
     }
     const timeout =
@@ -172,8 +214,8 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
         return;
       }
       // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
-      if (r.header) startUpstream(c, r.header.sourceAddress, r.header.sourcePort);
-      else startUpstream(c, peer ?? '', client.remotePort);
+      if (r.header) route(c, r.header.sourceAddress, r.header.sourcePort);
+      else route(c, peer ?? '', client.remotePort);
     });
   };
 
@@ -238,4 +280,4 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
       return closing;
     },
   };
-};
+}

@@ -9,6 +9,7 @@ import { log } from '../../shared/log.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
 import { listenerKey, listenerName } from '../context.ts';
 import { createHttpListener } from '../http/listener.ts';
+import { createPassthroughListener } from '../l4/passthrough.ts';
 import { createTcpListener } from '../l4/tcp.ts';
 import { createUdpListener } from '../l4/udp.ts';
 import { PoolRuntime } from '../routing/pool-runtime.ts';
@@ -17,8 +18,8 @@ import { transportKey } from '../upstream/transport.ts';
 
 const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
   tcp: createTcpListener,
-  // Without SNI routing (a later issue), TLS passthrough is a TCP proxy that never decrypts.
-  tls_passthrough: createTcpListener,
+  // A TCP proxy routed by the ClientHello's SNI; it never decrypts.
+  tls_passthrough: createPassthroughListener,
   udp: createUdpListener,
   http: createHttpListener,
   https: undefined, // TLS termination arrives with the TLS issue; reported, not silently ignored.

@@ -1,0 +1,491 @@
+// WebSocket tunnels: an HTTP/1.1 `Upgrade: websocket` request is routed, checked and
+// rewritten like any request, then handed to http-proxy-3 (`proxy.ws()`), which sends it to
+// the backend and, on its 101, splices the two sockets with pipe() (backpressure both ways).
+// This file owns everything around that splice:
+// - a failure before the 101 answers the client with its class's status (404, 502, 504, ...);
+// - when either side goes away the other socket is destroyed, never just end()ed (http-proxy
+//   only end()s it, which leaks half-open sockets when a peer never reads again); a clean
+//   FIN still lets the bytes already read reach the other side first, bounded by FLUSH_MS;
+// - a client that leaves before the 101 aborts the upstream request;
+// - idle tunnels are cut after timeouts.tunnel_idle, and a draining listener cuts what is
+//   left at its drain deadline (drain_deadline).
+// Any server's 'upgrade' event can call Tunnels.handle() (http today, https once it opens).
+// Upgrades other than WebSocket (h2c, ...) are refused with 501.
+//
+// Limits: a tunnel is a client connection, so connection_limit bounds tunnels too (Node's
+// maxConnections counts upgraded sockets). Tunnels do not take one of the backend's in-flight
+// request slots (upstream/admission.ts): a slot held for hours would starve plain requests.
+// They do count as the backend's active connections for least_connections.
+
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ProxyServer } from 'http-proxy-3';
+import { formatDuration } from '../../config/duration.ts';
+import {
+  classifyUpstreamError,
+  ERROR_CATALOG,
+  type ErrorClass,
+  statusForError,
+} from '../../shared/errors.ts';
+import { errorText } from '../../shared/failure.ts';
+import { log } from '../../shared/log.ts';
+import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
+import type { BackendTarget } from '../routing/balancer/types.ts';
+import { byKey } from '../routing/pick-context.ts';
+import type { PoolRuntime } from '../routing/pool-runtime.ts';
+import type { Router } from '../routing/router.ts';
+import { clientIp, type RequestHead, rewriteRequestHeaders, validAuthority } from './headers.ts';
+
+/** Client bytes read ahead while waiting for the backend's 101 (clients normally send none). */
+const EARLY_MAX = 64 * 1024;
+
+/** After a clean FIN from one side, how long the other side may take to flush what it got. */
+const FLUSH_MS = 1000;
+
+/**
+ * Free keep-alive sockets (left by a backend that answered an upgrade with a plain response)
+ * are closed after this, below Node's default keepAliveTimeout (5 s), so we close them before
+ * the backend does and never reuse one it is closing.
+ */
+const AGENT_FREE_SOCKET_MS = 4000;
+
+/** What a tunnel needs from the listener that accepted the upgrade request. */
+export interface UpgradeSite {
+  readonly state: ListenerState;
+  readonly router: Router;
+  /** 'http' or 'https': X-Forwarded-Proto. */
+  readonly proto: string;
+  /** Normalized peer address (after PROXY protocol) and whether it is a trusted proxy. */
+  readonly peerIp: string;
+  readonly peerTrusted: boolean;
+}
+
+const counters = {
+  /** Tunnels open now (from a routed upgrade request until both sockets closed). */
+  active: 0,
+  /** Upgrade requests sent to a backend. */
+  total: 0,
+  /** Of those, answered 101 by the backend. */
+  upgraded: 0,
+  /** Of those, answered with a plain HTTP response instead (relayed to the client). */
+  refusedByBackend: 0,
+  /** Bytes client → backend and backend → client through closed tunnels. */
+  bytesUp: 0,
+  bytesDown: 0,
+};
+
+/** Per-worker tunnel counters for /metrics (failures are counted per class apart). */
+export function stats(): Readonly<typeof counters> {
+  return { ...counters };
+}
+
+/** One keep-alive agent per backend address, shared by every listener of the worker. */
+const agents = new Map<string, http.Agent>();
+function agentFor(t: BackendTarget): http.Agent {
+  const key = backendAddress(t);
+  let a = agents.get(key);
+  if (a === undefined) {
+    // Upgraded sockets leave the agent on the 101, so its limits never bound tunnels.
+    a = new http.Agent({ keepAlive: true, maxFreeSockets: 16, timeout: AGENT_FREE_SOCKET_MS });
+    agents.set(key, a);
+  }
+  return a;
+}
+
+const kTunnel = Symbol('fiberlb.tunnel');
+type TaggedReq = IncomingMessage & { [kTunnel]?: Tunnel };
+
+/** The tunnels of one listener. */
+export class Tunnels {
+  private readonly open = new Set<Tunnel>();
+  private readonly proxy: ProxyServer;
+
+  constructor(readonly env: WorkerEnv) {
+    const proxy = new ProxyServer({ ws: true, xfwd: false, prependPath: false });
+    // Before the 101 is sent, http-proxy hands us its request to time it and to learn the
+    // upstream socket first (our 'upgrade' listener runs before its own).
+    proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: IncomingMessage) => {
+      (req as TaggedReq)[kTunnel]?.onProxyReq(proxyReq);
+    });
+    // Client socket errors; without a listener http-proxy would throw.
+    proxy.on('error', (err: Error, req: IncomingMessage) => {
+      (req as TaggedReq)[kTunnel]?.clientError(err);
+    });
+    this.proxy = proxy;
+  }
+
+  /** Tunnels open (and upgrade requests waiting for their backend). */
+  active(): number {
+    return this.open.size;
+  }
+
+  /** Bytes held in our socket buffers across all tunnels (both sockets, both directions). */
+  buffered(): number {
+    let n = 0;
+    for (const t of this.open) n += t.buffered();
+    return n;
+  }
+
+  /** Drain deadline: cut every tunnel. */
+  cutAll(): void {
+    for (const t of [...this.open]) t.fail('drain_deadline', 'tunnel cut at the drain deadline');
+  }
+
+  /** Entry point for a server's 'upgrade' event. */
+  handle(site: UpgradeSite, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      this.start(site, req, socket as Socket, head);
+    } catch (err) {
+      // A bug must cost one connection, not the worker.
+      this.refuse(site, socket as Socket, 'internal_error', 'upgrade failed', err);
+    }
+  }
+
+  private start(site: UpgradeSite, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const state = site.state;
+    const l = state.listener;
+    const upgrade = req.headers.upgrade ?? '';
+    if (upgrade.toLowerCase() !== 'websocket') {
+      this.refuse(site, socket, 'unsupported_request', `upgrade to '${upgrade}' not supported`);
+      return;
+    }
+    if (req.rawHeaders.length > 2 * l.limits.maxHeaders) {
+      this.refuse(site, socket, 'header_too_large', `more than ${l.limits.maxHeaders} header lines`);
+      return;
+    }
+    const rh: RequestHead = {
+      headers: [],
+      host: undefined,
+      duplicateHost: false,
+      forwardedFor: undefined,
+      requestId: '',
+      contentLength: -1,
+      chunked: false,
+      otherCoding: false,
+      kept: 0,
+    };
+    rewriteRequestHeaders(req.rawHeaders, site.peerIp, site.peerTrusted, site.proto, rh);
+    const path = req.url ?? '';
+    if (rh.duplicateHost || rh.host === undefined || !validAuthority(rh.host) || path.charCodeAt(0) !== 47) {
+      this.refuse(site, socket, 'client_bad_request', 'invalid Host or request target', undefined, rh);
+      return;
+    }
+    // RFC 6455 §4.1: a GET without a body; a body here would be read as tunnel bytes.
+    if (req.method !== 'GET' || rh.chunked || rh.contentLength > 0) {
+      this.refuse(
+        site,
+        socket,
+        'client_bad_request',
+        'a WebSocket upgrade is a GET without a body',
+        undefined,
+        rh,
+      );
+      return;
+    }
+    const route = site.router.match('GET', path, rh.host, req.headers);
+    if (route === undefined) {
+      this.refuse(site, socket, 'no_route', 'no route', undefined, rh);
+      return;
+    }
+    const pool = route.pool;
+    const target = pool?.pick(
+      byKey(clientIp(site.peerIp, site.peerTrusted, rh.forwardedFor, l.trustedProxies)),
+    );
+    if (pool === undefined || target === undefined) {
+      this.refuse(
+        site,
+        socket,
+        'no_healthy_backend',
+        `no healthy backend in pool '${route.poolName}'`,
+        undefined,
+        rh,
+      );
+      return;
+    }
+
+    // The rewritten head (X-Forwarded-*, X-Request-Id, hop-by-hop removed) replaces what
+    // http-proxy copies from req.headers; Upgrade and Connection are put back for the backend.
+    const out: Record<string, string | string[]> = {};
+    const h = rh.headers;
+    for (let i = 0; i < h.length; i += 2) {
+      const name = h[i]!.toLowerCase();
+      const prev = out[name];
+      out[name] =
+        prev === undefined ? h[i + 1]! : Array.isArray(prev) ? [...prev, h[i + 1]!] : [prev, h[i + 1]!];
+    }
+    out.connection = 'Upgrade';
+    out.upgrade = upgrade;
+    req.headers = out;
+
+    const t = new Tunnel(this, site, req, socket, pool, target, rh.requestId);
+    this.open.add(t);
+    (req as TaggedReq)[kTunnel] = t;
+    counters.total++;
+    this.proxy.ws(
+      req,
+      socket,
+      head,
+      {
+        target: `http://${backendAddress(target)}`,
+        agent: agentFor(target),
+        // Our own X-Forwarded-For/Proto/Host are already set; xfwd would append a second set.
+        xfwd: false,
+      },
+      (err: Error) => t.upstreamError(err),
+    );
+    t.watchClient();
+  }
+
+  /** Answer an upgrade request we will not tunnel, count it, close. */
+  private refuse(
+    site: UpgradeSite,
+    socket: Socket,
+    cls: ErrorClass,
+    msg: string,
+    err?: unknown,
+    rh?: RequestHead,
+  ): void {
+    this.env.failures.report(cls, 'upgrade refused', {
+      listener: listenerName(site.state),
+      client: site.peerIp,
+      request_id: rh?.requestId || undefined,
+      error: err === undefined ? msg : errorText(err),
+    });
+    answer(socket, statusForError(cls), msg);
+  }
+
+  /** A tunnel has closed on both sides. */
+  closed(t: Tunnel): void {
+    this.open.delete(t);
+  }
+}
+
+class Tunnel {
+  private proxyReq: ClientRequest | null = null;
+  private upstream: Socket | null = null;
+  private upgraded = false;
+  /** The client got an answer other than our own failure (the backend's 101 or response). */
+  private answered = false;
+  private failed = false;
+  private clientClosed = false;
+  private upstreamClosed = false;
+  private holding = true;
+  private timer: NodeJS.Timeout | undefined = undefined;
+  private readonly startedAt = Date.now();
+  /** Client bytes read while waiting for the 101 (put back before the splice). */
+  private early: Buffer[] | null = null;
+  private earlyBytes = 0;
+  private readonly onEarly = (d: Buffer): void => {
+    this.early!.push(d);
+    this.earlyBytes += d.length;
+    // Bounded: past this, stop reading (the kernel holds the rest) until the splice.
+    if (this.earlyBytes >= EARLY_MAX) this.client.pause();
+  };
+  private readonly onEarlyEnd = (): void => {
+    if (!this.answered) this.fail('client_abort', 'client closed before the upgrade completed');
+  };
+
+  constructor(
+    private readonly owner: Tunnels,
+    private readonly site: UpgradeSite,
+    private readonly req: IncomingMessage,
+    private readonly client: Socket,
+    private readonly pool: PoolRuntime,
+    private readonly target: BackendTarget,
+    private readonly requestId: string,
+  ) {
+    pool.acquire(target);
+    counters.active++;
+    client.once('close', () => {
+      this.clientClosed = true;
+      if (!this.upgraded) {
+        // Gone before the 101: stop the upstream request (http-proxy would let it complete and
+        // then pipe into a dead socket).
+        if (!this.answered) this.fail('client_abort', 'client closed before the upgrade completed');
+        this.proxyReq?.destroy();
+      } else this.upstream?.destroy();
+      this.maybeDone();
+    });
+  }
+
+  /**
+   * Read the client while waiting for the 101: a client that leaves (FIN) must be noticed, or
+   * the upstream request would run on until its timeout. http-proxy has already put `head`
+   * back into the socket, so it is read here first.
+   */
+  watchClient(): void {
+    if (this.upgraded || this.failed || this.clientClosed) return;
+    this.early = [];
+    this.client.on('data', this.onEarly);
+    this.client.once('end', this.onEarlyEnd);
+    this.client.resume();
+  }
+
+  /** Stop reading early bytes and put them back for the splice. */
+  private unwatchClient(): void {
+    const early = this.early;
+    if (early === null) return;
+    this.early = null;
+    const c = this.client;
+    c.off('data', this.onEarly);
+    c.off('end', this.onEarlyEnd);
+    c.pause();
+    if (early.length > 0) c.unshift(early.length === 1 ? early[0]! : Buffer.concat(early));
+  }
+
+  buffered(): number {
+    const u = this.upstream;
+    const c = this.client;
+    return c.writableLength + c.readableLength + (u === null ? 0 : u.writableLength + u.readableLength);
+  }
+
+  onProxyReq(proxyReq: ClientRequest): void {
+    this.proxyReq = proxyReq;
+    const to = this.site.state.listener.timeouts;
+    const wait = (cls: ErrorClass, ms: number, what: string) => {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.fail(cls, `${what} within ${formatDuration(ms)}`), ms);
+    };
+    proxyReq.once('socket', (s: Socket) => {
+      if (!s.connecting) wait('upstream_timeout', to.upstreamResponseMs, 'no upgrade response');
+      else {
+        wait('upstream_connect_timeout', to.connectMs, 'backend not connected');
+        s.once('connect', () => wait('upstream_timeout', to.upstreamResponseMs, 'no upgrade response'));
+      }
+    });
+    proxyReq.once('response', () => {
+      // The backend refused the upgrade with a plain response: http-proxy relays it and closes.
+      clearTimeout(this.timer);
+      this.unwatchClient();
+      this.answered = true;
+      counters.refusedByBackend++;
+      const idle = this.site.state.listener.timeouts.tunnelIdleMs;
+      this.client.setTimeout(idle, () => this.fail('client_timeout', `idle for ${formatDuration(idle)}`));
+    });
+    proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => this.onUpgrade(upstream));
+  }
+
+  private onUpgrade(upstream: Socket): void {
+    clearTimeout(this.timer);
+    this.unwatchClient();
+    this.upstream = upstream;
+    this.upgraded = true;
+    this.answered = true;
+    counters.upgraded++;
+    upstream.once('close', () => {
+      this.upstreamClosed = true;
+      this.client.destroy();
+      this.maybeDone();
+    });
+    if (this.clientClosed || this.failed) {
+      upstream.destroy();
+      return;
+    }
+    // Both sockets see every byte moved (read on one, written on the other), so either timer
+    // firing means nothing moved in either direction for tunnel_idle.
+    const idle = this.site.state.listener.timeouts.tunnelIdleMs;
+    const onIdle = () => this.fail('client_timeout', `tunnel idle for ${formatDuration(idle)}`);
+    // Set after http-proxy's setupSocket(), which clears socket timeouts.
+    setImmediate(() => {
+      if (this.failed || this.clientClosed || this.upstreamClosed) return;
+      this.client.setTimeout(idle, onIdle);
+      upstream.setTimeout(idle, onIdle);
+    });
+    // A clean FIN: the side is done. pipe() end()s the other side after what was read; once
+    // that is flushed (or after FLUSH_MS) both are destroyed.
+    this.client.once('end', () => this.finishAfterFlush(upstream));
+    upstream.once('end', () => this.finishAfterFlush(this.client));
+  }
+
+  private finishAfterFlush(other: Socket): void {
+    const cut = () => {
+      this.client.destroy();
+      this.upstream?.destroy();
+    };
+    if (other.writableFinished || other.destroyed) {
+      cut();
+      return;
+    }
+    other.once('finish', cut);
+    setTimeout(cut, FLUSH_MS).unref();
+  }
+
+  /** http-proxy's error callback: the upstream request or socket failed. */
+  upstreamError(err: Error): void {
+    if (this.clientClosed && !this.upgraded) return; // our own abort after the client left
+    const cls = classifyUpstreamError(err);
+    // Reset mid-tunnel: the backend went away.
+    this.fail(cls === 'upstream_error' && this.upgraded ? 'upstream_reset' : cls, 'upstream failed', err);
+  }
+
+  /** The client socket errored (reset, EPIPE). */
+  clientError(err: Error): void {
+    this.fail('client_abort', 'client connection error', err);
+  }
+
+  /** Count once, answer if the client has had no answer yet, destroy both sides. */
+  fail(cls: ErrorClass, msg: string, err?: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    clearTimeout(this.timer);
+    const t = this.target;
+    this.owner.env.failures.report(cls, 'websocket tunnel failed', {
+      listener: listenerName(this.site.state),
+      backend: t.key,
+      backend_address: backendAddress(t),
+      client: this.site.peerIp,
+      request_id: this.requestId,
+      error: err === undefined ? msg : errorText(err),
+    });
+    this.unwatchClient();
+    if (!this.answered && !this.clientClosed && ERROR_CATALOG[cls].status !== undefined) {
+      this.answered = true;
+      answer(this.client, statusForError(cls), msg);
+    } else this.client.destroy();
+    this.proxyReq?.destroy();
+    this.upstream?.destroy();
+  }
+
+  private maybeDone(): void {
+    if (!this.clientClosed || (this.upstream !== null && !this.upstreamClosed) || !this.holding) return;
+    this.holding = false;
+    clearTimeout(this.timer);
+    this.pool.release(this.target);
+    counters.active--;
+    const up = this.upstream;
+    if (up !== null) {
+      counters.bytesUp += up.bytesWritten;
+      counters.bytesDown += up.bytesRead;
+    }
+    log('debug', 'tunnel closed', {
+      listener: listenerName(this.site.state),
+      backend: this.target.key,
+      client: this.site.peerIp,
+      request_id: this.requestId,
+      upgraded: this.upgraded,
+      duration_ms: Date.now() - this.startedAt,
+      bytes_up: up?.bytesWritten ?? 0,
+      bytes_down: up?.bytesRead ?? 0,
+    });
+    delete (this.req as TaggedReq)[kTunnel];
+    this.owner.closed(this);
+  }
+}
+
+/** A short HTTP answer on the raw socket, then close (destroyed once flushed). */
+function answer(socket: Socket, status: number, text: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const reason = http.STATUS_CODES[status] ?? '';
+  const body = `${status} ${reason}: ${text}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  socket.destroySoon();
+  // A client that never reads must not hold the socket: cut it if it has not flushed soon.
+  setTimeout(() => socket.destroy(), FLUSH_MS).unref();
+}
