@@ -41,7 +41,11 @@ export function poolConfig(
 }
 
 export function route(pool: string, m: Partial<RouteConfig['match']> = {}): RouteConfig {
-  return { pool, match: { host: undefined, pathPrefix: undefined, headers: [], methods: [], ...m } };
+  return {
+    pool,
+    match: { host: undefined, pathPrefix: undefined, headers: [], methods: [], ...m },
+    rateLimits: [],
+  };
 }
 
 export type ListenerOverrides = Partial<Omit<ListenerConfig, 'timeouts' | 'limits'>> & {
@@ -61,7 +65,10 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
     trustedProxies: [],
     acceptProxyProtocol: false,
     tls: undefined,
-    rateLimit: undefined,
+    rateLimits: [],
+    rateLimitAllow: [],
+    connectionRateLimit: undefined,
+    maxConnectionsPerIp: 0,
     ...rest,
     timeouts: {
       connectMs: 2000,

@@ -55,7 +55,10 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
     trustedProxies: [],
     acceptProxyProtocol: false,
     tls: undefined,
-    rateLimit: undefined,
+    rateLimits: [],
+    rateLimitAllow: [],
+    connectionRateLimit: undefined,
+    maxConnectionsPerIp: 0,
     ...rest,
     timeouts: {
       connectMs: 1000,
