@@ -14,6 +14,7 @@ import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
+import { startRateLimits } from './ratelimit/service.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -56,6 +57,8 @@ export class Primary {
     }
     const config = this.config!;
     this.started = config.static;
+    // Before the workers: their first lease requests need an answer.
+    this.workers.leases = startRateLimits(config.static.rateLimitStore).handle;
     const { admin } = config.static;
     let token: string;
     try {
@@ -258,15 +261,18 @@ function logNofile(r: RaiseResult): void {
     });
 }
 
-/** Static keys (as written in YAML) that differ and are only read at start: admin, source. */
+function snake(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** Static keys (as written in YAML) that differ and are only read at start: admin, source, rate_limit_store. */
 export function restartOnlyChanges(started: StaticConfig, next: StaticConfig): string[] {
   const changed: string[] = [];
-  for (const section of ['admin', 'source'] as const) {
-    const a = started[section] as unknown as Record<string, unknown>;
-    const b = next[section] as unknown as Record<string, unknown>;
+  for (const section of ['admin', 'source', 'rateLimitStore'] as const) {
+    const a = (started[section] ?? {}) as unknown as Record<string, unknown>;
+    const b = (next[section] ?? {}) as unknown as Record<string, unknown>;
     for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      if (JSON.stringify(a[key]) !== JSON.stringify(b[key]))
-        changed.push(`${section}.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`);
+      if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) changed.push(`${snake(section)}.${snake(key)}`);
     }
   }
   return changed;

@@ -17,6 +17,7 @@ import { createHttpListener } from '../../src/worker/http/listener.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { freeTcpPort } from './net.ts';
+import { inProcessLeases } from './rate-limit.ts';
 
 export const LB = 'lb1';
 
@@ -118,7 +119,7 @@ export function listenerState(
 }
 
 export function workerEnv(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools() };
+  return { failures: new Failures(), upstreams: new UpstreamPools(), rateLimits: inProcessLeases() };
 }
 
 export interface TestBackend {

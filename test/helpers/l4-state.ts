@@ -12,6 +12,7 @@ import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { HOST } from './net.ts';
+import { inProcessLeases } from './rate-limit.ts';
 
 export const L4_LB = 'l4lb';
 
@@ -106,7 +107,7 @@ export function l4State(
 }
 
 export function l4Env(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools() };
+  return { failures: new Failures(), upstreams: new UpstreamPools(), rateLimits: inProcessLeases() };
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {

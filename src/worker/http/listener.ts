@@ -15,6 +15,8 @@ import { errorText, type FailureFields } from '../../shared/failure.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
+import { RequestLimits } from '../ratelimit/request-limits.ts';
+import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { Router } from '../routing/router.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
@@ -36,8 +38,18 @@ function createServer(options: http.ServerOptions): http.Server {
 /** Everything a request reads from one ListenerState, compiled once per update(). */
 class Compiled {
   readonly router: Router;
-  constructor(readonly state: ListenerState) {
+  /** undefined: no rate limit on this listener or its routes. */
+  readonly limits: RequestLimits<PoolRuntime> | undefined;
+  constructor(
+    readonly state: ListenerState,
+    env: WorkerEnv,
+  ) {
     this.router = new Router(state.listener, state.pools);
+    const l = state.listener;
+    this.limits =
+      l.rateLimits.length > 0 || l.routes.some((r) => r.rateLimits.length > 0)
+        ? new RequestLimits(state, env.rateLimits)
+        : undefined;
   }
 }
 
@@ -72,7 +84,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.key = listenerKey(state.lb, state.listener);
     this.env = env;
     this.proto = proto;
-    this.current = new Compiled(state);
+    this.current = new Compiled(state, env);
     const l = state.listener;
     this.server = makeServer({
       maxHeaderSize: l.limits.maxHeaderBytes,
@@ -129,7 +141,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   }
 
   update(state: ListenerState): void {
-    this.current = new Compiled(state);
+    this.current = new Compiled(state, this.env);
     const l = state.listener;
     this.server.headersTimeout = l.timeouts.clientHeaderMs;
     this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
@@ -258,6 +270,12 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     const pool = route.pool;
     if (pool === undefined || pool.availableCount() === 0) {
       ex.fail('no_healthy_backend');
+      return;
+    }
+    const limits = c.limits?.limitsFor(route.index);
+    if (limits !== undefined) {
+      // Before the backend pick, so a refused request reaches no backend; proceeds as below.
+      c.limits!.admit(ex, limits, route.index, pool, expectContinue);
       return;
     }
     if (expectContinue) ex.res.writeContinue();
