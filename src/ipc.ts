@@ -68,6 +68,8 @@ export type WorkerToPrimary =
       readonly revision: number;
       readonly active: number;
       readonly errors: Record<string, number>;
+      /** This worker's rate-limit counters (worker/ratelimit/lease-client.ts stats()). */
+      readonly rateLimits?: Record<string, number>;
     };
 
 export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {

@@ -14,7 +14,7 @@ import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
-import { startRateLimits } from './ratelimit/service.ts';
+import { type RateLimitService, startRateLimits } from './ratelimit/service.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -32,6 +32,7 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
+  private rateLimits: RateLimitService | undefined;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -58,7 +59,8 @@ export class Primary {
     const config = this.config!;
     this.started = config.static;
     // Before the workers: their first lease requests need an answer.
-    this.workers.leases = startRateLimits(config.static.rateLimitStore).handle;
+    this.rateLimits = startRateLimits(config.static.rateLimitStore);
+    this.workers.leases = this.rateLimits.handle;
     const { admin } = config.static;
     let token: string;
     try {
@@ -238,6 +240,8 @@ export class Primary {
       workers: this.workers.info(),
       active: answers.reduce((n, a) => n + a.active, 0),
       errors,
+      // The ledger's counters, and each worker's (allowed, limited, leases, buckets, ...).
+      rate_limits: { ledger: this.rateLimits?.stats(), workers: answers.map((a) => a.rateLimits ?? {}) },
     };
   }
 }

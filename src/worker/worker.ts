@@ -78,7 +78,13 @@ export function runWorker(): void {
         void drain(m.deadlineMs);
         break;
       case 'status':
-        send({ type: 'status', revision, active: registry.active(), errors: failures.toJSON() });
+        send({
+          type: 'status',
+          revision,
+          active: registry.active(),
+          errors: failures.toJSON(),
+          rateLimits: { ...rateLimits.stats() },
+        });
         break;
     }
   });

@@ -10,10 +10,15 @@ const SWEEP_EVERY_MS = 250;
 export interface RateLimitService {
   readonly ledger: Ledger;
   readonly handle: (reqs: readonly LeaseRequest[], returns: readonly LeaseReturn[]) => LeaseGrant[];
+  stats(): Record<string, number>;
 }
 
 export function startRateLimits(_store: RateLimitStoreConfig | undefined): RateLimitService {
   const ledger = new Ledger();
   setInterval(() => ledger.sweep(), SWEEP_EVERY_MS).unref();
-  return { ledger, handle: (reqs, returns) => ledger.handle(reqs, returns) };
+  return {
+    ledger,
+    handle: (reqs, returns) => ledger.handle(reqs, returns),
+    stats: () => ({ ...ledger.stats() }),
+  };
 }
