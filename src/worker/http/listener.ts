@@ -15,6 +15,7 @@ import { errorText, type FailureFields } from '../../shared/failure.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
+import { ConnectionLimits } from '../ratelimit/connection-limits.ts';
 import { RequestLimits } from '../ratelimit/request-limits.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { Router } from '../routing/router.ts';
@@ -74,6 +75,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   private readonly proto: string;
   private closing: Promise<void> | undefined;
   private onDrained: (() => void) | undefined;
+  /** connection_rate_limit / max_connections_per_ip, checked at accept (before TLS for https). */
+  private readonly connLimits: ConnectionLimits;
 
   constructor(
     state: ListenerState,
@@ -85,6 +88,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.env = env;
     this.proto = proto;
     this.current = new Compiled(state, env);
+    this.connLimits = new ConnectionLimits(env.rateLimits);
     const l = state.listener;
     this.server = makeServer({
       maxHeaderSize: l.limits.maxHeaderBytes,
@@ -352,9 +356,10 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     };
     server.on('connection', (socket: PeerSocket) => {
       const l = this.current.state.listener;
-      if (!l.acceptProxyProtocol) return handOver(socket);
+      if (l.connectionRateLimit !== undefined || l.maxConnectionsPerIp > 0) socket.on('error', () => {}); // a lease wait may come first; a reset then is not ours
+      if (!l.acceptProxyProtocol) return this.admitConnection(socket, socket.remoteAddress, handOver);
       const peer = normalizePeer(socket.remoteAddress);
-      if (!cidrsContain(l.trustedProxies, peer)) return handOver(socket);
+      if (!cidrsContain(l.trustedProxies, peer)) return this.admitConnection(socket, peer, handOver);
       socket.on('error', () => {}); // until Node's handler owns the socket; a reset then is not ours
       const timeout =
         l.timeouts.clientHeaderMs > 0 ? l.timeouts.clientHeaderMs : DEFAULT_PROXY_HEADER_TIMEOUT_MS;
@@ -371,9 +376,28 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
         const ip = r.header ? normalizePeer(r.header.sourceAddress) : peer;
         socket[kPeer] = { ip, trustList: l.trustedProxies, trusted: cidrsContain(l.trustedProxies, ip) };
-        handOver(socket);
-        socket.resume();
+        this.admitConnection(socket, ip, (s) => {
+          handOver(s);
+          s.resume();
+        });
       });
+    });
+  }
+
+  /** The L4 limits for a new connection from `ip`, then `go` (Node's own connection handler). */
+  private admitConnection(socket: Socket, ip: string | undefined, go: (socket: Socket) => void): void {
+    this.connLimits.admit(this.current.state, normalizePeer(ip), (refused, why, held) => {
+      if (socket.destroyed) {
+        if (held !== undefined) this.connLimits.release(held);
+        return;
+      }
+      if (refused !== undefined) {
+        this.count(refused, { client: normalizePeer(ip), error: why }, 'connection refused by limit');
+        socket.destroy();
+        return;
+      }
+      if (held !== undefined) socket.once('close', () => this.connLimits.release(held));
+      go(socket);
     });
   }
 

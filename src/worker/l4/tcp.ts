@@ -19,6 +19,7 @@ import {
   perWorkerLimit,
 } from '../context.ts';
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
+import { ConnectionLimits } from '../ratelimit/connection-limits.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 
@@ -45,6 +46,8 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const conns = new Set<Conn>();
   let closing: Promise<void> | null = null;
   let onDrained: (() => void) | null = null;
+  // Per-client connection rate and count; kept across reloads with the listener.
+  const limits = new ConnectionLimits(env.rateLimits);
 
   const fail = (c: Conn, cls: ErrorClass, msg: string, err?: unknown): void => {
     if (c.failed) return;
@@ -119,6 +122,22 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     });
   };
 
+  /** L4 limits for the client address (peer, or the PROXY header's source), then connect. */
+  const admit = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
+    limits.admit(c.state, clientIp, (refused, why, held) => {
+      if (c.failed || c.clientClosed) {
+        if (held !== undefined) limits.release(held);
+        return;
+      }
+      if (refused !== undefined) {
+        fail(c, refused, 'connection refused by limit', why);
+        return;
+      }
+      if (held !== undefined) c.client.once('close', () => limits.release(held));
+      startUpstream(c, clientIp, clientPort);
+    });
+  };
+
   const onConnection = (client: Socket): void => {
     const st = state;
     const limit = perWorkerLimit(st.listener.connectionLimit, st.workerCount);
@@ -159,7 +178,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     const peer = client.remoteAddress;
     const l = st.listener;
     if (!l.acceptProxyProtocol || !cidrsContain(l.trustedProxies, peer)) {
-      startUpstream(c, peer ?? '', client.remotePort);
+      admit(c, peer ?? '', client.remotePort);
       return;
     }
     const timeout =
@@ -172,8 +191,8 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
         return;
       }
       // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
-      if (r.header) startUpstream(c, r.header.sourceAddress, r.header.sourcePort);
-      else startUpstream(c, peer ?? '', client.remotePort);
+      if (r.header) admit(c, r.header.sourceAddress, r.header.sourcePort);
+      else admit(c, peer ?? '', client.remotePort);
     });
   };
 
