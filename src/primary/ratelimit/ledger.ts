@@ -30,10 +30,13 @@ export interface GlobalStore {
   give(b: string, p: BucketParams, n: number): void;
 }
 
-interface Entry {
+/** A bucket and its parameters in one object (the request objects are not kept: memory). */
+interface Entry extends BucketParams {
   tokens: number;
   at: number;
-  p: BucketParams;
+  rate: number;
+  perMs: number;
+  burst: number;
   /** Last lease or return, for the idle sweep. */
   used: number;
   g: GlobalPart | undefined;
@@ -53,7 +56,7 @@ interface GlobalPart {
 }
 
 /** Bound on buckets held: the oldest are dropped beyond it (see docs/config.md). */
-export const LEDGER_MAX_BUCKETS = 1_000_000;
+export const LEDGER_MAX_BUCKETS = 500_000;
 /** A fetch from the store aims to last this long at the observed demand. */
 const FETCH_TARGET_MS = 100;
 /** Stock unused this long goes back to the store, for other instances. */
@@ -99,20 +102,20 @@ export class Ledger {
       this.counters.tokens_returned += r.n;
       if (e === undefined) continue; // expired meanwhile: full anyway
       e.used = now;
-      e.p = r;
+      setParams(e, r);
       if (e.g !== undefined && this.storeUp()) e.g.stock += r.n;
-      else giveBack(e, r, r.n, now);
+      else giveBack(e, e, r.n, now);
     }
     const grants: LeaseGrant[] = [];
     for (const r of reqs) {
       const e = this.entry(r, now);
       const granted =
-        e.g !== undefined && this.store !== undefined ? this.grantGlobal(r, e, now) : take(e, r, r.want, now);
+        e.g !== undefined && this.store !== undefined ? this.grantGlobal(r, e, now) : take(e, e, r.want, now);
       this.counters.leases++;
       this.counters.tokens_granted += granted;
       let waitMs = 0;
       if (granted === 0) {
-        waitMs = msUntilToken(e, r);
+        waitMs = msUntilToken(e, e);
         if (e.g !== undefined && e.g.emptyUntil > now) waitMs = Math.max(waitMs, e.g.emptyUntil - now);
         waitMs = Math.max(1, waitMs);
       }
@@ -134,13 +137,13 @@ export class Ledger {
       const g = e.g;
       if (g !== undefined) {
         if (g.stock >= 1 && now - e.used >= STOCK_IDLE_MS && !g.fetching) {
-          this.store?.give(b, e.p, Math.floor(g.stock));
+          this.store?.give(b, e, Math.floor(g.stock));
           g.stock = 0;
         }
         if (g.stock >= 1 || g.debt > 0 || g.fetching) continue;
       }
-      refill(e, e.p, now);
-      if (msUntilFull(e, e.p) === 0) this.buckets.delete(b);
+      refill(e, e, now);
+      if (msUntilFull(e, e) === 0) this.buckets.delete(b);
     }
   }
 
@@ -155,20 +158,30 @@ export class Ledger {
   private entry(r: LeaseRequest, now: number): Entry {
     let e = this.buckets.get(r.b);
     if (e === undefined) {
-      if (this.buckets.size >= this.maxBuckets) {
-        // Beyond the bound the oldest bucket goes: its key starts afresh (documented).
-        const oldest = this.buckets.keys().next().value as string;
-        this.buckets.delete(oldest);
-        this.counters.evicted++;
-      }
-      e = { tokens: r.burst, at: now, p: r, used: now, g: undefined };
+      if (this.buckets.size >= this.maxBuckets) this.evict();
+      e = { tokens: r.burst, at: now, rate: r.rate, perMs: r.perMs, burst: r.burst, used: now, g: undefined };
       if (r.global && this.store !== undefined)
         e.g = { stock: 0, debt: 0, fetching: false, emptyUntil: 0, demand: 0, demandSince: now };
       this.buckets.set(r.b, e);
     }
-    e.p = r;
+    setParams(e, r);
     e.used = now;
     return e;
+  }
+
+  /**
+   * Beyond the bound the oldest 1% go (in one pass: one at a time is quadratic over the map's
+   * deleted slots); their keys start afresh (documented).
+   */
+  private evict(): void {
+    let n = Math.max(1, this.maxBuckets >> 7);
+    for (const [b, e] of this.buckets) {
+      if (e.g?.fetching) continue;
+      this.buckets.delete(b);
+      this.counters.evicted++;
+      if (--n === 0) break;
+    }
+    this.sweepIter = undefined;
   }
 
   private grantGlobal(r: LeaseRequest, e: Entry, now: number): number {
@@ -178,18 +191,18 @@ export class Ledger {
       g.debt = 0;
       g.stock = 0;
       this.counters.fallback_leases++;
-      return take(e, r, r.want, now);
+      return take(e, e, r.want, now);
     }
     let granted = Math.min(r.want, Math.floor(g.stock));
     g.stock -= granted;
     if (granted < r.want && g.debt === 0 && g.emptyUntil <= now) {
       // Ahead of the store, bounded by the local bucket: paid from the next fetch.
-      const ahead = take(e, r, r.want - granted, now);
+      const ahead = take(e, e, r.want - granted, now);
       g.debt += ahead;
       granted += ahead;
     } else if (granted > 0) {
       // Keep the local bucket in step, so a fallback starts from what was really spent.
-      refill(e, r, now);
+      refill(e, e, now);
       e.tokens = Math.max(0, e.tokens - granted);
     }
     g.demand += granted || 1;
@@ -203,14 +216,14 @@ export class Ledger {
     const elapsed = Math.max(1, now - g.demandSince);
     const block = Math.max(
       1,
-      Math.min(Math.ceil(e.p.burst), Math.ceil((g.demand * FETCH_TARGET_MS) / elapsed)),
+      Math.min(Math.ceil(e.burst), Math.ceil((g.demand * FETCH_TARGET_MS) / elapsed)),
     );
     g.demand = 0;
     g.demandSince = now;
     const want = g.debt + block;
     g.fetching = true;
     this.counters.store_fetches++;
-    this.store!.take(b, e.p, want).then(
+    this.store!.take(b, { rate: e.rate, perMs: e.perMs, burst: e.burst }, want).then(
       ({ granted, waitMs }) => {
         g.fetching = false;
         const pay = Math.min(granted, g.debt);
@@ -226,4 +239,11 @@ export class Ledger {
       },
     );
   }
+}
+
+/** A reload may change a bucket's parameters; the tokens held carry over (capped at the burst). */
+function setParams(e: Entry, p: BucketParams): void {
+  e.rate = p.rate;
+  e.perMs = p.perMs;
+  e.burst = p.burst;
 }
