@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { formatIssue, parseConfigText } from '../src/config/validate.ts';
+import { restartOnlyChanges } from '../src/primary/primary.ts';
 
 // Line 8 is the first line of `listenerExtra`.
 function lb(listenerExtra: string, top = '', protocol = 'http'): string {
@@ -201,5 +202,25 @@ describe('config: rate limits', () => {
         't.yaml:29:9: load_balancers[0].listeners[4].rate_limit: only allowed on http/https listeners (this listener is tcp)',
       ],
     );
+  });
+
+  test('rate_limit_store is read once at start: a change on reload is named as restart-only', () => {
+    const at = (top: string) => {
+      const r = parse(lb('', top));
+      if (!r.ok) assert.fail(r.issues.map(formatIssue).join('\n'));
+      return r.config.static;
+    };
+    const none = at('');
+    const a = at('rate_limit_store: { type: redis, port: 6390 }\n');
+    const b = at('rate_limit_store: { type: redis, port: 6391 }\n');
+    assert.deepEqual(restartOnlyChanges(a, b), ['rate_limit_store.port']);
+    assert.deepEqual(restartOnlyChanges(a, a), []);
+    assert.deepEqual(restartOnlyChanges(none, a).sort(), [
+      'rate_limit_store.address',
+      'rate_limit_store.key_prefix',
+      'rate_limit_store.port',
+      'rate_limit_store.timeout',
+      'rate_limit_store.type',
+    ]);
   });
 });

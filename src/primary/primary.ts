@@ -265,8 +265,9 @@ function logNofile(r: RaiseResult): void {
     });
 }
 
+/** The model's camelCase key as written in YAML (durations drop their `Ms`: timeoutMs → timeout). */
 function snake(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return key.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** Static keys (as written in YAML) that differ and are only read at start: admin, source, rate_limit_store. */
