@@ -6,9 +6,10 @@
 // scope: global buckets live in a shared store (Redis, redis-store.ts). The ledger keeps a
 // stock of tokens fetched from the store per bucket and answers leases from it at once, so a
 // request never waits on the store. When the stock is empty it may grant against the local
-// bucket first and record that as debt, paid from the next tokens the store gives (at most
-// one outstanding batch per bucket: while in debt nothing more is granted ahead). When the
-// store is unreachable the local bucket alone decides (fail open to local limits).
+// bucket first and record that as debt, paid from the next tokens the store gives; after a
+// short answer (the shared bucket is empty) nothing more is granted ahead until the debt is
+// paid. When the store is unreachable the local bucket alone decides (fail open to local
+// limits).
 
 import type { LeaseGrant, LeaseRequest, LeaseReturn } from '../../ipc.ts';
 import {
@@ -48,6 +49,7 @@ interface GlobalPart {
   /** Tokens granted ahead of the store, to be paid from its next grants. */
   debt: number;
   fetching: boolean;
+  fetchSince: number;
   /** The store said empty: no provisional grants before this time. */
   emptyUntil: number;
   /** Tokens granted since the last fetch, and when that was: sizes the next fetch. */
@@ -59,6 +61,8 @@ interface GlobalPart {
 export const LEDGER_MAX_BUCKETS = 500_000;
 /** A fetch from the store aims to last this long at the observed demand. */
 const FETCH_TARGET_MS = 100;
+/** A fetch out longer than this is overdue: the local bucket decides meanwhile. */
+const SLOW_FETCH_MS = 50;
 /** Stock unused this long goes back to the store, for other instances. */
 const STOCK_IDLE_MS = 1_000;
 /** Buckets examined per sweep step (the sweep runs in steps so it never stalls the primary). */
@@ -161,7 +165,15 @@ export class Ledger {
       if (this.buckets.size >= this.maxBuckets) this.evict();
       e = { tokens: r.burst, at: now, rate: r.rate, perMs: r.perMs, burst: r.burst, used: now, g: undefined };
       if (r.global && this.store !== undefined)
-        e.g = { stock: 0, debt: 0, fetching: false, emptyUntil: 0, demand: 0, demandSince: now };
+        e.g = {
+          stock: 0,
+          debt: 0,
+          fetching: false,
+          fetchSince: 0,
+          emptyUntil: 0,
+          demand: 0,
+          demandSince: now,
+        };
       this.buckets.set(r.b, e);
     }
     setParams(e, r);
@@ -195,8 +207,11 @@ export class Ledger {
     }
     let granted = Math.min(r.want, Math.floor(g.stock));
     g.stock -= granted;
-    if (granted < r.want && g.debt === 0 && g.emptyUntil <= now) {
-      // Ahead of the store, bounded by the local bucket: paid from the next fetch.
+    // Ahead of the store, bounded by the local bucket, paid from the next fetch: while no debt
+    // is left, or while a fetch is overdue (a slow or stalled store then costs no refusals: the
+    // local limit decides until the answer or the timeout).
+    const slow = g.fetching && now - g.fetchSince > SLOW_FETCH_MS;
+    if (granted < r.want && g.emptyUntil <= now && (g.debt === 0 || slow)) {
       const ahead = take(e, e, r.want - granted, now);
       g.debt += ahead;
       granted += ahead;
@@ -222,6 +237,7 @@ export class Ledger {
     g.demandSince = now;
     const want = g.debt + block;
     g.fetching = true;
+    g.fetchSince = now;
     this.counters.store_fetches++;
     this.store!.take(b, { rate: e.rate, perMs: e.perMs, burst: e.burst }, want).then(
       ({ granted, waitMs }) => {
