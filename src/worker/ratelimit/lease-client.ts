@@ -167,6 +167,8 @@ export class LeaseClient {
       l.tokens += g.granted;
       if (g.granted === 0) l.emptyUntil = now + g.waitMs;
       this.notify(l);
+      // Evicted while its ask was out: what it got goes straight back.
+      if (this.leases.get(l.b) !== l) this.queueReturn(l);
     }
   }
 
@@ -248,7 +250,7 @@ export class LeaseClient {
   private evictOldest(): void {
     let n = Math.max(1, this.maxLeases >> 7);
     for (const l of this.leases.values()) {
-      if (l.seq !== 0 || l.waiters !== null) continue; // an answer is on its way to it
+      if (l.waiters !== null) continue; // requests wait on it: they get its answer
       this.leases.delete(l.b);
       this.queueReturn(l);
       this.counters.evicted++;
