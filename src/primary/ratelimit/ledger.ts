@@ -208,9 +208,9 @@ export class Ledger {
     let granted = Math.min(r.want, Math.floor(g.stock));
     g.stock -= granted;
     // Ahead of the store, bounded by the local bucket, paid from the next fetch: while no debt
-    // is left, or while a fetch is overdue (a slow or stalled store then costs no refusals: the
-    // local limit decides until the answer or the timeout).
-    const slow = g.fetching && now - g.fetchSince > SLOW_FETCH_MS;
+    // is left, or while a fetch is overdue (a slow or stalled store then costs no refusals until
+    // the answer or the timeout), up to a quarter of the burst: what one instance may overshoot.
+    const slow = g.fetching && now - g.fetchSince > SLOW_FETCH_MS && g.debt < Math.ceil(e.burst / 4);
     if (granted < r.want && g.emptyUntil <= now && (g.debt === 0 || slow)) {
       const ahead = take(e, e, r.want - granted, now);
       g.debt += ahead;
