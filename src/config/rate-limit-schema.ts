@@ -90,7 +90,7 @@ function validateOne(
   const kn = f.get('key');
   if (keyed && kn !== undefined) {
     const s = kn.kind === 'scalar' && typeof kn.value === 'string' ? kn.value : undefined;
-    if (s !== undefined && s.startsWith('header:')) {
+    if (s?.startsWith('header:')) {
       const name = s.slice(7);
       if (!TOKEN.test(name)) w.report(kn.pos, f.at('key'), `invalid header name '${name}' in key '${s}'`);
       else {
