@@ -4,8 +4,40 @@
 import type { HealthState, Snapshot } from './config/snapshot.ts';
 import type { ErrorClass } from './shared/errors.ts';
 
+/**
+ * Rate-limit token leases (worker/ratelimit/lease-client.ts ⇄ primary/ratelimit/ledger.ts):
+ * a worker asks for a batch of tokens of one bucket and spends them without IPC. `b` names the
+ * bucket ("limit id\nkey"); its parameters travel along so a reload race cannot desync them.
+ */
+export interface LeaseRequest {
+  readonly seq: number;
+  readonly b: string;
+  readonly rate: number;
+  readonly perMs: number;
+  readonly burst: number;
+  readonly want: number;
+  /** scope: global (shared across FiberLB instances through the rate_limit_store). */
+  readonly global: boolean;
+}
+export interface LeaseGrant {
+  readonly seq: number;
+  readonly granted: number;
+  /** When granted < 1: ms until the bucket holds a token again. */
+  readonly waitMs: number;
+}
+/** Unused tokens given back (a lease that went idle). */
+export interface LeaseReturn {
+  readonly b: string;
+  readonly rate: number;
+  readonly perMs: number;
+  readonly burst: number;
+  readonly n: number;
+  readonly global: boolean;
+}
+
 export type PrimaryToWorker =
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
+  | { readonly type: 'rl_grant'; readonly grants: readonly LeaseGrant[] }
   | { readonly type: 'health'; readonly health: HealthState }
   | { readonly type: 'drain'; readonly deadlineMs: number }
   | { readonly type: 'status' };
@@ -14,6 +46,11 @@ export type WorkerToPrimary =
   // Sent once the worker's message handler exists: IPC messages that arrive before it (e.g.
   // on cluster's 'online', while ESM modules still load) would be silently dropped.
   | { readonly type: 'hello' }
+  | {
+      readonly type: 'rl_lease';
+      readonly reqs: readonly LeaseRequest[];
+      readonly returns: readonly LeaseReturn[];
+    }
   | { readonly type: 'applied'; readonly revision: number; readonly listeners: readonly string[] }
   // Sent before the 'applied' of the same revision, once per listener that did not open.
   | {
@@ -31,6 +68,8 @@ export type WorkerToPrimary =
       readonly revision: number;
       readonly active: number;
       readonly errors: Record<string, number>;
+      /** This worker's rate-limit counters (worker/ratelimit/lease-client.ts stats()). */
+      readonly rateLimits?: Record<string, number>;
     };
 
 export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {

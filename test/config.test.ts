@@ -390,6 +390,7 @@ describe('valid config', () => {
       admin: { address: '127.0.0.1', port: 9092, tokenFile: undefined },
       cluster: { workers: 3, drainTimeoutMs: 30_000 },
       source: { type: 'file', watch: false },
+      rateLimitStore: undefined,
     });
     assert.deepEqual(config.dynamic, {
       loadBalancers: [
@@ -428,7 +429,10 @@ describe('valid config', () => {
               trustedProxies: [],
               acceptProxyProtocol: false,
               tls: undefined,
-              rateLimit: undefined,
+              rateLimits: [],
+              rateLimitAllow: [],
+              connectionRateLimit: undefined,
+              maxConnectionsPerIp: 0,
             },
           ],
           pools: [
@@ -510,6 +514,7 @@ describe('valid config', () => {
           methods: ['GET', 'POST'],
         },
         pool: 'web',
+        rateLimits: [],
       },
       {
         match: {
@@ -520,9 +525,23 @@ describe('valid config', () => {
           methods: ['DELETE'],
         },
         pool: 'web',
+        rateLimits: [],
       },
     ]);
-    assert.deepEqual(l.rateLimit, { key: 'client_ip', rate: 100, perMs: 90_000, burst: 100 });
+    assert.deepEqual(l.rateLimits, [
+      {
+        name: 'client_ip',
+        key: 'client_ip',
+        header: undefined,
+        prefix: 32,
+        prefixV6: 64,
+        rate: 100,
+        perMs: 90_000,
+        burst: 100,
+        mode: 'enforce',
+        scope: 'local',
+      },
+    ]);
     assert.equal(l.timeouts.upstreamResponseMs, 1500);
     assert.equal(l.timeouts.clientIdleMs, 250);
     assert.deepEqual(l.limits, {

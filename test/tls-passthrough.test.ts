@@ -81,7 +81,11 @@ interface Proxy {
 }
 
 function sniRoute(sni: string, pool: string): RouteConfig {
-  return { pool, match: { host: undefined, sni, pathPrefix: undefined, headers: [], methods: [] } };
+  return {
+    pool,
+    match: { host: undefined, sni, pathPrefix: undefined, headers: [], methods: [] },
+    rateLimits: [],
+  };
 }
 
 async function startProxy(

@@ -24,6 +24,7 @@ import {
   startHttpListener,
 } from './helpers/http-fixtures.ts';
 import { sleep } from './helpers/net.ts';
+import { inProcessLeases } from './helpers/rate-limit.ts';
 
 async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
@@ -133,7 +134,11 @@ async function startProxy(
   pools: PoolConfig[],
   o: ListenerOverrides = {},
 ): Promise<Proxy> {
-  const env: WorkerEnv = { failures: new Failures(), upstreams: new UpstreamPools({ connections }) };
+  const env: WorkerEnv = {
+    failures: new Failures(),
+    upstreams: new UpstreamPools({ connections }),
+    rateLimits: inProcessLeases(),
+  };
   const { port, state } = await startHttpListener(t, o, pools, { env });
   return {
     port,

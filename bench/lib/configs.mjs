@@ -106,7 +106,7 @@ export function nginxBackendConfig({ dir, port }) {
 }
 
 /** FiberLB config (shape from /work/shared/design.md): 1 worker, one HTTP listener, one pool. */
-export function fiberlbConfig({ dir, port, adminPort, backendPort }) {
+export function fiberlbConfig({ dir, port, adminPort, backendPort, listenerExtra = '' }) {
   const file = path.join(dir, 'fiberlb.yaml');
   writeFileSync(
     file,
@@ -123,7 +123,7 @@ load_balancers:
         port: ${port}
         protocol: http
         default_pool: backend
-    pools:
+${listenerExtra ? `        ${listenerExtra}\n` : ''}    pools:
       - name: backend
         algorithm: round_robin
         backends:

@@ -195,7 +195,10 @@ function fiberlbTarget(name, label, cliPath, needsCli = false) {
         throw new Error(`${cli} not found — run \`npm run build\` first (or \`npm run bench\`)`);
       const dir = mkdtempSync(path.join(ctx.tmp, 'fiberlb-'));
       const [port, adminPort] = [await freePort(), await freePort()];
-      const conf = fiberlbConfig({ dir, port, adminPort, backendPort: ctx.backendPort });
+      // BENCH_FIBERLB_LISTENER: one YAML line added to the fiberlb target's listener only (not
+      // the baseline's), e.g. a rate_limit that is never hit, to measure what it costs.
+      const listenerExtra = needsCli ? '' : (process.env.BENCH_FIBERLB_LISTENER ?? '');
+      const conf = fiberlbConfig({ dir, port, adminPort, backendPort: ctx.backendPort, listenerExtra });
       const child = spawnPinned(name, ctx.cpu, process.execPath, [cli, 'run', '--config', conf], {
         cwd: ctx.root,
         env: { NODE_ENV: 'production' },

@@ -85,6 +85,8 @@ export interface RouteMatch {
 export interface RouteConfig {
   readonly match: RouteMatch;
   readonly pool: string;
+  /** Checked after the listener's own limits; every one must pass. */
+  readonly rateLimits: readonly RateLimitConfig[];
 }
 
 export interface ListenerTimeouts {
@@ -134,11 +136,44 @@ export interface TlsConfig {
   readonly certificates: readonly TlsCertificate[];
 }
 
+/** What a rate limit counts by: one bucket per client address (prefix), header value, host, route, or one. */
+export const RATE_LIMIT_KEYS = ['client_ip', 'header', 'host', 'route', 'global'] as const;
+export type RateLimitKey = (typeof RATE_LIMIT_KEYS)[number];
+
+/** Largest `rate` accepted (per `per`): beyond it a limit is a typo, not a policy. */
+export const MAX_RATE = 1_000_000;
+/** Largest `burst` accepted. */
+export const MAX_BURST = 10_000_000;
+
+/** One token bucket (a `rate_limit` list entry, or a listener's `connection_rate_limit`). */
 export interface RateLimitConfig {
-  readonly key: 'client_ip' | 'global';
+  /** Unique within its list; names the limit in RateLimit-Policy headers and logs. */
+  readonly name: string;
+  readonly key: RateLimitKey;
+  /** key header: the lower-case header name. */
+  readonly header: string | undefined;
+  /** key client_ip: prefix length applied to IPv4 clients (32 = one bucket per address). */
+  readonly prefix: number;
+  /** key client_ip: prefix length applied to IPv6 clients. */
+  readonly prefixV6: number;
   readonly rate: number;
   readonly perMs: number;
   readonly burst: number;
+  /** dry_run: counts and logs what would be limited, never refuses. */
+  readonly mode: 'enforce' | 'dry_run';
+  /** local: one bucket per FiberLB instance (exact across its workers); global: shared via rate_limit_store. */
+  readonly scope: 'local' | 'global';
+}
+
+/** Where `scope: global` limits keep their buckets (static: read once at start). */
+export interface RateLimitStoreConfig {
+  readonly type: 'redis';
+  readonly address: string;
+  readonly port: number;
+  /** Prefix of every Redis key FiberLB writes. */
+  readonly keyPrefix: string;
+  /** A Redis call that takes longer fails over to local limits. */
+  readonly timeoutMs: number;
 }
 
 export interface ListenerConfig {
@@ -156,7 +191,14 @@ export interface ListenerConfig {
   /** Accept a PROXY v1/v2 header from trusted peers (tcp, http). */
   readonly acceptProxyProtocol: boolean;
   readonly tls: TlsConfig | undefined;
-  readonly rateLimit: RateLimitConfig | undefined;
+  /** http/https: request limits, every one must pass (route limits add to these). */
+  readonly rateLimits: readonly RateLimitConfig[];
+  /** Clients (by the same client address the limits key on) that no limit applies to. */
+  readonly rateLimitAllow: readonly Cidr[];
+  /** New connections per client address (key client_ip), checked at accept. */
+  readonly connectionRateLimit: RateLimitConfig | undefined;
+  /** Concurrent connections per client address (0 = unlimited), split across workers. */
+  readonly maxConnectionsPerIp: number;
 }
 
 export interface HealthCheckConfig {
@@ -231,6 +273,8 @@ export interface StaticConfig {
   readonly admin: AdminConfig;
   readonly cluster: ClusterConfig;
   readonly source: SourceConfig;
+  /** Redis for `scope: global` rate limits; undefined = none configured. */
+  readonly rateLimitStore: RateLimitStoreConfig | undefined;
 }
 
 /** The served configuration: applied live by the workers on every reload, never "on restart". */

@@ -28,12 +28,19 @@ import {
   type Protocol,
   type ProxyProtocolVersion,
   type RateLimitConfig,
+  type RateLimitStoreConfig,
   type RouteConfig,
   type RouteMatch,
   type SourceConfig,
   type TlsConfig,
 } from './model.ts';
 import { validatePoolTls } from './pool-tls.ts';
+import {
+  validateAllowList,
+  validateConnectionRateLimit,
+  validateRateLimitStore,
+  validateRateLimits,
+} from './rate-limit-schema.ts';
 import { deepFreeze } from './snapshot.ts';
 import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
 import { describe, type Fields, Walker } from './walker.ts';
@@ -90,10 +97,11 @@ function validateTree(
     w.report(rootPos, '', 'config is empty; expected a mapping with load_balancers');
     return { ok: false, issues: w.issues };
   }
-  const top = w.map(root, '', ['admin', 'cluster', 'source', 'load_balancers']);
+  const top = w.map(root, '', ['admin', 'cluster', 'source', 'rate_limit_store', 'load_balancers']);
   const admin = validateAdmin(w, top);
   const cluster = validateCluster(w, top, opts);
   const source = validateSource(w, top);
+  const rateLimitStore = validateRateLimitStore(w, top);
 
   const binds: Bind[] = [];
   if (admin.port !== undefined) addBind(w, binds, admin.address, admin.port, 'tcp', 'admin', undefined, '');
@@ -101,12 +109,15 @@ function validateTree(
   const lbNames = new Map<string, string>();
   if (!top.has('load_balancers')) w.missing(top, 'load_balancers', 'is required (may be an empty list)');
   for (const { node, path } of w.list(top, 'load_balancers')) {
-    const lb = validateLoadBalancer(w, node, path, lbNames, binds);
+    const lb = validateLoadBalancer(w, node, path, lbNames, binds, rateLimitStore);
     if (lb) loadBalancers.push(lb);
   }
 
   if (w.issues.length > 0) return { ok: false, issues: sortIssues(w.issues) };
-  return { ok: true, config: deepFreeze({ static: { admin, cluster, source }, dynamic: { loadBalancers } }) };
+  return {
+    ok: true,
+    config: deepFreeze({ static: { admin, cluster, source, rateLimitStore }, dynamic: { loadBalancers } }),
+  };
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -220,6 +231,7 @@ function validateLoadBalancer(
   path: string,
   lbNames: Map<string, string>,
   binds: Bind[],
+  store: RateLimitStoreConfig | undefined,
 ): LoadBalancerConfig | undefined {
   const f = w.map(node, path, ['name', 'org', 'project', 'vip', 'listeners', 'pools']);
   const name = w.name(f, 'name');
@@ -242,6 +254,7 @@ function validateLoadBalancer(
     proxySendPools: new Set(pools.filter((p) => p.proxyProtocol).map((p) => p.name)),
     httpOnlyPools: new Map(pools.flatMap((p) => (httpOnlyKeys(p) ? [[p.name, httpOnlyKeys(p)!]] : []))),
     binds,
+    hasStore: store !== undefined,
   };
   const listeners: ListenerConfig[] = [];
   const listenerNames = new Map<string, string>();
@@ -263,6 +276,8 @@ interface LbContext {
   /** Pools with `tls` / `http2` (pool name → those keys): HTTP upstream options, http/https only. */
   readonly httpOnlyPools: ReadonlyMap<string, string>;
   readonly binds: Bind[];
+  /** A rate_limit_store is configured (scope: global limits are usable). */
+  readonly hasStore: boolean;
 }
 
 /** "tls", "http2", "tls and http2", or undefined: the pool's options only HTTP upstreams have. */
@@ -402,6 +417,9 @@ function validateListener(
     'proxy_protocol',
     'tls',
     'rate_limit',
+    'rate_limit_allow',
+    'connection_rate_limit',
+    'max_connections_per_ip',
   ]);
   const name = w.name(f, 'name');
   w.unique(names, name, `listener name '${name}'`, f, 'name');
@@ -474,9 +492,23 @@ function validateListener(
   if (allowedOn(w, f, 'tls', protocol, ['https']) && f.has('tls'))
     tls = validateTls(w, f.get('tls')!, f.at('tls'));
 
-  let rateLimit: RateLimitConfig | undefined;
-  if (allowedOn(w, f, 'rate_limit', protocol, HTTP) && f.has('rate_limit'))
-    rateLimit = validateRateLimit(w, f.get('rate_limit')!, f.at('rate_limit'));
+  let rateLimits: RateLimitConfig[] = [];
+  if (allowedOn(w, f, 'rate_limit', protocol, HTTP)) rateLimits = validateRateLimits(w, f, 'rate_limit', ctx);
+  const L4: readonly Protocol[] = ['tcp', 'tls_passthrough', 'http', 'https'];
+  let rateLimitAllow: Cidr[] = [];
+  if (allowedOn(w, f, 'rate_limit_allow', protocol, L4))
+    rateLimitAllow = validateAllowList(w, f, 'rate_limit_allow');
+  let connectionRateLimit: RateLimitConfig | undefined;
+  if (allowedOn(w, f, 'connection_rate_limit', protocol, L4) && f.has('connection_rate_limit'))
+    connectionRateLimit = validateConnectionRateLimit(
+      w,
+      f.get('connection_rate_limit')!,
+      f.at('connection_rate_limit'),
+      ctx,
+    );
+  let maxConnectionsPerIp = 0;
+  if (allowedOn(w, f, 'max_connections_per_ip', protocol, L4))
+    maxConnectionsPerIp = w.int(f, 'max_connections_per_ip', 0, Number.MAX_SAFE_INTEGER, 0);
 
   if (!f.present || name === undefined || port === undefined || protocol === undefined) return undefined;
   return {
@@ -491,7 +523,10 @@ function validateListener(
     trustedProxies,
     acceptProxyProtocol,
     tls,
-    rateLimit,
+    rateLimits,
+    rateLimitAllow,
+    connectionRateLimit,
+    maxConnectionsPerIp,
   };
 }
 
@@ -575,7 +610,8 @@ function validateRoute(
   protocol: Protocol | undefined,
 ): RouteConfig | undefined {
   const passthrough = protocol === 'tls_passthrough';
-  const f = w.map(node, path, ['match', 'pool']);
+  const f = w.map(node, path, ['match', 'pool', 'rate_limit']);
+  allowedOn(w, f, 'rate_limit', protocol, HTTP);
   // A passthrough stream may carry a pool's PROXY header; an HTTP route's pool may not.
   const pool = poolRef(w, f, 'pool', ctx, passthrough ? protocol : 'http', 'is required');
   const matchNode = f.get('match');
@@ -639,9 +675,10 @@ function validateRoute(
       else methods.push(s.toUpperCase());
     }
   }
+  const rateLimits = validateRateLimits(w, f, 'rate_limit', ctx);
   if (!f.present || pool === undefined) return undefined;
   const match: RouteMatch = { host, sni, pathPrefix, headers, methods };
-  return { match, pool };
+  return { match, pool, rateLimits };
 }
 
 function validateTls(w: Walker, node: Node, path: string): TlsConfig | undefined {
@@ -659,26 +696,6 @@ function validateTls(w: Walker, node: Node, path: string): TlsConfig | undefined
     if (cert !== undefined && key !== undefined) certificates.push({ cert, key });
   }
   return f.present ? { minVersion, certificates } : undefined;
-}
-
-function validateRateLimit(w: Walker, node: Node, path: string): RateLimitConfig | undefined {
-  const f = w.map(node, path, ['key', 'rate', 'per', 'burst']);
-  const key = w.oneOf(f, 'key', ['client_ip', 'global'] as const, 'client_ip') ?? 'client_ip';
-  const rate = w.positive(f, 'rate');
-  if (rate === undefined && !f.has('rate')) w.missing(f, 'rate', 'is required (requests per `per`, > 0)');
-  const perMs = w.duration(f, 'per', 1_000);
-  let burst = w.positive(f, 'burst');
-  if (burst !== undefined && burst < 1) {
-    w.report(
-      f.get('burst')!.pos,
-      f.at('burst'),
-      `${burst} must be at least 1 (a bucket smaller than one request never admits any)`,
-    );
-    burst = undefined;
-  }
-  if (!f.present || rate === undefined) return undefined;
-  // Default burst = rate, but at least one request so fractional rates still admit traffic.
-  return { key, rate, perMs, burst: burst ?? Math.max(1, rate) };
 }
 
 function validatePool(

@@ -17,6 +17,7 @@ import { registrationRoute } from './admin/registration.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
+import { type RateLimitService, startRateLimits } from './ratelimit/service.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -35,6 +36,7 @@ export class Primary {
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
   private registration: { close(): Promise<void> } | undefined;
+  private rateLimits: RateLimitService | undefined;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -60,6 +62,9 @@ export class Primary {
     }
     const config = this.config!;
     this.started = config.static;
+    // Before the workers: their first lease requests need an answer.
+    this.rateLimits = startRateLimits(config.static.rateLimitStore);
+    this.workers.leases = this.rateLimits.handle;
     const { admin } = config.static;
     let token: string;
     try {
@@ -248,6 +253,8 @@ export class Primary {
       workers: this.workers.info(),
       active: answers.reduce((n, a) => n + a.active, 0),
       errors,
+      // The ledger's counters, and each worker's (allowed, limited, leases, buckets, ...).
+      rate_limits: { ledger: this.rateLimits?.stats(), workers: answers.map((a) => a.rateLimits ?? {}) },
     };
   }
 }
@@ -271,15 +278,19 @@ function logNofile(r: RaiseResult): void {
     });
 }
 
-/** Static keys (as written in YAML) that differ and are only read at start: admin, source. */
+/** The model's camelCase key as written in YAML (durations drop their `Ms`: timeoutMs → timeout). */
+function snake(key: string): string {
+  return key.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** Static keys (as written in YAML) that differ and are only read at start: admin, source, rate_limit_store. */
 export function restartOnlyChanges(started: StaticConfig, next: StaticConfig): string[] {
   const changed: string[] = [];
-  for (const section of ['admin', 'source'] as const) {
-    const a = started[section] as unknown as Record<string, unknown>;
-    const b = next[section] as unknown as Record<string, unknown>;
+  for (const section of ['admin', 'source', 'rateLimitStore'] as const) {
+    const a = (started[section] ?? {}) as unknown as Record<string, unknown>;
+    const b = (next[section] ?? {}) as unknown as Record<string, unknown>;
     for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      if (JSON.stringify(a[key]) !== JSON.stringify(b[key]))
-        changed.push(`${section}.${key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`);
+      if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) changed.push(`${snake(section)}.${snake(key)}`);
     }
   }
   return changed;

@@ -4,7 +4,7 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import type { HealthState, Snapshot } from '../config/snapshot.ts';
-import type { PrimaryToWorker, WorkerToPrimary } from '../ipc.ts';
+import type { LeaseGrant, LeaseRequest, LeaseReturn, PrimaryToWorker, WorkerToPrimary } from '../ipc.ts';
 import type { Failures } from '../shared/failure.ts';
 import { log } from '../shared/log.ts';
 
@@ -57,6 +57,8 @@ export class WorkerSet {
     Worker,
     Array<(m: WorkerToPrimary & { type: 'status' }) => void>
   >();
+  /** Answers workers' rate-limit lease requests (the primary's ledger). */
+  leases: ((reqs: readonly LeaseRequest[], returns: readonly LeaseReturn[]) => LeaseGrant[]) | undefined;
   /** waitApplied() checks, re-run whenever a worker applies, exits or the set is resized. */
   private readonly appliedWaiters = new Set<() => void>();
 
@@ -228,6 +230,12 @@ export class WorkerSet {
         break;
       case 'status': {
         this.statusWaiters.get(worker)?.shift()?.(m);
+        break;
+      }
+      case 'rl_lease': {
+        // Any worker, even one being drained: its returns must be taken and its asks answered.
+        const grants = this.leases?.(m.reqs, m.returns) ?? [];
+        if (grants.length > 0) this.send(worker, { type: 'rl_grant', grants });
         break;
       }
     }

@@ -48,9 +48,14 @@ export const ERROR_CATALOG = {
     undefined,
     'client',
     false,
-    'listener `connection_limit` (or udp `max_sessions`) reached',
+    'listener `connection_limit` or `max_connections_per_ip` (or udp `max_sessions`) reached',
   ),
-  rate_limited: c(429, 'client', false, 'over the listener or route rate limit'),
+  rate_limited: c(
+    429,
+    'client',
+    false,
+    'over a listener or route `rate_limit` (429), or `connection_rate_limit` (connection closed)',
+  ),
   tls_handshake: c(undefined, 'client', false, 'TLS handshake failed'),
   // routing
   no_route: c(404, 'routing', false, 'no route matched and the listener has no `default_pool`'),

@@ -4,6 +4,7 @@
 
 import type { ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
 import type { Failures } from '../shared/failure.ts';
+import type { LeaseClient } from './ratelimit/lease-client.ts';
 import type { BackendTarget } from './routing/balancer/types.ts';
 import type { PoolRuntime } from './routing/pool-runtime.ts';
 import type { UpstreamPools } from './upstream/http-pools.ts';
@@ -27,6 +28,8 @@ export interface WorkerEnv {
   readonly failures: Failures;
   /** undici Pools per upstream address, shared by all http listeners of this worker. */
   readonly upstreams: UpstreamPools;
+  /** Rate-limit token leases from the primary's ledger, shared by every listener. */
+  readonly rateLimits: LeaseClient;
 }
 
 export interface ListenerHandle {

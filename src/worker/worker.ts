@@ -8,6 +8,7 @@ import { Failures } from '../shared/failure.ts';
 import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
+import { LeaseClient } from './ratelimit/lease-client.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
 
 export function runWorker(): void {
@@ -16,7 +17,12 @@ export function runWorker(): void {
   setLogRole(`worker-${worker.id}`);
 
   const failures = new Failures();
-  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools() });
+  const send = (m: WorkerToPrimary) => {
+    if (process.connected) process.send?.(m);
+  };
+  // Leases come from the primary's ledger; a batch of asks is one IPC message.
+  const rateLimits = new LeaseClient({ send: (reqs, returns) => send({ type: 'rl_lease', reqs, returns }) });
+  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools(), rateLimits });
   // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
   watchFdExhaustion(failures);
   let revision = 0;
@@ -24,13 +30,10 @@ export function runWorker(): void {
   // Snapshots are applied strictly in order; a newer one queued behind a slow apply wins.
   let applying: Promise<void> = Promise.resolve();
 
-  const send = (m: WorkerToPrimary) => {
-    if (process.connected) process.send?.(m);
-  };
-
   const apply = (snapshot: Snapshot) => {
     applying = applying.then(async () => {
       if (draining || snapshot.revision <= revision) return;
+      rateLimits.workers = snapshot.workers;
       const report = await registry.apply(snapshot);
       revision = snapshot.revision;
       for (const f of report.failures)
@@ -52,6 +55,7 @@ export function runWorker(): void {
     log('info', 'draining', { active: registry.active(), deadline_ms: deadlineMs });
     await applying;
     await registry.closeAll(deadlineMs);
+    rateLimits.close(); // unused tokens go back to the primary for the workers that stay
     log('info', 'drained');
     process.exit(0);
   };
@@ -67,11 +71,20 @@ export function runWorker(): void {
       case 'health':
         registry.setHealth(m.health);
         break;
+      case 'rl_grant':
+        rateLimits.onGrants(m.grants);
+        break;
       case 'drain':
         void drain(m.deadlineMs);
         break;
       case 'status':
-        send({ type: 'status', revision, active: registry.active(), errors: failures.toJSON() });
+        send({
+          type: 'status',
+          revision,
+          active: registry.active(),
+          errors: failures.toJSON(),
+          rateLimits: { ...rateLimits.stats() },
+        });
         break;
     }
   });

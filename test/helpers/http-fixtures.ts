@@ -17,6 +17,7 @@ import { createHttpListener } from '../../src/worker/http/listener.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { freeTcpPort } from './net.ts';
+import { inProcessLeases } from './rate-limit.ts';
 
 export const LB = 'lb1';
 
@@ -46,6 +47,7 @@ export function route(pool: string, m: Partial<RouteConfig['match']> = {}): Rout
   return {
     pool,
     match: { host: undefined, sni: undefined, pathPrefix: undefined, headers: [], methods: [], ...m },
+    rateLimits: [],
   };
 }
 
@@ -66,7 +68,10 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
     trustedProxies: [],
     acceptProxyProtocol: false,
     tls: undefined,
-    rateLimit: undefined,
+    rateLimits: [],
+    rateLimitAllow: [],
+    connectionRateLimit: undefined,
+    maxConnectionsPerIp: 0,
     ...rest,
     timeouts: {
       connectMs: 2000,
@@ -117,7 +122,7 @@ export function listenerState(
 }
 
 export function workerEnv(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools() };
+  return { failures: new Failures(), upstreams: new UpstreamPools(), rateLimits: inProcessLeases() };
 }
 
 export interface TestBackend {

@@ -12,6 +12,7 @@ import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { HOST } from './net.ts';
+import { inProcessLeases } from './rate-limit.ts';
 
 export const L4_LB = 'l4lb';
 
@@ -57,7 +58,10 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
     trustedProxies: [],
     acceptProxyProtocol: false,
     tls: undefined,
-    rateLimit: undefined,
+    rateLimits: [],
+    rateLimitAllow: [],
+    connectionRateLimit: undefined,
+    maxConnectionsPerIp: 0,
     ...rest,
     timeouts: {
       connectMs: 1000,
@@ -106,7 +110,7 @@ export function l4State(
 }
 
 export function l4Env(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools() };
+  return { failures: new Failures(), upstreams: new UpstreamPools(), rateLimits: inProcessLeases() };
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {

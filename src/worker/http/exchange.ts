@@ -136,6 +136,27 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     res.on('close', onResClose);
   }
 
+  /** Headers added to the proxy's own error answer (429: Retry-After, RateLimit-*). */
+  private errorHeaders: string[] | undefined = undefined;
+
+  /** Rate limits passed (now, or once a lease answered): go on unless the client left meanwhile. */
+  proceed(pool: PoolRuntime, expectContinue: boolean): void {
+    if (this.settled) return;
+    try {
+      if (expectContinue) this.res.writeContinue();
+      this.start(pool);
+    } catch (err) {
+      // A bug must cost one request, not the worker.
+      this.fail('internal_error', err);
+    }
+  }
+
+  /** Over a rate limit: 429 rate_limited with `headers`, nothing forwarded. */
+  refuse(headers: string[], message: string): void {
+    this.errorHeaders = headers;
+    this.fail('rate_limited', message);
+  }
+
   /** Does the client send a body (Content-Length > 0 or chunked)? */
   hasBody(): boolean {
     return this.chunked || this.contentLength > 0;
@@ -397,7 +418,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       cls === 'client_timeout' ||
       cls === 'header_too_large' ||
       cls === 'unsupported_request';
-    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close);
+    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close, this.errorHeaders);
   }
 
   /**
@@ -658,6 +679,7 @@ export function sendError(
   text: string,
   requestId: string,
   close: boolean,
+  extra?: readonly string[],
 ): void {
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${text}`;
   const headers: string[] = [
@@ -668,6 +690,7 @@ export function sendError(
   ];
   if (requestId !== '') headers.push('x-request-id', requestId);
   if (close) headers.push('connection', 'close');
+  if (extra !== undefined) headers.push(...extra);
   res.writeHead(status, headers);
   res.end(body);
 }

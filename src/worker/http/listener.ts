@@ -15,6 +15,9 @@ import { errorText, type FailureFields } from '../../shared/failure.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
+import { ConnectionLimits } from '../ratelimit/connection-limits.ts';
+import { RequestLimits } from '../ratelimit/request-limits.ts';
+import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { Router } from '../routing/router.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
@@ -37,8 +40,18 @@ function createServer(options: http.ServerOptions): http.Server {
 /** Everything a request reads from one ListenerState, compiled once per update(). */
 class Compiled {
   readonly router: Router;
-  constructor(readonly state: ListenerState) {
+  /** undefined: no rate limit on this listener or its routes. */
+  readonly limits: RequestLimits<PoolRuntime> | undefined;
+  constructor(
+    readonly state: ListenerState,
+    env: WorkerEnv,
+  ) {
     this.router = new Router(state.listener, state.pools);
+    const l = state.listener;
+    this.limits =
+      l.rateLimits.length > 0 || l.routes.some((r) => r.rateLimits.length > 0)
+        ? new RequestLimits(state, env.rateLimits)
+        : undefined;
   }
 }
 
@@ -80,6 +93,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   private onDrained: (() => void) | undefined;
   /** WebSocket tunnels of this listener (read by tests: active, buffered). */
   readonly tunnels: Tunnels;
+  /** connection_rate_limit / max_connections_per_ip, checked at accept (before TLS for https). */
+  private readonly connLimits: ConnectionLimits;
 
   constructor(
     state: ListenerState,
@@ -90,7 +105,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.key = listenerKey(state.lb, state.listener);
     this.env = env;
     this.proto = proto;
-    this.current = new Compiled(state);
+    this.current = new Compiled(state, env);
+    this.connLimits = new ConnectionLimits(env.rateLimits);
     const l = state.listener;
     this.server = makeServer({
       maxHeaderSize: l.limits.maxHeaderBytes,
@@ -147,7 +163,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   }
 
   update(state: ListenerState): void {
-    this.current = new Compiled(state);
+    this.current = new Compiled(state, this.env);
     const l = state.listener;
     this.server.headersTimeout = l.timeouts.clientHeaderMs;
     this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
@@ -283,6 +299,12 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       ex.fail('no_healthy_backend');
       return;
     }
+    const limits = c.limits?.limitsFor(route.index);
+    if (limits !== undefined) {
+      // Before the backend pick, so a refused request reaches no backend; proceeds as below.
+      c.limits!.admit(ex, limits, route.index, pool, expectContinue);
+      return;
+    }
     if (expectContinue) ex.res.writeContinue();
     // The exchange picks the backend (after reading a small body) and takes its slot.
     ex.start(pool);
@@ -357,9 +379,10 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     };
     server.on('connection', (socket: PeerSocket) => {
       const l = this.current.state.listener;
-      if (!l.acceptProxyProtocol) return handOver(socket);
+      if (l.connectionRateLimit !== undefined || l.maxConnectionsPerIp > 0) socket.on('error', () => {}); // a lease wait may come first; a reset then is not ours
+      if (!l.acceptProxyProtocol) return this.admitConnection(socket, socket.remoteAddress, handOver);
       const peer = normalizePeer(socket.remoteAddress);
-      if (!cidrsContain(l.trustedProxies, peer)) return handOver(socket);
+      if (!cidrsContain(l.trustedProxies, peer)) return this.admitConnection(socket, peer, handOver);
       socket.on('error', () => {}); // until Node's handler owns the socket; a reset then is not ours
       const timeout =
         l.timeouts.clientHeaderMs > 0 ? l.timeouts.clientHeaderMs : DEFAULT_PROXY_HEADER_TIMEOUT_MS;
@@ -376,9 +399,28 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
         const ip = r.header ? normalizePeer(r.header.sourceAddress) : peer;
         socket[kPeer] = { ip, trustList: l.trustedProxies, trusted: cidrsContain(l.trustedProxies, ip) };
-        handOver(socket);
-        socket.resume();
+        this.admitConnection(socket, ip, (s) => {
+          handOver(s);
+          s.resume();
+        });
       });
+    });
+  }
+
+  /** The L4 limits for a new connection from `ip`, then `go` (Node's own connection handler). */
+  private admitConnection(socket: Socket, ip: string | undefined, go: (socket: Socket) => void): void {
+    this.connLimits.admit(this.current.state, normalizePeer(ip), (refused, why, held) => {
+      if (socket.destroyed) {
+        if (held !== undefined) this.connLimits.release(held);
+        return;
+      }
+      if (refused !== undefined) {
+        this.count(refused, { client: normalizePeer(ip), error: why }, 'connection refused by limit');
+        socket.destroy();
+        return;
+      }
+      if (held !== undefined) socket.once('close', () => this.connLimits.release(held));
+      go(socket);
     });
   }
 

@@ -112,6 +112,7 @@ function routerOf(state: ListenerState): SniRouter {
     const routes = state.listener.routes.map((route) => ({
       pool: route.pool,
       match: { host: route.match.sni, sni: undefined, pathPrefix: undefined, headers: [], methods: [] },
+      rateLimits: [],
     }));
     const router = new Router({ routes, defaultPool: state.listener.defaultPool }, state.pools);
     // Every route has a host, so an empty one matches none of them.

@@ -21,6 +21,7 @@ import {
   type WorkerEnv,
 } from '../context.ts';
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
+import { ConnectionLimits } from '../ratelimit/connection-limits.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 
@@ -67,6 +68,8 @@ export function createStreamListener(
   const conns = new Set<Conn>();
   let closing: Promise<void> | null = null;
   let onDrained: (() => void) | null = null;
+  // Per-client connection rate and count; kept across reloads with the listener.
+  const limits = new ConnectionLimits(env.rateLimits);
 
   const fail = (c: Conn, cls: ErrorClass, msg: string, err?: unknown): void => {
     if (c.failed) return;
@@ -161,6 +164,22 @@ export function createStreamListener(
     });
   };
 
+  /** L4 limits for the client address (peer, or the PROXY header's source), then connect. */
+  const admit = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
+    limits.admit(c.state, clientIp, (refused, why, held) => {
+      if (c.failed || c.clientClosed) {
+        if (held !== undefined) limits.release(held);
+        return;
+      }
+      if (refused !== undefined) {
+        fail(c, refused, 'connection refused by limit', why);
+        return;
+      }
+      if (held !== undefined) c.client.once('close', () => limits.release(held));
+      route(c, clientIp, clientPort);
+    });
+  };
+
   const onConnection = (client: Socket): void => {
     const st = state;
     const limit = perWorkerLimit(st.listener.connectionLimit, st.workerCount);
@@ -201,7 +220,7 @@ export function createStreamListener(
     const peer = client.remoteAddress;
     const l = st.listener;
     if (!l.acceptProxyProtocol || !cidrsContain(l.trustedProxies, peer)) {
-      route(c, peer ?? '', client.remotePort);
+      admit(c, peer ?? '', client.remotePort);
       return;
     }
     const timeout =
@@ -214,8 +233,8 @@ export function createStreamListener(
         return;
       }
       // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
-      if (r.header) route(c, r.header.sourceAddress, r.header.sourcePort);
-      else route(c, peer ?? '', client.remotePort);
+      if (r.header) admit(c, r.header.sourceAddress, r.header.sourcePort);
+      else admit(c, peer ?? '', client.remotePort);
     });
   };
 

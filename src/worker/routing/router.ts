@@ -16,6 +16,8 @@ import type { PoolRuntime } from './pool-runtime.ts';
 export interface RouteTarget {
   readonly poolName: string;
   readonly pool: PoolRuntime | undefined;
+  /** Index of the route in the listener's routes; -1 for default_pool. */
+  readonly index: number;
 }
 
 interface CompiledRoute {
@@ -38,9 +40,13 @@ export class Router {
     listener: Pick<ListenerConfig, 'routes' | 'defaultPool'>,
     pools: ReadonlyMap<string, PoolRuntime>,
   ) {
-    const target = (name: string): RouteTarget => ({ poolName: name, pool: pools.get(name) });
-    this.routes = listener.routes.map((r) => compileRoute(r, target(r.pool)));
-    this.fallback = listener.defaultPool === undefined ? undefined : target(listener.defaultPool);
+    const target = (name: string, index: number): RouteTarget => ({
+      poolName: name,
+      pool: pools.get(name),
+      index,
+    });
+    this.routes = listener.routes.map((r, i) => compileRoute(r, target(r.pool, i)));
+    this.fallback = listener.defaultPool === undefined ? undefined : target(listener.defaultPool, -1);
     this.usesHost = this.routes.some((r) => r.host !== undefined || r.hostSuffix !== undefined);
   }
 

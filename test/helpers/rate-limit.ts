@@ -1,0 +1,35 @@
+// An in-process rate-limit ledger for listener tests: the worker's LeaseClient talks to the
+// primary's real Ledger through a direct call instead of IPC (answers come a turn later, as
+// over IPC).
+
+import { Ledger } from '../../src/primary/ratelimit/ledger.ts';
+import { LeaseClient } from '../../src/worker/ratelimit/lease-client.ts';
+
+export function inProcessLeases(ledger = new Ledger()): LeaseClient {
+  const client: LeaseClient = new LeaseClient({
+    send(reqs, returns) {
+      const grants = ledger.handle(reqs, returns);
+      setImmediate(() => client.onGrants(grants));
+    },
+  });
+  return client;
+}
+
+import type { RateLimitConfig } from '../../src/config/model.ts';
+
+/** A rate_limit entry as the validator would build it. */
+export function rateLimit(o: Partial<RateLimitConfig> & { rate: number }): RateLimitConfig {
+  const key = o.key ?? 'client_ip';
+  return {
+    name: o.name ?? (key === 'header' ? `header:${o.header}` : key),
+    key,
+    header: undefined,
+    prefix: 32,
+    prefixV6: 64,
+    perMs: 1000,
+    burst: Math.max(1, o.rate),
+    mode: 'enforce',
+    scope: 'local',
+    ...o,
+  };
+}
