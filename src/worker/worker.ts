@@ -8,6 +8,7 @@ import { Failures } from '../shared/failure.ts';
 import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
+import { TicketKeyRing } from './tls/ticket-keys.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
 
 export function runWorker(): void {
@@ -16,7 +17,8 @@ export function runWorker(): void {
   setLogRole(`worker-${worker.id}`);
 
   const failures = new Failures();
-  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools() });
+  const tickets = new TicketKeyRing();
+  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools(), tickets });
   // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
   watchFdExhaustion(failures);
   let revision = 0;
@@ -66,6 +68,9 @@ export function runWorker(): void {
         break;
       case 'health':
         registry.setHealth(m.health);
+        break;
+      case 'ticket_keys':
+        tickets.set(m.keys);
         break;
       case 'drain':
         void drain(m.deadlineMs);

@@ -15,6 +15,7 @@ import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerHandle, ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { createHttpListener } from '../../src/worker/http/listener.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
+import { TicketKeyRing } from '../../src/worker/tls/ticket-keys.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { freeTcpPort } from './net.ts';
 
@@ -61,6 +62,8 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
     trustedProxies: [],
     acceptProxyProtocol: false,
     tls: undefined,
+    redirectHttps: undefined,
+    hsts: undefined,
     rateLimit: undefined,
     ...rest,
     timeouts: {
@@ -111,7 +114,7 @@ export function listenerState(
 }
 
 export function workerEnv(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools() };
+  return { failures: new Failures(), upstreams: new UpstreamPools(), tickets: new TicketKeyRing() };
 }
 
 export interface TestBackend {

@@ -10,6 +10,7 @@ import type {
 import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
+import { TicketKeyRing } from '../../src/worker/tls/ticket-keys.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { HOST } from './net.ts';
 
@@ -55,6 +56,8 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
     trustedProxies: [],
     acceptProxyProtocol: false,
     tls: undefined,
+    redirectHttps: undefined,
+    hsts: undefined,
     rateLimit: undefined,
     ...rest,
     timeouts: {
@@ -103,7 +106,7 @@ export function l4State(
 }
 
 export function l4Env(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools() };
+  return { failures: new Failures(), upstreams: new UpstreamPools(), tickets: new TicketKeyRing() };
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {

@@ -12,6 +12,7 @@ import { createHttpListener } from '../http/listener.ts';
 import { createTcpListener } from '../l4/tcp.ts';
 import { createUdpListener } from '../l4/udp.ts';
 import { PoolRuntime } from '../routing/pool-runtime.ts';
+import { createHttpsListener } from '../tls/https-listener.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
 
 const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
@@ -20,7 +21,7 @@ const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
   tls_passthrough: createTcpListener,
   udp: createUdpListener,
   http: createHttpListener,
-  https: undefined, // TLS termination arrives with the TLS issue; reported, not silently ignored.
+  https: createHttpsListener,
 };
 
 /** How long a listener removed by a reload may keep serving its in-flight work. */

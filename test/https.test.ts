@@ -1,0 +1,218 @@
+// https listeners end to end in one process: real curl (--http2 / --http1.1) and openssl
+// s_client against certificates made by openssl (helpers/certs.ts).
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { captureLog } from './helpers/capture-log.ts';
+import { makeCa } from './helpers/certs.ts';
+import { backend, poolConfig, startBackend } from './helpers/http-fixtures.ts';
+import { curl, sClient, servedCn, startHttpsListener, tlsConfig } from './helpers/https-fixtures.ts';
+import { cidrs, sleep } from './helpers/net.ts';
+
+const ca = makeCa();
+const api = ca.leaf(['api.test']);
+const wild = ca.leaf(['*.apps.test']);
+
+async function echoBackend(t: import('node:test').TestContext) {
+  const b = await startBackend((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' });
+    res.end(JSON.stringify({ url: req.url, headers: req.headers, httpVersion: req.httpVersion }));
+  });
+  t.after(() => b.close());
+  return b;
+}
+
+describe('https listener', () => {
+  test('serves h2 and http/1.1 on one port through the same exchange', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(t, { tls: tlsConfig([api, wild]) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    const h2 = await curl(port, 'api.test', ca.cert, '/v1/x?y=1', ['--http2']);
+    assert.equal(h2.code, 0, h2.stderr);
+    assert.match(h2.stdout, /^HTTP\/2 200/);
+    assert.doesNotMatch(h2.stdout, /^connection:/im);
+    const body = JSON.parse(h2.stdout.slice(h2.stdout.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.url, '/v1/x?y=1');
+    assert.equal(body.headers.host, `api.test:${port}`);
+    assert.equal(body.headers['x-forwarded-proto'], 'https');
+    assert.equal(body.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(body.httpVersion, '1.1');
+    const h1 = await curl(port, 'api.test', ca.cert, '/h1', ['--http1.1']);
+    assert.equal(h1.code, 0, h1.stderr);
+    assert.match(h1.stdout, /^HTTP\/1.1 200/);
+    assert.equal(JSON.parse(h1.stdout.slice(h1.stdout.indexOf('\r\n\r\n') + 4)).url, '/h1');
+  });
+
+  test('SNI picks the certificate: exact, wildcard (one label), else the first', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(t, { tls: tlsConfig([api, wild]) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    assert.equal(servedCn((await sClient(port, ['-servername', 'api.test'])).stdout), 'api.test');
+    assert.equal(servedCn((await sClient(port, ['-servername', 'x.apps.test'])).stdout), '*.apps.test');
+    assert.equal(servedCn((await sClient(port, ['-servername', 'a.b.apps.test'])).stdout), 'api.test');
+    assert.equal(servedCn((await sClient(port, ['-servername', 'other.test'])).stdout), 'api.test');
+    assert.equal(servedCn((await sClient(port, ['-noservername'])).stdout), 'api.test');
+    // curl verifies the wildcard certificate for its name.
+    const r = await curl(port, 'x.apps.test', ca.cert, '/', ['--http2']);
+    assert.equal(r.code, 0, r.stderr);
+  });
+});
+
+/** A TCP relay to `port` that sends the client's first `n` bytes one per segment (1 ms apart). */
+async function trickleRelay(t: import('node:test').TestContext, port: number, n: number): Promise<number> {
+  const server = net.createServer((client) => {
+    const up = net.connect(port, '127.0.0.1');
+    up.setNoDelay(true);
+    let sent = 0;
+    let queue = Promise.resolve();
+    client.on('data', (chunk: Buffer) => {
+      client.pause();
+      queue = queue.then(async () => {
+        for (let i = 0; i < chunk.length; i++) {
+          if (sent >= n) {
+            up.write(chunk.subarray(i));
+            break;
+          }
+          up.write(chunk.subarray(i, i + 1));
+          sent++;
+          await sleep(1);
+        }
+        client.resume();
+      });
+    });
+    up.pipe(client);
+    client.on('error', () => up.destroy());
+    up.on('error', () => client.destroy());
+    client.on('close', () => up.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Write `bytes`, resolve with what came back once the server closed (or after `ms`). */
+function sendRaw(
+  port: number,
+  bytes: Buffer | string,
+  ms = 3000,
+): Promise<{ closed: boolean; data: Buffer }> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ closed: false, data: Buffer.concat(got) });
+    }, ms);
+    s.on('data', (c) => got.push(c));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ closed: true, data: Buffer.concat(got) });
+    });
+  });
+}
+
+describe('https bad input', () => {
+  test('TLS 1.0 and 1.1 are refused by default; 1.2 and 1.3 served; min_version TLSv1.3 refuses 1.2', async (t) => {
+    const log = captureLog(t);
+    const b = await echoBackend(t);
+    const { port, env } = await startHttpsListener(t, { tls: tlsConfig([api]) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    // The client side must be allowed to offer old versions (OpenSSL 3's own floor is 1.2).
+    for (const v of ['-tls1', '-tls1_1']) {
+      const r = await sClient(port, ['-servername', 'api.test', v, '-cipher', 'DEFAULT@SECLEVEL=0']);
+      assert.doesNotMatch(r.stdout, /^New, TLS/m, `${v} must not complete`);
+      assert.match(
+        r.stdout + r.stderr,
+        /alert protocol version|unsupported protocol|no protocols available/i,
+      );
+    }
+    assert.ok((env.failures.toJSON().tls_handshake ?? 0) >= 2, JSON.stringify(env.failures.toJSON()));
+    assert.ok(log.of('tls_handshake').every((l) => l.listener === 'lb1/web' && l.client === '127.0.0.1'));
+    for (const v of ['-tls1_2', '-tls1_3']) {
+      const r = await sClient(port, ['-servername', 'api.test', v]);
+      assert.match(r.stdout, /^New, TLSv1\.[23]/m, v);
+    }
+    const { port: p13 } = await startHttpsListener(t, { tls: tlsConfig([api], { minVersion: 'TLSv1.3' }) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    assert.doesNotMatch((await sClient(p13, ['-servername', 'api.test', '-tls1_2'])).stdout, /^New, TLS/m);
+    assert.match((await sClient(p13, ['-servername', 'api.test', '-tls1_3'])).stdout, /^New, TLSv1\.3/m);
+  });
+
+  test('unknown_sni: refuse fails the handshake for an unknown name; known names and no SNI are served', async (t) => {
+    captureLog(t);
+    const b = await echoBackend(t);
+    const { port, env } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api, wild], { unknownSni: 'refuse' }) },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    const bad = await sClient(port, ['-servername', 'other.test']);
+    assert.doesNotMatch(bad.stdout, /^New, TLS/m);
+    assert.equal(env.failures.toJSON().tls_handshake, 1);
+    assert.equal(servedCn((await sClient(port, ['-servername', 'x.apps.test'])).stdout), '*.apps.test');
+    assert.equal(servedCn((await sClient(port, ['-noservername'])).stdout), 'api.test');
+  });
+
+  test('plain HTTP, random bytes and a ClientHello in 1-byte segments: clean close, counted, others served', async (t) => {
+    captureLog(t);
+    const b = await echoBackend(t);
+    const { port, env } = await startHttpsListener(t, { tls: tlsConfig([api]) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    const plain = await sendRaw(port, 'GET / HTTP/1.1\r\nHost: api.test\r\n\r\n');
+    assert.equal(plain.closed, true);
+    assert.doesNotMatch(plain.data.toString('latin1'), /HTTP\/1\.1/, 'no HTTP answer on a TLS port');
+    const junk = await sendRaw(port, randomBytes(512));
+    assert.equal(junk.closed, true);
+    assert.ok((env.failures.toJSON().tls_handshake ?? 0) >= 2, JSON.stringify(env.failures.toJSON()));
+    // The whole ClientHello one byte per segment still completes a handshake and a request.
+    const relay = await trickleRelay(t, port, 600);
+    const slow = await curl(relay, 'api.test', ca.cert, '/slow', ['--http1.1']);
+    assert.equal(slow.code, 0, slow.stderr);
+    assert.match(slow.stdout, /^HTTP\/1.1 200/);
+    const ok = await curl(port, 'api.test', ca.cert, '/after', ['--http2']);
+    assert.match(ok.stdout, /^HTTP\/2 200/);
+  });
+
+  test('a PROXY header is read before the handshake, also when the ClientHello shares its segment', async (t) => {
+    captureLog(t);
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api]), acceptProxyProtocol: true, trustedProxies: cidrs('127.0.0.0/8') },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    // A relay that prepends the header to the client's first bytes in ONE write.
+    const server = net.createServer((client) => {
+      const up = net.connect(port, '127.0.0.1');
+      let first = true;
+      client.on('data', (c: Buffer) => {
+        up.write(
+          first ? Buffer.concat([Buffer.from('PROXY TCP4 198.51.100.7 127.0.0.1 5000 443\r\n'), c]) : c,
+        );
+        first = false;
+      });
+      up.pipe(client);
+      client.on('close', () => up.destroy());
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => server.close(() => r())));
+    const relay = (server.address() as net.AddressInfo).port;
+    for (const v of ['--http1.1', '--http2']) {
+      const r = await curl(relay, 'api.test', ca.cert, '/pp', [v]);
+      assert.equal(r.code, 0, r.stderr);
+      const body = JSON.parse(r.stdout.slice(r.stdout.indexOf('\r\n\r\n') + 4));
+      assert.equal(body.headers['x-forwarded-for'], '198.51.100.7', v);
+    }
+  });
+});
