@@ -388,7 +388,7 @@ describe('valid config', () => {
     const config = ok(parseConfigText(BASE, '/etc/fiberlb/fiberlb.yaml', { cpuCount: 3 }));
     assert.deepEqual(config.static, {
       admin: { address: '127.0.0.1', port: 9092, tokenFile: undefined },
-      cluster: { workers: 3, drainTimeoutMs: 30_000 },
+      cluster: { workers: 3, drainTimeoutMs: 30_000, ticketRotationMs: 3_600_000 },
       source: { type: 'file', watch: false },
     });
     assert.deepEqual(config.dynamic, {
@@ -597,7 +597,7 @@ source:
 load_balancers: []
 `;
     const config = ok(parseConfigText(text, 't.yaml', { cpuCount: 6 }));
-    assert.deepEqual(config.static.cluster, { workers: 6, drainTimeoutMs: 0 });
+    assert.deepEqual(config.static.cluster, { workers: 6, drainTimeoutMs: 0, ticketRotationMs: 3_600_000 });
     assert.deepEqual(config.static.source, {
       type: 'chainfire',
       endpoints: ['http://10.0.200.10:2379', 'https://[fd00::1]:2379'],

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { describe, test } from 'node:test';
+import tls from 'node:tls';
+import { TicketKeyRotation } from '../src/primary/ticket-keys.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { makeCa } from './helpers/certs.ts';
 import { backend, poolConfig, startBackend } from './helpers/http-fixtures.ts';
@@ -214,5 +216,85 @@ describe('https bad input', () => {
       const body = JSON.parse(r.stdout.slice(r.stdout.indexOf('\r\n\r\n') + 4));
       assert.equal(body.headers['x-forwarded-for'], '198.51.100.7', v);
     }
+  });
+});
+
+describe('session tickets', () => {
+  /** A TLS 1.2 session from `port`, and whether a second connection with it was resumed. */
+  async function session(port: number): Promise<Buffer> {
+    const s = tls.connect({
+      port,
+      host: '127.0.0.1',
+      servername: 'api.test',
+      ca: ca.certPem,
+      maxVersion: 'TLSv1.2',
+    });
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      s.once('session', resolve);
+      s.once('error', reject);
+    });
+    s.destroy();
+    return got;
+  }
+  async function resumes(port: number, sess: Buffer): Promise<boolean> {
+    const s = tls.connect({
+      port,
+      host: '127.0.0.1',
+      servername: 'api.test',
+      ca: ca.certPem,
+      session: sess,
+      maxVersion: 'TLSv1.2',
+    });
+    await new Promise<void>((resolve, reject) => {
+      s.once('secureConnect', () => resolve());
+      s.once('error', reject);
+    });
+    const r = s.isSessionReused();
+    s.destroy();
+    return r;
+  }
+
+  test("listeners holding the same keys resume each other's sessions; the previous key still opens tickets for one rotation", async (t) => {
+    const b = await echoBackend(t);
+    const pools = [poolConfig('web', [backend(b.port)])];
+    const a = await startHttpsListener(t, { tls: tlsConfig([api]) }, pools);
+    const c = await startHttpsListener(t, { tls: tlsConfig([api]) }, pools);
+    // Two workers without the primary's keys: each seals with its own local key.
+    const s0 = await session(a.port);
+    assert.equal(await resumes(a.port, s0), true);
+    assert.equal(await resumes(c.port, s0), false);
+    // The primary's rotation, delivered to both (as IPC would).
+    const keys = new TicketKeyRotation((k) => {
+      a.env.tickets.set(k);
+      c.env.tickets.set(k);
+    });
+    keys.schedule(3_600_000);
+    t.after(() => keys.stop());
+    const s1 = await session(a.port);
+    assert.equal(await resumes(c.port, s1), true, 'sealed on one, opened on the other');
+    keys.rotate();
+    assert.equal(await resumes(c.port, s1), true, 'previous key still opens it');
+    assert.equal(await resumes(a.port, s1), true);
+    keys.rotate();
+    assert.equal(await resumes(c.port, s1), false, 'two rotations later it is gone');
+    assert.equal(await resumes(a.port, await session(c.port)), true);
+  });
+
+  test('session_tickets: false issues no ticket', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(t, { tls: tlsConfig([api], { sessionTickets: false }) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    const s = tls.connect({
+      port,
+      host: '127.0.0.1',
+      servername: 'api.test',
+      ca: ca.certPem,
+      maxVersion: 'TLSv1.2',
+    });
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    await sleep(100);
+    assert.equal(s.getTLSTicket(), undefined);
+    s.destroy();
   });
 });

@@ -38,6 +38,11 @@ export interface ClusterConfig {
   readonly workers: number;
   /** SIGTERM: how long in-flight work may continue before connections are cut. */
   readonly drainTimeoutMs: number;
+  /**
+   * TLS session ticket keys are replaced this often (the previous key still opens tickets for
+   * one more interval, so a ticket lives at most two intervals).
+   */
+  readonly ticketRotationMs: number;
 }
 
 export type SourceConfig =

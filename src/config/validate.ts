@@ -142,7 +142,7 @@ function validateAdmin(w: Walker, top: Fields): AdminConfig {
 }
 
 function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): ClusterConfig {
-  const f = w.map(top.get('cluster'), 'cluster', ['workers', 'drain_timeout']);
+  const f = w.map(top.get('cluster'), 'cluster', ['workers', 'drain_timeout', 'tls_ticket_rotation']);
   const auto = () => Math.min(256, Math.max(1, opts.cpuCount ?? availableParallelism()));
   let workers = auto();
   const n = f.get('workers');
@@ -154,7 +154,12 @@ function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): Cluster
       w.report(n.pos, f.at('workers'), `expected an integer 1-256 or 'auto', got ${describe(n)}`);
     }
   }
-  return { workers, drainTimeoutMs: w.duration(f, 'drain_timeout', 30_000, true) };
+  return {
+    workers,
+    drainTimeoutMs: w.duration(f, 'drain_timeout', 30_000, true),
+    // An hour, as Cloudflare rotates; nginx's default is never (one key for the process' life).
+    ticketRotationMs: w.duration(f, 'tls_ticket_rotation', 3_600_000),
+  };
 }
 
 function validateSource(w: Walker, top: Fields): SourceConfig {

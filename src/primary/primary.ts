@@ -14,6 +14,7 @@ import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
+import { TicketKeyRotation } from './ticket-keys.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -31,9 +32,11 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
+  private readonly tickets: TicketKeyRotation;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
+    this.tickets = new TicketKeyRotation((keys) => this.workers.broadcastTicketKeys(keys));
   }
 
   private get revision(): number {
@@ -128,6 +131,7 @@ export class Primary {
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
     await this.source.close();
+    this.tickets.stop();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
@@ -139,6 +143,7 @@ export class Primary {
   private async apply(): Promise<ReloadOutcome> {
     const snapshot = this.snapshot!;
     const { cluster } = this.config!.static;
+    this.tickets.schedule(cluster.ticketRotationMs);
     // Snapshot first: workers that keep running re-split their limits before new ones join.
     this.workers.broadcastSnapshot(snapshot);
     this.workers.resize(cluster.workers, cluster.drainTimeoutMs);

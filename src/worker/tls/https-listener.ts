@@ -50,7 +50,7 @@ class TlsSide implements SecureSide {
     private readonly env: WorkerEnv,
   ) {
     this.state = state;
-    this.sid = sessionIdContextFor(listenerKey(state.lb, state.listener));
+    this.sid = sessionIdContextFor(listenerName(state));
     const h = tlsOf(state).clientCertHeaders;
     this.stripNames = [h.subject, h.fingerprint];
   }

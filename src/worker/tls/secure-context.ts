@@ -82,7 +82,11 @@ function namesOf(c: TlsCertificate): readonly string[] {
     .map((p) => p.slice(4).toLowerCase());
 }
 
-/** A session id context per listener: identical in every worker (sessions resume across them). */
-export function sessionIdContextFor(listenerKey: string): string {
-  return createHash('sha256').update(`fiberlb ${listenerKey}`).digest('hex').slice(0, 32);
+/**
+ * A session id context per listener ("lb/listener"): identical in every worker, so sessions
+ * resume across them, and different between listeners, so a session (and the client
+ * certificate it verified) never resumes on a listener with other TLS settings.
+ */
+export function sessionIdContextFor(listener: string): string {
+  return createHash('sha256').update(`fiberlb ${listener}`).digest('hex').slice(0, 32);
 }
