@@ -9,8 +9,8 @@ import tls from 'node:tls';
 import { TicketKeyRotation } from '../src/primary/ticket-keys.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { makeCa } from './helpers/certs.ts';
-import { backend, poolConfig, startBackend } from './helpers/http-fixtures.ts';
-import { curl, sClient, servedCn, startHttpsListener, tlsConfig } from './helpers/https-fixtures.ts';
+import { backend, poolConfig, startBackend, startHttpListener } from './helpers/http-fixtures.ts';
+import { curl, run, sClient, servedCn, startHttpsListener, tlsConfig } from './helpers/https-fixtures.ts';
 import { cidrs, sleep } from './helpers/net.ts';
 
 const ca = makeCa();
@@ -296,5 +296,162 @@ describe('session tickets', () => {
     await sleep(100);
     assert.equal(s.getTLSTicket(), undefined);
     s.destroy();
+  });
+});
+
+describe('client certificates (mTLS)', () => {
+  const alice = ca.client('alice');
+  const stranger = makeCa('Other CA').client('mallory');
+  const forged = ['-H', 'X-Client-Cert-Subject: CN=root', '-H', 'x-client-cert-fingerprint: 00'];
+  const body = (r: { stdout: string }) => JSON.parse(r.stdout.slice(r.stdout.indexOf('\r\n\r\n') + 4));
+
+  test('required: a certificate from the CA is forwarded as subject and fingerprint; none or a wrong CA fails the handshake', async (t) => {
+    const log = captureLog(t);
+    const b = await echoBackend(t);
+    const { port, env } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api], { clientAuth: 'required', clientCa: ca.cert, clientCaPem: ca.certPem }) },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    for (const v of ['--http1.1', '--http2']) {
+      const ok = await curl(port, 'api.test', ca.cert, '/m', [
+        v,
+        '--cert',
+        alice.cert,
+        '--key',
+        alice.key,
+        ...forged,
+      ]);
+      assert.equal(ok.code, 0, ok.stderr);
+      const h = body(ok).headers;
+      assert.equal(h['x-client-cert-subject'], 'CN=alice,O=FiberLB Tests', v);
+      assert.equal(h['x-client-cert-fingerprint'], alice.fingerprint256.replace(/:/g, '').toLowerCase());
+    }
+    const none = await curl(port, 'api.test', ca.cert, '/m', ['--http1.1']);
+    assert.notEqual(none.code, 0);
+    assert.doesNotMatch(none.stdout, /HTTP\/1.1 200/);
+    const wrong = await curl(port, 'api.test', ca.cert, '/m', [
+      '--http1.1',
+      '--cert',
+      stranger.cert,
+      '--key',
+      stranger.key,
+    ]);
+    assert.notEqual(wrong.code, 0);
+    assert.doesNotMatch(wrong.stdout, /HTTP\/1.1 200/);
+    assert.ok((env.failures.toJSON().tls_handshake ?? 0) >= 2, JSON.stringify(log.lines));
+  });
+
+  test('optional: no certificate or a wrong CA is served without the headers; forged headers never pass', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api], { clientAuth: 'optional', clientCa: ca.cert, clientCaPem: ca.certPem }) },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    for (const extra of [[], ['--cert', stranger.cert, '--key', stranger.key]]) {
+      const r = await curl(port, 'api.test', ca.cert, '/o', ['--http2', ...forged, ...extra]);
+      assert.equal(r.code, 0, r.stderr);
+      const h = body(r).headers;
+      assert.equal(h['x-client-cert-subject'], undefined);
+      assert.equal(h['x-client-cert-fingerprint'], undefined);
+    }
+    const r = await curl(port, 'api.test', ca.cert, '/o', [
+      '--http1.1',
+      '--cert',
+      alice.cert,
+      '--key',
+      alice.key,
+    ]);
+    assert.equal(body(r).headers['x-client-cert-subject'], 'CN=alice,O=FiberLB Tests');
+  });
+
+  test('off: the configured header names are still stripped from client requests', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api], { clientCertHeaders: { subject: 'x-ssl-subject', fingerprint: 'x-ssl-fp' } }) },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    const r = await curl(port, 'api.test', ca.cert, '/', [
+      '--http1.1',
+      '-H',
+      'X-SSL-Subject: CN=root',
+      '-H',
+      'x-ssl-fp: 1',
+    ]);
+    const h = body(r).headers;
+    assert.equal(h['x-ssl-subject'], undefined);
+    assert.equal(h['x-ssl-fp'], undefined);
+  });
+});
+
+describe('redirect_https and hsts', () => {
+  test('an http listener with redirect_https answers 308 to the same host and path on https', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpListener(t, { redirectHttps: { port: 8443 } }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    const r = await run('curl', [
+      '-sS',
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Host: api.test:8080',
+      `http://127.0.0.1:${port}/a/b?c=1`,
+    ]);
+    assert.match(r.stdout, /^HTTP\/1.1 308/);
+    assert.match(r.stdout, /^location: https:\/\/api\.test:8443\/a\/b\?c=1\r$/im);
+    const v6 = await run('curl', [
+      '-sS',
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Host: [::1]:80',
+      `http://127.0.0.1:${port}/`,
+    ]);
+    assert.match(v6.stdout, /^location: https:\/\/\[::1\]:8443\/\r$/im);
+    const bad = await run('curl', [
+      '-sS',
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Host: a b',
+      `http://127.0.0.1:${port}/`,
+    ]);
+    assert.match(bad.stdout, /^HTTP\/1.1 400/);
+    const { port: p443 } = await startHttpListener(t, { redirectHttps: { port: 443 } }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    const r443 = await run('curl', [
+      '-sS',
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Host: api.test',
+      `http://127.0.0.1:${p443}/x`,
+    ]);
+    assert.match(r443.stdout, /^location: https:\/\/api\.test\/x\r$/im);
+  });
+
+  test('hsts adds Strict-Transport-Security to proxied https responses (h1 and h2)', async (t) => {
+    const b = await echoBackend(t);
+    const { port } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api]), hsts: { maxAgeS: 600, includeSubdomains: true, preload: false } },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    for (const v of ['--http1.1', '--http2']) {
+      const r = await curl(port, 'api.test', ca.cert, '/', [v]);
+      assert.match(r.stdout, /^strict-transport-security: max-age=600; includeSubDomains\r$/im, v);
+    }
   });
 });

@@ -474,7 +474,8 @@ function validateListener(
   let hsts: HstsConfig | undefined;
   if (allowedOn(w, f, 'hsts', protocol, ['https']) && f.has('hsts')) {
     const h = w.map(f.get('hsts'), f.at('hsts'), ['max_age', 'include_subdomains', 'preload']);
-    const maxAgeS = Math.floor(w.duration(h, 'max_age', 31_536_000_000, true) / 1000);
+    // Seconds, as in the header (a year is beyond what durations allow: they are timers).
+    const maxAgeS = w.int(h, 'max_age', 0, 2 ** 31 - 1, 31_536_000) ?? 31_536_000;
     const includeSubdomains = w.bool(h, 'include_subdomains', false);
     const preload = w.bool(h, 'preload', false);
     // The preload list refuses entries without these (hstspreload.org requirements).
@@ -482,7 +483,7 @@ function validateListener(
       w.report(
         h.keyPos('preload'),
         h.at('preload'),
-        'requires include_subdomains: true and max_age of at least 365d',
+        'requires include_subdomains: true and max_age of at least 31536000 (a year)',
       );
     if (h.present) hsts = { maxAgeS, includeSubdomains, preload };
   }

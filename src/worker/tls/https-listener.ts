@@ -97,6 +97,9 @@ class TlsSide implements SecureSide {
       this.onHandshakeError(err, socket),
     );
     server.on('secureConnection', (socket: CertSocket) => this.onSecure(socket));
+    // Cache the peer address on the TCP socket now: a failed handshake may log it after the
+    // socket is gone.
+    server.on('connection', (raw: Socket) => void raw.remoteAddress);
     server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     server.on('sessionError', (err: Error) =>
       this.count('client_bad_request', { error: errorText(err) }, 'h2 session failed'),
@@ -183,17 +186,22 @@ class TlsSide implements SecureSide {
 
   private onHandshakeError(err: Error & { code?: string }, socket: TLSSocket): void {
     const code = err.code ?? '';
+    // A client certificate that failed verification (required): Node completes the handshake,
+    // then cuts the socket, which surfaces here as a hang-up.
+    const rejected = (socket as { authorizationError?: unknown }).authorizationError;
     const cls: ErrorClass =
-      code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
-        ? 'client_timeout'
-        : code === 'ECONNRESET' || /disconnected before secure TLS connection/.test(err.message)
-          ? 'client_abort'
-          : 'tls_handshake';
+      rejected !== undefined && rejected !== null
+        ? 'tls_handshake'
+        : code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+          ? 'client_timeout'
+          : code === 'ECONNRESET' || /disconnected before secure TLS connection/.test(err.message)
+            ? 'client_abort'
+            : 'tls_handshake';
     if (cls === 'tls_handshake') counters.handshakeFailures++;
     const raw = (socket as unknown as { _parent?: Socket })._parent;
     this.count(cls, {
       client: normalizePeer(socket.remoteAddress ?? raw?.remoteAddress),
-      error: errorText(err),
+      error: rejected ? `client certificate rejected: ${String(rejected)}` : errorText(err),
     });
     socket.destroy();
   }
