@@ -2,7 +2,8 @@
 // s_client against certificates made by openssl (helpers/certs.ts).
 
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
@@ -453,5 +454,65 @@ describe('redirect_https and hsts', () => {
       const r = await curl(port, 'api.test', ca.cert, '/', [v]);
       assert.match(r.stdout, /^strict-transport-security: max-age=600; includeSubDomains\r$/im, v);
     }
+  });
+});
+
+describe('h2 request bodies', () => {
+  test('an h2 body without content-length, a large streamed one, and cookie crumbs reach the h1 backend intact', async (t) => {
+    const b = await startBackend((req, res) => {
+      let n = 0;
+      const hash = createHash('sha256');
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            n,
+            sha: hash.digest('hex'),
+            cookie: req.headers.cookie,
+            te: req.headers['transfer-encoding'],
+          }),
+        );
+      });
+    });
+    t.after(() => b.close());
+    const { port } = await startHttpsListener(
+      t,
+      { tls: tlsConfig([api]), limits: { bufferBodyBytes: 65_536 } },
+      [poolConfig('web', [backend(b.port)])],
+    );
+    const session = http2.connect(`https://127.0.0.1:${port}`, { ca: ca.certPem, servername: 'api.test' });
+    t.after(() => session.close());
+    const post = (body: Buffer, extra: Record<string, string> = {}) =>
+      new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+        const s = session.request({ ':method': 'POST', ':path': '/up', ...extra });
+        let status = 0;
+        let text = '';
+        s.on('response', (h) => (status = Number(h[':status'])));
+        s.on('data', (c: Buffer) => (text += c.toString()));
+        s.on('end', () => resolve({ status, json: JSON.parse(text) }));
+        s.on('error', reject);
+        s.end(body);
+      });
+    const small = randomBytes(1000);
+    const r1 = await post(small, { cookie: 'a=1' });
+    assert.equal(r1.status, 200);
+    assert.equal(r1.json.n, 1000);
+    assert.equal(r1.json.sha, createHash('sha256').update(small).digest('hex'));
+    const big = randomBytes(300_000);
+    const r2 = await post(big);
+    assert.equal(r2.json.n, 300_000);
+    assert.equal(r2.json.sha, createHash('sha256').update(big).digest('hex'));
+    // Two cookie headers (h2 allows crumbs) arrive as one.
+    const s = session.request({ ':path': '/c', cookie: ['a=1', 'b=2'] });
+    const text = await new Promise<string>((resolve) => {
+      let got = '';
+      s.on('data', (c: Buffer) => (got += c));
+      s.on('end', () => resolve(got));
+    });
+    assert.equal(JSON.parse(text).cookie, 'a=1; b=2');
   });
 });
