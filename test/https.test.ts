@@ -516,3 +516,62 @@ describe('h2 request bodies', () => {
     assert.equal(JSON.parse(text).cookie, 'a=1; b=2');
   });
 });
+
+describe('h2 bad input', () => {
+  test('garbage after the h2 preface and streams reset mid-response cost only themselves', async (t) => {
+    captureLog(t);
+    const b = await startBackend((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const timer = setInterval(() => res.write('x'.repeat(1024)), 5);
+      setTimeout(() => {
+        clearInterval(timer);
+        res.end('end');
+      }, 300);
+      res.on('close', () => clearInterval(timer));
+    });
+    t.after(() => b.close());
+    const { port } = await startHttpsListener(t, { tls: tlsConfig([api]) }, [
+      poolConfig('web', [backend(b.port)]),
+    ]);
+    // The h2 preface, then a frame header no server accepts (16 MiB DATA before SETTINGS).
+    const raw = tls.connect({
+      port,
+      host: '127.0.0.1',
+      servername: 'api.test',
+      ca: ca.certPem,
+      ALPNProtocols: ['h2'],
+    });
+    await new Promise<void>((r) => raw.once('secureConnect', () => r()));
+    assert.equal(raw.alpnProtocol, 'h2');
+    raw.on('error', () => {});
+    const back: Buffer[] = [];
+    raw.on('data', (c: Buffer) => back.push(c));
+    raw.write(
+      Buffer.concat([
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+        Buffer.from([0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01]),
+        randomBytes(256),
+      ]),
+    );
+    await new Promise<void>((r) => {
+      raw.once('close', () => r());
+      setTimeout(r, 3000);
+    });
+    assert.equal(
+      raw.destroyed,
+      true,
+      `the server closed the broken session: ${Buffer.concat(back).toString('hex')}`,
+    );
+    // Streams reset by the client while the response streams.
+    const session = http2.connect(`https://127.0.0.1:${port}`, { ca: ca.certPem, servername: 'api.test' });
+    t.after(() => session.close());
+    for (let i = 0; i < 5; i++) {
+      const s = session.request({ ':path': `/r${i}` });
+      await new Promise<void>((r) => s.once('data', () => r()));
+      s.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    const ok = await curl(port, 'api.test', ca.cert, '/after', ['--http2']);
+    assert.match(ok.stdout, /^HTTP\/2 200/);
+  });
+});
