@@ -34,11 +34,20 @@ export interface LeaseReturn {
   readonly n: number;
   readonly global: boolean;
 }
+/** TLS session ticket keys as the primary sends them: base64 of 48 bytes each. */
+export interface TicketKeySet {
+  readonly current: string;
+  readonly previous: string | undefined;
+  /** Ticket lifetime hint for clients (seconds): the rotation interval. */
+  readonly lifetimeS: number;
+}
 
 export type PrimaryToWorker =
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
   | { readonly type: 'rl_grant'; readonly grants: readonly LeaseGrant[] }
   | { readonly type: 'health'; readonly health: HealthState }
+  // TLS session ticket keys (made and rotated by the primary; not config, so no new revision).
+  | { readonly type: 'ticket_keys'; readonly keys: TicketKeySet }
   | { readonly type: 'drain'; readonly deadlineMs: number }
   | { readonly type: 'status' };
 

@@ -388,7 +388,7 @@ describe('valid config', () => {
     const config = ok(parseConfigText(BASE, '/etc/fiberlb/fiberlb.yaml', { cpuCount: 3 }));
     assert.deepEqual(config.static, {
       admin: { address: '127.0.0.1', port: 9092, tokenFile: undefined },
-      cluster: { workers: 3, drainTimeoutMs: 30_000 },
+      cluster: { workers: 3, drainTimeoutMs: 30_000, ticketRotationMs: 3_600_000 },
       source: { type: 'file', watch: false },
       rateLimitStore: undefined,
     });
@@ -433,6 +433,8 @@ describe('valid config', () => {
               rateLimitAllow: [],
               connectionRateLimit: undefined,
               maxConnectionsPerIp: 0,
+              redirectHttps: undefined,
+              hsts: undefined,
             },
           ],
           pools: [
@@ -588,10 +590,18 @@ describe('valid config', () => {
     )}`;
     const config = ok(parseConfigText(text, '/etc/fiberlb/conf/fiberlb.yaml'));
     assert.equal(config.static.admin.tokenFile, '/etc/fiberlb/run/admin.token');
-    assert.deepEqual(config.dynamic.loadBalancers[0]!.listeners[0]!.tls, {
-      minVersion: 'TLSv1.3',
-      certificates: [{ cert: '/etc/fiberlb/conf/tls/a.crt', key: '/secure/a.key' }],
-    });
+    const tls = config.dynamic.loadBalancers[0]!.listeners[0]!.tls!;
+    assert.equal(tls.minVersion, 'TLSv1.3');
+    // parseConfigText alone reads no files: paths only (the file source reads them).
+    assert.deepEqual(tls.certificates, [
+      {
+        cert: '/etc/fiberlb/conf/tls/a.crt',
+        key: '/secure/a.key',
+        certPem: undefined,
+        keyPem: undefined,
+        names: [],
+      },
+    ]);
   });
 
   test('source.watch: a boolean, default false, only for the file source', () => {
@@ -616,7 +626,7 @@ source:
 load_balancers: []
 `;
     const config = ok(parseConfigText(text, 't.yaml', { cpuCount: 6 }));
-    assert.deepEqual(config.static.cluster, { workers: 6, drainTimeoutMs: 0 });
+    assert.deepEqual(config.static.cluster, { workers: 6, drainTimeoutMs: 0, ticketRotationMs: 3_600_000 });
     assert.deepEqual(config.static.source, {
       type: 'chainfire',
       endpoints: ['http://10.0.200.10:2379', 'https://[fd00::1]:2379'],

@@ -12,6 +12,7 @@ import type { PoolConfig } from '../src/config/model.ts';
 import type { ErrorClass } from '../src/shared/errors.ts';
 import { Failures } from '../src/shared/failure.ts';
 import type { ListenerState, WorkerEnv } from '../src/worker/context.ts';
+import { TicketKeyRing } from '../src/worker/tls/ticket-keys.ts';
 import { Gate, PoolQueue, type Waiter } from '../src/worker/upstream/admission.ts';
 import { type Upstream, UpstreamPools } from '../src/worker/upstream/http-pools.ts';
 import { captureLog } from './helpers/capture-log.ts';
@@ -138,6 +139,7 @@ async function startProxy(
     failures: new Failures(),
     upstreams: new UpstreamPools({ connections }),
     rateLimits: inProcessLeases(),
+    tickets: new TicketKeyRing(),
   };
   const { port, state } = await startHttpListener(t, o, pools, { env });
   return {

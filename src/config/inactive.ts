@@ -8,8 +8,6 @@ export function inactiveFeatures(config: DynamicConfig): string[] {
   config.loadBalancers.forEach((lb, i) => {
     lb.listeners.forEach((l, j) => {
       const at = `load_balancers[${i}].listeners[${j}]`;
-      if (l.protocol === 'https')
-        notes.push(`${at}: https (TLS termination) is not served yet; this listener will not open`);
       if (l.protocol === 'tls_passthrough')
         notes.push(`${at}: tls_passthrough is a plain TCP pass-through for now (no SNI routing yet)`);
     });

@@ -43,6 +43,11 @@ export interface ClusterConfig {
   readonly workers: number;
   /** SIGTERM: how long in-flight work may continue before connections are cut. */
   readonly drainTimeoutMs: number;
+  /**
+   * TLS session ticket keys are replaced this often (the previous key still opens tickets for
+   * one more interval, so a ticket lives at most two intervals).
+   */
+  readonly ticketRotationMs: number;
 }
 
 export type SourceConfig =
@@ -129,11 +134,63 @@ export interface ListenerLimits {
 export interface TlsCertificate {
   readonly cert: string; // resolved absolute path
   readonly key: string; // resolved absolute path
+  /**
+   * The files' PEM text, read by the primary when it validates (src/config/material.ts), so
+   * workers never touch the filesystem and a new certificate is an ordinary config change.
+   * undefined only when a config was validated without reading files (unit tests).
+   */
+  readonly certPem: string | undefined;
+  readonly keyPem: string | undefined;
+  /** DNS names the certificate covers (SAN DNS entries, else the CN), lower-case. */
+  readonly names: readonly string[];
 }
 
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsVersion = (typeof TLS_VERSIONS)[number];
+export const CLIENT_AUTH_MODES = ['off', 'optional', 'required'] as const;
+export type ClientAuth = (typeof CLIENT_AUTH_MODES)[number];
+
+/** Mozilla's "intermediate" TLS 1.2 cipher list (forward secret AEAD only); TLS 1.3 suites are OpenSSL's. */
+export const DEFAULT_CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:' +
+  'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+export const DEFAULT_ECDH_CURVES = 'X25519:P-256:P-384';
+
 export interface TlsConfig {
-  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly minVersion: TlsVersion;
   readonly certificates: readonly TlsCertificate[];
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always on). */
+  readonly ciphers: string;
+  /** OpenSSL group list, "X25519:P-256". */
+  readonly ecdhCurves: string;
+  /** Offer h2 in ALPN (http/1.1 always). */
+  readonly http2: boolean;
+  /** A ClientHello whose SNI no certificate covers: the first certificate, or a handshake failure. */
+  readonly unknownSni: 'default' | 'refuse';
+  /** Session tickets (keys from the primary, shared by all workers, rotated). */
+  readonly sessionTickets: boolean;
+  readonly clientAuth: ClientAuth;
+  /** CA bundle for client certificates (path), required unless client_auth is off. */
+  readonly clientCa: string | undefined;
+  readonly clientCaPem: string | undefined;
+  /**
+   * Request headers carrying a verified client certificate's subject and SHA-256 fingerprint
+   * (lower-case names). Always removed from what clients send on this listener.
+   */
+  readonly clientCertHeaders: { readonly subject: string; readonly fingerprint: string };
+}
+
+/** http listeners: answer every request with a 308 to https. */
+export interface RedirectHttpsConfig {
+  /** Port in the Location (443 is left out). */
+  readonly port: number;
+}
+
+/** https listeners: Strict-Transport-Security on every proxied response. */
+export interface HstsConfig {
+  readonly maxAgeS: number;
+  readonly includeSubdomains: boolean;
+  readonly preload: boolean;
 }
 
 /** What a rate limit counts by: one bucket per client address (prefix), header value, host, route, or one. */
@@ -199,6 +256,10 @@ export interface ListenerConfig {
   readonly connectionRateLimit: RateLimitConfig | undefined;
   /** Concurrent connections per client address (0 = unlimited), split across workers. */
   readonly maxConnectionsPerIp: number;
+  /** http only: 308 every request to https (see RedirectHttpsConfig). */
+  readonly redirectHttps: RedirectHttpsConfig | undefined;
+  /** https only. */
+  readonly hsts: HstsConfig | undefined;
 }
 
 export interface HealthCheckConfig {

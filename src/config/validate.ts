@@ -6,18 +6,24 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../shared/cidr.ts';
+import { namesCover } from '../shared/tls-names.ts';
 import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
 import { formatDuration } from './duration.ts';
 import type { ConfigIssue } from './issue.ts';
+import { type FileReader, inspectCaBundle, inspectPair, readMaterial } from './material.ts';
 import {
   ADMIN_STATES,
   type AdminConfig,
   ALGORITHMS,
   type BackendConfig,
   type Cidr,
+  CLIENT_AUTH_MODES,
   type ClusterConfig,
   type Config,
+  DEFAULT_CIPHERS,
+  DEFAULT_ECDH_CURVES,
   type HealthCheckConfig,
+  type HstsConfig,
   type ListenerConfig,
   type ListenerLimits,
   type ListenerTimeouts,
@@ -29,9 +35,12 @@ import {
   type ProxyProtocolVersion,
   type RateLimitConfig,
   type RateLimitStoreConfig,
+  type RedirectHttpsConfig,
   type RouteConfig,
   type RouteMatch,
   type SourceConfig,
+  TLS_VERSIONS,
+  type TlsCertificate,
   type TlsConfig,
 } from './model.ts';
 import { validatePoolTls } from './pool-tls.ts';
@@ -52,6 +61,13 @@ export interface ValidateOptions {
   readonly cpuCount?: number;
   /** Directory relative paths are resolved against (parseConfigText: the file's directory). */
   readonly baseDir?: string;
+  /**
+   * Read the files the config names (certificates, keys, CA bundles) and check them
+   * (material.ts). The file source passes one; without it files are not read (unit tests).
+   */
+  readonly readFile?: FileReader;
+  /** "Now" for certificate expiry (ms since the epoch); defaults to Date.now(). */
+  readonly now?: number;
 }
 
 export type ValidationResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
@@ -109,7 +125,7 @@ function validateTree(
   const lbNames = new Map<string, string>();
   if (!top.has('load_balancers')) w.missing(top, 'load_balancers', 'is required (may be an empty list)');
   for (const { node, path } of w.list(top, 'load_balancers')) {
-    const lb = validateLoadBalancer(w, node, path, lbNames, binds, rateLimitStore);
+    const lb = validateLoadBalancer(w, node, path, lbNames, binds, rateLimitStore, opts);
     if (lb) loadBalancers.push(lb);
   }
 
@@ -143,7 +159,7 @@ function validateAdmin(w: Walker, top: Fields): AdminConfig {
 }
 
 function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): ClusterConfig {
-  const f = w.map(top.get('cluster'), 'cluster', ['workers', 'drain_timeout']);
+  const f = w.map(top.get('cluster'), 'cluster', ['workers', 'drain_timeout', 'tls_ticket_rotation']);
   const auto = () => Math.min(256, Math.max(1, opts.cpuCount ?? availableParallelism()));
   let workers = auto();
   const n = f.get('workers');
@@ -155,7 +171,12 @@ function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): Cluster
       w.report(n.pos, f.at('workers'), `expected an integer 1-256 or 'auto', got ${describe(n)}`);
     }
   }
-  return { workers, drainTimeoutMs: w.duration(f, 'drain_timeout', 30_000, true) };
+  return {
+    workers,
+    drainTimeoutMs: w.duration(f, 'drain_timeout', 30_000, true),
+    // An hour, as Cloudflare rotates; nginx's default is never (one key for the process' life).
+    ticketRotationMs: w.duration(f, 'tls_ticket_rotation', 3_600_000),
+  };
 }
 
 function validateSource(w: Walker, top: Fields): SourceConfig {
@@ -232,6 +253,7 @@ function validateLoadBalancer(
   lbNames: Map<string, string>,
   binds: Bind[],
   store: RateLimitStoreConfig | undefined,
+  opts: ValidateOptions,
 ): LoadBalancerConfig | undefined {
   const f = w.map(node, path, ['name', 'org', 'project', 'vip', 'listeners', 'pools']);
   const name = w.name(f, 'name');
@@ -255,6 +277,8 @@ function validateLoadBalancer(
     httpOnlyPools: new Map(pools.flatMap((p) => (httpOnlyKeys(p) ? [[p.name, httpOnlyKeys(p)!]] : []))),
     binds,
     hasStore: store !== undefined,
+    readFile: opts.readFile,
+    now: opts.now ?? Date.now(),
   };
   const listeners: ListenerConfig[] = [];
   const listenerNames = new Map<string, string>();
@@ -278,6 +302,8 @@ interface LbContext {
   readonly binds: Bind[];
   /** A rate_limit_store is configured (scope: global limits are usable). */
   readonly hasStore: boolean;
+  readonly readFile: FileReader | undefined;
+  readonly now: number;
 }
 
 /** "tls", "http2", "tls and http2", or undefined: the pool's options only HTTP upstreams have. */
@@ -416,6 +442,8 @@ function validateListener(
     'trusted_proxies',
     'proxy_protocol',
     'tls',
+    'redirect_https',
+    'hsts',
     'rate_limit',
     'rate_limit_allow',
     'connection_rate_limit',
@@ -431,6 +459,8 @@ function validateListener(
   }
 
   const routes: RouteConfig[] = [];
+  /** Where each route's host is written, for the certificate coverage check. */
+  const routeHosts: Array<{ host: string; pos: Pos | undefined; path: string }> = [];
   let routeCount = 0;
   if (allowedOn(w, f, 'routes', protocol, ROUTED)) {
     const items = w.list(f, 'routes');
@@ -438,6 +468,9 @@ function validateListener(
     for (const item of items) {
       const r = validateRoute(w, item.node, item.path, ctx, protocol);
       if (r) routes.push(r);
+      const hostNode = childNode(childNode(item.node, 'match'), 'host');
+      if (r?.match.host !== undefined)
+        routeHosts.push({ host: r.match.host, pos: hostNode?.pos, path: `${item.path}.match.host` });
     }
   }
   // Without a default pool, a request no route matches gets a 404; with no routes, every request.
@@ -490,7 +523,38 @@ function validateListener(
   let tls: TlsConfig | undefined;
   if (protocol === 'https' && !f.has('tls')) w.missing(f, 'tls', 'is required for https listeners');
   if (allowedOn(w, f, 'tls', protocol, ['https']) && f.has('tls'))
-    tls = validateTls(w, f.get('tls')!, f.at('tls'));
+    tls = validateTls(w, f.get('tls')!, f.at('tls'), ctx);
+  if (tls?.certificates.every((c) => c.certPem !== undefined)) {
+    // A route host no certificate covers would get the default certificate: a name mismatch
+    // for every client. Only checked when the certificates were read.
+    for (const r of routeHosts)
+      if (!tls.certificates.some((c) => namesCover(c.names, r.host)))
+        w.report(
+          r.pos,
+          r.path,
+          `no certificate of this listener covers host '${r.host}' (names: ${tls.certificates.flatMap((c) => c.names).join(', ') || 'none'})`,
+        );
+  }
+
+  let redirectHttps: RedirectHttpsConfig | undefined;
+  if (allowedOn(w, f, 'redirect_https', protocol, ['http']) && f.has('redirect_https'))
+    redirectHttps = validateRedirect(w, f);
+  let hsts: HstsConfig | undefined;
+  if (allowedOn(w, f, 'hsts', protocol, ['https']) && f.has('hsts')) {
+    const h = w.map(f.get('hsts'), f.at('hsts'), ['max_age', 'include_subdomains', 'preload']);
+    // Seconds, as in the header (a year is beyond what durations allow: they are timers).
+    const maxAgeS = w.int(h, 'max_age', 0, 2 ** 31 - 1, 31_536_000) ?? 31_536_000;
+    const includeSubdomains = w.bool(h, 'include_subdomains', false);
+    const preload = w.bool(h, 'preload', false);
+    // The preload list refuses entries without these (hstspreload.org requirements).
+    if (preload && (!includeSubdomains || maxAgeS < 31_536_000))
+      w.report(
+        h.keyPos('preload'),
+        h.at('preload'),
+        'requires include_subdomains: true and max_age of at least 31536000 (a year)',
+      );
+    if (h.present) hsts = { maxAgeS, includeSubdomains, preload };
+  }
 
   let rateLimits: RateLimitConfig[] = [];
   if (allowedOn(w, f, 'rate_limit', protocol, HTTP)) rateLimits = validateRateLimits(w, f, 'rate_limit', ctx);
@@ -527,7 +591,26 @@ function validateListener(
     rateLimitAllow,
     connectionRateLimit,
     maxConnectionsPerIp,
+    redirectHttps,
+    hsts,
   };
+}
+
+/** `redirect_https: true` (port 443) or `{ port: N }`. */
+function validateRedirect(w: Walker, f: Fields): RedirectHttpsConfig | undefined {
+  const n = f.get('redirect_https')!;
+  if (n.kind === 'scalar' && typeof n.value === 'boolean') return n.value ? { port: 443 } : undefined;
+  if (n.kind !== 'map') {
+    w.typeError(n, f.at('redirect_https'), 'true, false or a mapping { port }');
+    return undefined;
+  }
+  const r = w.map(n, f.at('redirect_https'), ['port']);
+  return { port: w.port(r, 'port', 443) ?? 443 };
+}
+
+/** The value under `key` of a mapping node (no reporting: the walk reports shapes). */
+function childNode(n: Node | undefined, key: string): Node | undefined {
+  return n?.kind === 'map' ? n.entries.find((e) => e.key === key)?.value : undefined;
 }
 
 const TIMEOUT_KEYS = [
@@ -681,10 +764,23 @@ function validateRoute(
   return { match, pool, rateLimits };
 }
 
-function validateTls(w: Walker, node: Node, path: string): TlsConfig | undefined {
-  const f = w.map(node, path, ['min_version', 'certificates']);
-  const minVersion = w.oneOf(f, 'min_version', ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2') ?? 'TLSv1.2';
-  const certificates: Array<{ cert: string; key: string }> = [];
+const TLS_KEYS = [
+  'certificates',
+  'min_version',
+  'ciphers',
+  'ecdh_curves',
+  'http2',
+  'unknown_sni',
+  'session_tickets',
+  'client_auth',
+  'client_ca',
+  'client_cert_headers',
+] as const;
+
+function validateTls(w: Walker, node: Node, path: string, ctx: LbContext): TlsConfig | undefined {
+  const f = w.map(node, path, TLS_KEYS);
+  const minVersion = w.oneOf(f, 'min_version', TLS_VERSIONS, 'TLSv1.2') ?? 'TLSv1.2';
+  const certificates: TlsCertificate[] = [];
   const certsNode = f.get('certificates');
   if (certsNode === undefined) w.missing(f, 'certificates', 'is required (at least one { cert, key })');
   else if (certsNode.kind === 'seq' && certsNode.items.length === 0)
@@ -693,9 +789,84 @@ function validateTls(w: Walker, node: Node, path: string): TlsConfig | undefined
     const c = w.map(item.node, item.path, ['cert', 'key']);
     const cert = w.filePath(c, 'cert', true);
     const key = w.filePath(c, 'key', true);
-    if (cert !== undefined && key !== undefined) certificates.push({ cert, key });
+    if (cert === undefined || key === undefined) continue;
+    const entry = readPair(w, c, cert, key, ctx);
+    if (entry) certificates.push(entry);
   }
-  return f.present ? { minVersion, certificates } : undefined;
+  const ciphers = w.str(f, 'ciphers') ?? DEFAULT_CIPHERS;
+  const ecdhCurves = w.str(f, 'ecdh_curves') ?? DEFAULT_ECDH_CURVES;
+  const http2 = w.bool(f, 'http2', true);
+  const unknownSni = w.oneOf(f, 'unknown_sni', ['default', 'refuse'] as const, 'default') ?? 'default';
+  const sessionTickets = w.bool(f, 'session_tickets', true);
+  const clientAuth = w.oneOf(f, 'client_auth', CLIENT_AUTH_MODES, 'off') ?? 'off';
+  const clientCa = w.filePath(f, 'client_ca');
+  let clientCaPem: string | undefined;
+  if (clientAuth !== 'off' && clientCa === undefined && !f.has('client_ca'))
+    w.missing(f, 'client_ca', `is required when client_auth is ${clientAuth}`);
+  if (clientCa !== undefined && clientAuth === 'off')
+    w.report(
+      f.keyPos('client_ca'),
+      f.at('client_ca'),
+      'only allowed when client_auth is optional or required',
+    );
+  else if (clientCa !== undefined && ctx.readFile) {
+    const r = readMaterial(ctx.readFile, clientCa);
+    const bad = r.ok ? inspectCaBundle(r.text) : r.reason;
+    if (bad) w.report(f.get('client_ca')!.pos, f.at('client_ca'), bad);
+    else if (r.ok) clientCaPem = r.text;
+  }
+  const h = w.map(f.get('client_cert_headers'), f.at('client_cert_headers'), ['subject', 'fingerprint']);
+  const header = (k: string, def: string): string => {
+    const v = w.str(h, k);
+    if (v === undefined) return def;
+    if (!TOKEN.test(v)) {
+      w.report(h.get(k)!.pos, h.at(k), `invalid header name '${v}'`);
+      return def;
+    }
+    return v.toLowerCase();
+  };
+  const clientCertHeaders = {
+    subject: header('subject', 'x-client-cert-subject'),
+    fingerprint: header('fingerprint', 'x-client-cert-fingerprint'),
+  };
+  if (clientCertHeaders.subject === clientCertHeaders.fingerprint)
+    w.report(h.pos, f.at('client_cert_headers'), 'subject and fingerprint must be different headers');
+  if (!f.present) return undefined;
+  return {
+    minVersion,
+    certificates,
+    ciphers,
+    ecdhCurves,
+    http2,
+    unknownSni,
+    sessionTickets,
+    clientAuth,
+    clientCa,
+    clientCaPem,
+    clientCertHeaders,
+  };
+}
+
+/** One { cert, key }: read and checked when the validation reads files. */
+function readPair(
+  w: Walker,
+  c: Fields,
+  cert: string,
+  key: string,
+  ctx: LbContext,
+): TlsCertificate | undefined {
+  if (!ctx.readFile) return { cert, key, certPem: undefined, keyPem: undefined, names: [] };
+  const certText = readMaterial(ctx.readFile, cert);
+  const keyText = readMaterial(ctx.readFile, key);
+  if (!certText.ok) w.report(c.get('cert')!.pos, c.at('cert'), certText.reason);
+  if (!keyText.ok) w.report(c.get('key')!.pos, c.at('key'), keyText.reason);
+  if (!certText.ok || !keyText.ok) return undefined;
+  const r = inspectPair(certText.text, keyText.text, ctx.now);
+  if (!r.ok) {
+    w.report(c.get(r.field)!.pos, c.at(r.field), r.reason);
+    return undefined;
+  }
+  return { cert, key, certPem: certText.text, keyPem: keyText.text, names: r.facts.names };
 }
 
 function validatePool(

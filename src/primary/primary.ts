@@ -18,6 +18,7 @@ import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
 import { type RateLimitService, startRateLimits } from './ratelimit/service.ts';
+import { TicketKeyRotation } from './ticket-keys.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -37,9 +38,11 @@ export class Primary {
   private shuttingDown = false;
   private registration: { close(): Promise<void> } | undefined;
   private rateLimits: RateLimitService | undefined;
+  private readonly tickets: TicketKeyRotation;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
+    this.tickets = new TicketKeyRotation((keys) => this.workers.broadcastTicketKeys(keys));
   }
 
   private get revision(): number {
@@ -149,6 +152,7 @@ export class Primary {
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
     await this.source.close();
     await this.registration?.close();
+    this.tickets.stop();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
@@ -160,6 +164,7 @@ export class Primary {
   private async apply(): Promise<ReloadOutcome> {
     const snapshot = this.snapshot!;
     const { cluster } = this.config!.static;
+    this.tickets.schedule(cluster.ticketRotationMs);
     // Snapshot first: workers that keep running re-split their limits before new ones join.
     this.workers.broadcastSnapshot(snapshot);
     this.workers.resize(cluster.workers, cluster.drainTimeoutMs);

@@ -4,7 +4,14 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import type { HealthState, Snapshot } from '../config/snapshot.ts';
-import type { LeaseGrant, LeaseRequest, LeaseReturn, PrimaryToWorker, WorkerToPrimary } from '../ipc.ts';
+import type {
+  LeaseGrant,
+  LeaseRequest,
+  LeaseReturn,
+  PrimaryToWorker,
+  TicketKeySet,
+  WorkerToPrimary,
+} from '../ipc.ts';
 import type { Failures } from '../shared/failure.ts';
 import { log } from '../shared/log.ts';
 
@@ -48,6 +55,7 @@ export class WorkerSet {
   private stopping = false;
   private snapshot: Snapshot | undefined;
   private health: HealthState = { down: [] };
+  private ticketKeys: TicketKeySet | undefined;
   /** Workers that said hello: only they can receive messages reliably. */
   private readonly greeted = new WeakSet<Worker>();
   /** Drain requests for workers that have not said hello yet (deadline in ms). */
@@ -122,6 +130,11 @@ export class WorkerSet {
   broadcastSnapshot(snapshot: Snapshot): void {
     this.snapshot = snapshot;
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'snapshot', snapshot });
+  }
+
+  broadcastTicketKeys(keys: TicketKeySet): void {
+    this.ticketKeys = keys;
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'ticket_keys', keys });
   }
 
   broadcastHealth(health: HealthState): void {
@@ -211,6 +224,8 @@ export class WorkerSet {
         }
         // Health first: the first snapshot then builds pools that already know what is down.
         this.send(worker, { type: 'health', health: this.health });
+        // Ticket keys before the snapshot: its https listeners resume sessions from the start.
+        if (this.ticketKeys) this.send(worker, { type: 'ticket_keys', keys: this.ticketKeys });
         if (this.snapshot) this.send(worker, { type: 'snapshot', snapshot: this.snapshot });
         break;
       }

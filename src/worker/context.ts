@@ -7,6 +7,7 @@ import type { Failures } from '../shared/failure.ts';
 import type { LeaseClient } from './ratelimit/lease-client.ts';
 import type { BackendTarget } from './routing/balancer/types.ts';
 import type { PoolRuntime } from './routing/pool-runtime.ts';
+import type { TicketKeyRing } from './tls/ticket-keys.ts';
 import type { UpstreamPools } from './upstream/http-pools.ts';
 
 /** Everything a listener reads per connection/request. Replaced wholesale on reload. */
@@ -30,6 +31,8 @@ export interface WorkerEnv {
   readonly upstreams: UpstreamPools;
   /** Rate-limit token leases from the primary's ledger, shared by every listener. */
   readonly rateLimits: LeaseClient;
+  /** TLS session ticket keys from the primary, shared by all https listeners of this worker. */
+  readonly tickets: TicketKeyRing;
 }
 
 export interface ListenerHandle {

@@ -9,6 +9,7 @@ import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { LeaseClient } from './ratelimit/lease-client.ts';
+import { TicketKeyRing } from './tls/ticket-keys.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
 
 export function runWorker(): void {
@@ -22,7 +23,8 @@ export function runWorker(): void {
   };
   // Leases come from the primary's ledger; a batch of asks is one IPC message.
   const rateLimits = new LeaseClient({ send: (reqs, returns) => send({ type: 'rl_lease', reqs, returns }) });
-  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools(), rateLimits });
+  const tickets = new TicketKeyRing();
+  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools(), rateLimits, tickets });
   // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
   watchFdExhaustion(failures);
   let revision = 0;
@@ -73,6 +75,9 @@ export function runWorker(): void {
         break;
       case 'rl_grant':
         rateLimits.onGrants(m.grants);
+        break;
+      case 'ticket_keys':
+        tickets.set(m.keys);
         break;
       case 'drain':
         void drain(m.deadlineMs);

@@ -15,6 +15,7 @@ import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerHandle, ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { createHttpListener } from '../../src/worker/http/listener.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
+import { TicketKeyRing } from '../../src/worker/tls/ticket-keys.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { freeTcpPort } from './net.ts';
 import { inProcessLeases } from './rate-limit.ts';
@@ -72,6 +73,8 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
     rateLimitAllow: [],
     connectionRateLimit: undefined,
     maxConnectionsPerIp: 0,
+    redirectHttps: undefined,
+    hsts: undefined,
     ...rest,
     timeouts: {
       connectMs: 2000,
@@ -122,7 +125,12 @@ export function listenerState(
 }
 
 export function workerEnv(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools(), rateLimits: inProcessLeases() };
+  return {
+    failures: new Failures(),
+    upstreams: new UpstreamPools(),
+    rateLimits: inProcessLeases(),
+    tickets: new TicketKeyRing(),
+  };
 }
 
 export interface TestBackend {

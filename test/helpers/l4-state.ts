@@ -10,6 +10,7 @@ import type {
 import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
+import { TicketKeyRing } from '../../src/worker/tls/ticket-keys.ts';
 import { UpstreamPools } from '../../src/worker/upstream/http-pools.ts';
 import { HOST } from './net.ts';
 import { inProcessLeases } from './rate-limit.ts';
@@ -62,6 +63,8 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
     rateLimitAllow: [],
     connectionRateLimit: undefined,
     maxConnectionsPerIp: 0,
+    redirectHttps: undefined,
+    hsts: undefined,
     ...rest,
     timeouts: {
       connectMs: 1000,
@@ -110,7 +113,12 @@ export function l4State(
 }
 
 export function l4Env(): WorkerEnv {
-  return { failures: new Failures(), upstreams: new UpstreamPools(), rateLimits: inProcessLeases() };
+  return {
+    failures: new Failures(),
+    upstreams: new UpstreamPools(),
+    rateLimits: inProcessLeases(),
+    tickets: new TicketKeyRing(),
+  };
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {

@@ -38,6 +38,8 @@ export interface ExchangeOwner {
   readonly deadlinePassed: boolean;
   /** Called once per request, when its response has closed (finished or aborted). */
   requestClosed(): void;
+  /** Appended to every proxied response head (HSTS on https), or undefined. */
+  readonly responseHeaders: readonly string[] | undefined;
 }
 
 const kExchange = Symbol('fiberlb.exchange');
@@ -84,6 +86,11 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   readonly state: ListenerState;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /**
+   * An HTTP/2 request (Node's compat objects behind the same types): no Connection header may
+   * be sent, no status message, and a stream — not the connection — ends a failed exchange.
+   */
+  readonly h2: boolean;
   /** Normalized peer address (for logs and XFF). */
   peerIp = '';
   /** The peer is in trusted_proxies (its X-Forwarded-For names the client). */
@@ -128,6 +135,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.state = state;
     this.req = req;
     this.res = res;
+    this.h2 = req.httpVersionMajor === 2;
     this.path = req.url ?? '/';
     this.method = req.method ?? 'GET';
     this.headersTimeout = state.listener.timeouts.upstreamResponseMs;
@@ -298,15 +306,18 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     const max = this.state.listener.limits.maxHeaders;
     // A client that half-closed cannot send another request: say the connection ends.
     // (res.socket is null while queued behind a pipelined response.)
-    const close = this.owner.draining || this.res.socket?.readableEnded === true;
+    const close = !this.h2 && (this.owner.draining || this.res.socket?.readableEnded === true);
     const out = rewriteResponseHeaders(headers, this.requestId, close, max);
     if (out === undefined) {
       this.fail('upstream_protocol_error', new Error(`response head has more than ${max} headers`));
       controller.abort(ABORTED);
       return;
     }
+    const extra = this.owner.responseHeaders;
+    if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i]!);
     this.headStatus = statusCode;
-    this.headMessage = statusMessage;
+    // HTTP/2 has no reason phrase (Node warns when given one).
+    this.headMessage = this.h2 ? undefined : statusMessage;
     this.headHeaders = out;
   }
 
@@ -418,7 +429,27 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       cls === 'client_timeout' ||
       cls === 'header_too_large' ||
       cls === 'unsupported_request';
-    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close, this.errorHeaders);
+    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close && !this.h2, this.errorHeaders);
+  }
+
+  /** Answer from the proxy itself without a failure (a redirect): settles the exchange. */
+  reply(status: number, headers: string[], text: string): void {
+    if (this.settled) return;
+    this.settled = true;
+    const res = this.res;
+    const body = text;
+    headers.push(
+      'content-type',
+      'text/plain; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(body)),
+    );
+    if (this.requestId !== '') headers.push('x-request-id', this.requestId);
+    // An unread request body would be parsed as the next request: close after answering.
+    if (!this.h2 && (this.owner.draining || (this.hasBody() && !this.req.complete)))
+      headers.push('connection', 'close');
+    res.writeHead(status, headers);
+    res.end(body);
   }
 
   /**

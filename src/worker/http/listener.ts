@@ -2,10 +2,12 @@
 // undici dispatch per request (upstream/http-proxy.ts). Node enforces the client-side head
 // limits (header size, header timeout, keep-alive idle); this file maps Node's own error
 // answers to error classes so they are counted too.
-// TLS termination (a later issue) reuses everything here: only createServer() differs
-// (https.createServer with the same options and handler, proto "https").
+// TLS termination (tls/https-listener.ts) reuses everything here: it swaps the server (Node's
+// HTTP/2 secure server with HTTP/1.1 fallback) and adds a SecureSide; h2 requests take the same
+// path as h1 ones, with their head adapted in h2.ts.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Cidr, MAX_HEADERS_LIMIT } from '../../config/model.ts';
@@ -20,7 +22,9 @@ import { RequestLimits } from '../ratelimit/request-limits.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { Router } from '../routing/router.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
+import { h2RequestHead } from './h2.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
+import { redirectToHttps } from './redirect.ts';
 import { Tunnels } from './upgrade.ts';
 
 /** PROXY header read timeout when the listener has no client header timeout. */
@@ -37,11 +41,25 @@ function createServer(options: http.ServerOptions): http.Server {
   return http.createServer(options);
 }
 
+/** What an https listener adds to this one (tls/https-listener.ts). */
+export interface SecureSide {
+  /** New config: new handshakes use its certificates and settings. */
+  update(state: ListenerState): void;
+  /** Per request: remove client-certificate headers the client sent, add the verified ones. */
+  requestHeaders(headers: string[], socket: Socket): void;
+  /** Closing: GOAWAY to every h2 session (they finish their streams). */
+  drain(): void;
+  /** The drain deadline passed: cut every connection. */
+  closeAll(): void;
+}
+
 /** Everything a request reads from one ListenerState, compiled once per update(). */
 class Compiled {
   readonly router: Router;
   /** undefined: no rate limit on this listener or its routes. */
   readonly limits: RequestLimits<PoolRuntime> | undefined;
+  /** Appended to every proxied response head (HSTS), or undefined. */
+  readonly responseHeaders: readonly string[] | undefined;
   constructor(
     readonly state: ListenerState,
     env: WorkerEnv,
@@ -52,6 +70,14 @@ class Compiled {
       l.rateLimits.length > 0 || l.routes.some((r) => r.rateLimits.length > 0)
         ? new RequestLimits(state, env.rateLimits)
         : undefined;
+    const h = l.hsts;
+    this.responseHeaders =
+      h === undefined
+        ? undefined
+        : [
+            'strict-transport-security',
+            `max-age=${h.maxAgeS}${h.includeSubdomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`,
+          ];
   }
 }
 
@@ -62,6 +88,7 @@ interface PeerInfo {
   trusted: boolean;
 }
 const kPeer = Symbol('fiberlb.peer');
+type H2Request = { stream: { endAfterHeaders: boolean } };
 type PeerSocket = Socket & { [kPeer]?: PeerInfo };
 
 /** The connection's peer (cached on the socket), re-judged against a reloaded trust list. */
@@ -101,6 +128,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     env: WorkerEnv,
     makeServer: (options: http.ServerOptions) => http.Server,
     proto: 'http' | 'https',
+    private readonly secure?: SecureSide,
   ) {
     this.key = listenerKey(state.lb, state.listener);
     this.env = env;
@@ -145,6 +173,13 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     );
     server.on('drop', () => this.count('connection_limit', { error: 'connection limit reached' }));
     this.interceptConnections();
+    // A PROXY header was read off the TCP socket before the handshake: its client address
+    // moves to the TLS socket the requests see.
+    if (secure !== undefined)
+      server.on('secureConnection', (tlsSocket: PeerSocket & { _parent?: PeerSocket }) => {
+        const info = tlsSocket._parent?.[kPeer];
+        if (info !== undefined) tlsSocket[kPeer] = info;
+      });
     this.ready = new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         this.count('listen_failed', { error: errorText(err) }, 'listen failed');
@@ -168,6 +203,12 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.server.headersTimeout = l.timeouts.clientHeaderMs;
     this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
     this.applyServerLimits(state);
+    this.secure?.update(state);
+  }
+
+  /** Appended to proxied response heads (ExchangeOwner). */
+  get responseHeaders(): readonly string[] | undefined {
+    return this.current.responseHeaders;
   }
 
   active(): number {
@@ -191,6 +232,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         if (this.inflight === 0) finish();
       });
       server.closeIdleConnections();
+      this.secure?.drain();
       this.onDrained = () => {
         if (closed) finish();
         else server.closeIdleConnections();
@@ -199,7 +241,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         this.deadlinePassed = true;
         // Upgraded sockets are no longer Node's HTTP connections: cut them ourselves.
         this.tunnels.cutAll();
-        server.closeAllConnections();
+        if (this.secure !== undefined) this.secure.closeAll();
+        else server.closeAllConnections();
         finish();
       }, deadlineMs);
       timer.unref();
@@ -251,28 +294,39 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   private route(c: Compiled, ex: HttpExchange, expectContinue: boolean): void {
     const state = c.state;
     const req = ex.req;
-    const info = peerOf(req.socket as PeerSocket, state.listener.trustedProxies);
+    const socket = req.socket as PeerSocket;
+    const info = peerOf(socket, state.listener.trustedProxies);
     const peer = info.ip;
     const trusted = info.trusted;
     ex.peerIp = peer;
     ex.peerTrusted = trusted;
-    if (req.rawHeaders.length > 2 * state.listener.limits.maxHeaders) {
+    // h2: pseudo-headers out, :authority as Host, cookies joined (h2.ts); h1 as it came.
+    const raw = ex.h2 ? h2RequestHead(req) : req.rawHeaders;
+    if (raw.length > 2 * state.listener.limits.maxHeaders) {
       // Nothing is forwarded: Node may have dropped headers past its cap (see constructor).
       ex.fail('header_too_large');
       return;
     }
-    rewriteRequestHeaders(req.rawHeaders, peer, trusted, this.proto, ex);
+    rewriteRequestHeaders(raw, peer, trusted, this.proto, ex);
+    if (this.secure !== undefined) this.secure.requestHeaders(ex.headers, socket);
 
     if (
       ex.duplicateHost ||
-      (ex.host === undefined ? req.httpVersionMinor === 1 : !validAuthority(ex.host)) ||
+      (ex.host === undefined ? req.httpVersionMinor === 1 || ex.h2 : !validAuthority(ex.host)) ||
       ex.path.charCodeAt(0) !== 47
     ) {
       // RFC 9112 §3.2 (one valid Host on HTTP/1.1); only origin-form targets ("/...") are proxied.
       ex.fail('client_bad_request');
       return;
     }
-    if (ex.chunked) {
+    if (state.listener.redirectHttps !== undefined) {
+      redirectToHttps(ex, state.listener.redirectHttps.port);
+      return;
+    }
+    if (ex.h2) {
+      // h2 frames its own body: DATA frames up to END_STREAM, Content-Length optional.
+      if (ex.contentLength < 0 && !(req as unknown as H2Request).stream.endAfterHeaders) ex.chunked = true;
+    } else if (ex.chunked) {
       // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means broken framing → 400. Other codings
       // than one chunked → 501, as NGINX does (Node would drop them and forward the bytes).
       if (req.httpVersionMinor === 0) {
@@ -339,6 +393,12 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   private unsupported(socket: Duplex, text: string): void {
     this.count('unsupported_request', { error: text });
+    // h2 CONNECT arrives as (request, response): answer on the stream.
+    if (socket instanceof Http2ServerResponse) {
+      socket.writeHead(statusForError('unsupported_request'), { 'content-type': 'text/plain' });
+      socket.end(`${text}\n`);
+      return;
+    }
     this.refuse(socket, statusForError('unsupported_request'), text);
   }
 
@@ -401,7 +461,9 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
         socket[kPeer] = { ip, trustList: l.trustedProxies, trusted: cidrsContain(l.trustedProxies, ip) };
         this.admitConnection(socket, ip, (s) => {
           handOver(s);
-          s.resume();
+          // TLS takes the TCP handle over and feeds itself the bytes left unshifted; reading the
+          // JS side again would steal the handshake from it.
+          if (this.secure === undefined) s.resume();
         });
       });
     });

@@ -13,6 +13,7 @@ import { createPassthroughListener } from '../l4/passthrough.ts';
 import { createTcpListener } from '../l4/tcp.ts';
 import { createUdpListener } from '../l4/udp.ts';
 import { PoolRuntime } from '../routing/pool-runtime.ts';
+import { createHttpsListener } from '../tls/https-listener.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
 import { transportKey } from '../upstream/transport.ts';
 
@@ -22,7 +23,7 @@ const FACTORIES: Record<Protocol, ListenerFactory | undefined> = {
   tls_passthrough: createPassthroughListener,
   udp: createUdpListener,
   http: createHttpListener,
-  https: undefined, // TLS termination arrives with the TLS issue; reported, not silently ignored.
+  https: createHttpsListener,
 };
 
 /** How long a listener removed by a reload may keep serving its in-flight work. */
