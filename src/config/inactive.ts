@@ -6,11 +6,6 @@ import type { DynamicConfig } from './model.ts';
 export function inactiveFeatures(config: DynamicConfig): string[] {
   const notes: string[] = [];
   config.loadBalancers.forEach((lb, i) => {
-    lb.listeners.forEach((l, j) => {
-      const at = `load_balancers[${i}].listeners[${j}]`;
-      if (l.protocol === 'tls_passthrough')
-        notes.push(`${at}: tls_passthrough is a plain TCP pass-through for now (no SNI routing yet)`);
-    });
     lb.pools.forEach((p, j) => {
       if (p.healthCheck) notes.push(`load_balancers[${i}].pools[${j}].health_check: probes are not run yet`);
     });
