@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { HOST } from './net.ts';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -95,6 +96,8 @@ export interface WsConnectOptions {
   readonly path?: string;
   readonly host?: string;
   readonly headers?: Record<string, string>;
+  /** wss: TLS options (ca, servername, ALPNProtocols); the handshake starts once TLS is up. */
+  readonly tls?: ConnectionOptions;
 }
 
 /**
@@ -103,13 +106,13 @@ export interface WsConnectOptions {
  */
 export function wsConnect(port: number, o: WsConnectOptions = {}): Promise<WsClient> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: HOST, port });
+    const socket: Socket = o.tls ? tlsConnect({ host: HOST, port, ...o.tls }) : connect({ host: HOST, port });
     const key = randomBytes(16).toString('base64');
     const extra = Object.entries(o.headers ?? {})
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
     socket.on('error', (e) => reject(e));
-    socket.once('connect', () => {
+    socket.once(o.tls ? 'secureConnect' : 'connect', () => {
       socket.write(
         `GET ${o.path ?? '/'} HTTP/1.1\r\nHost: ${o.host ?? `${HOST}:${port}`}\r\nUpgrade: websocket\r\n` +
           `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
