@@ -59,7 +59,7 @@ const SPLICE = 3;
 
 export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Waiter, PickContext {
   // --- undici DispatchOptions (read by undici's Request; keep other names off this list:
-  // origin, query, idempotent, blocking, upgrade, reset, expectContinue,
+  // origin, query, blocking, upgrade, reset, expectContinue,
   // throwOnError, maxRedirections, typeOfService) ---
   path: string;
   method: string;
@@ -69,6 +69,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   bodyTimeout: number;
   /** The upstream's constant servername (else undici takes it from the client's Host). */
   servername = '';
+  /**
+   * Lets undici's h2 client put this request on a connection with others in flight (else a
+   * POST waits for an idle one: upstream/h2-mux.ts). It means nothing else to undici here:
+   * it never retries for us and our h1 pipelining is 1.
+   */
+  readonly idempotent = true;
 
   // --- RequestHead, filled by rewriteRequestHeaders ---
   host: string | undefined = undefined;
@@ -216,7 +222,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
 
   private dispatch(): void {
     this.dispatched = true;
-    this.upstream!.pool.dispatch(this, this);
+    this.upstream!.dispatcherFor(this.body).dispatch(this, this);
   }
 
   /**
