@@ -28,6 +28,7 @@ import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
 import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
+import { chunkForTrailers, trailersReach } from './trailers.ts';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeOwner {
@@ -290,6 +291,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       controller.abort(ABORTED);
       return;
     }
+    // Only an HTTP/2 backend can send trailers with a Content-Length (trailers.ts).
+    if (this.pool!.config.http2 && headers['content-length'] !== undefined)
+      chunkForTrailers(out, this.req, this.headers, statusCode);
     this.headStatus = statusCode;
     this.headMessage = statusMessage;
     this.headHeaders = out;
@@ -329,9 +333,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.release();
     if (this.settled) return;
     if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
-    // Trailers reach the client only on a chunked response (Node drops them otherwise).
+    // Trailers reach an HTTP/1.x client only on a chunked response (else counted, dropped).
     const t = trailersOf(controller, trailers);
-    if (t !== undefined) {
+    if (t !== undefined && trailersReach(this.res)) {
       try {
         this.res.addTrailers(t as Record<string, string>);
       } catch (err) {
