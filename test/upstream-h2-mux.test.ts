@@ -254,3 +254,15 @@ test('connection failures of an http2 pool fail its requests with their class, t
   assert.equal((await call(p.port)).status, 502);
   assert.equal(p.env.failures.toJSON().upstream_tls, 11);
 });
+
+test('an h2 backend that requires a client certificate the pool lacks → 502 upstream_tls', async (t) => {
+  const c = upstreamCerts(t);
+  const b = await startTlsBackend(t, { kind: 'h2', cert: c.server, clientCa: c.ca.cert }, delayed(0));
+  const p = await startHttpListener(t, {}, [
+    { ...poolConfig('web', [backend(b.port)]), tls: tlsOf(c.ca.cert), http2: true },
+  ]);
+  for (const a of await Promise.all(Array.from({ length: 5 }, () => call(p.port))))
+    assert.equal(a.status, 502);
+  assert.deepEqual(p.env.failures.toJSON(), { upstream_tls: 5 });
+  assert.equal(b.seen.length, 0);
+});

@@ -146,3 +146,23 @@ test('an h2-only backend of an http2 pool refuses the h1 upgrade in the handshak
   assert.equal(p.env.failures.toJSON().upstream_tls, 1);
   assert.match(String(log.of('upstream_tls')[0]?.error), /NO_APPLICATION_PROTOCOL|no application protocol/i);
 });
+
+test('a wss backend that requires a client certificate the pool lacks → 502 upstream_tls', async (t) => {
+  const c = upstreamCerts(t);
+  const be = await wssServer(t, {
+    tls: {
+      cert: c.server.cert,
+      key: c.server.key,
+      requestCert: true,
+      rejectUnauthorized: true,
+      ca: c.ca.cert,
+    },
+  });
+  const p = await lb(t, be.port, tlsOf({ ca: c.ca.cert }));
+  const log = captureLog(t);
+  const r = await raw(p.port, UPGRADE);
+  assert.equal(parseHead(r.text).status, 502);
+  assert.equal(be.requests.length, 0);
+  assert.deepEqual(p.env.failures.toJSON(), { upstream_tls: 1 });
+  assert.match(String(log.of('upstream_tls')[0]?.error), /CERTIFICATE_REQUIRED|certificate required/i);
+});

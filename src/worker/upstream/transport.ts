@@ -128,9 +128,22 @@ function counted(cb: buildConnector.Callback): buildConnector.Callback {
       if (s.encrypted === true) {
         tlsConnections++;
         if (s.isSessionReused()) tlsResumed++;
+        s.prependListener('error', onTlsError);
       }
       if (s.alpnProtocol === 'h2') h2Connections++;
     }
     (cb as (e: Error | null, s: unknown) => void)(err, socket);
   };
+}
+
+/**
+ * A TLS alert after the handshake (TLS 1.3: the backend refuses a missing or untrusted client
+ * certificate only after the client has finished, so it arrives as the answer to the request)
+ * is emitted without destroying the socket, and the EOF that follows makes undici's HTTP/1.1
+ * client replace it with "other side closed" (upstream_reset). Destroying the socket with the
+ * alert keeps it as the request's error: upstream_tls. The backend application never saw the
+ * request (its TLS layer refused the connection first).
+ */
+function onTlsError(this: TLSSocket, err: Error & { code?: string }): void {
+  if (!this.destroyed && typeof err.code === 'string' && err.code.startsWith('ERR_SSL_')) this.destroy(err);
 }
