@@ -1,7 +1,10 @@
 // HTTP/2 multiplexing to the backends of an `http2` pool: many requests as streams of few
 // connections, instead of a connection per request. undici 7.30 can multiplex (a Client's
-// `pipelining` is its stream limit on an h2 connection), but three of its behaviours shape
+// `pipelining` is its stream limit on an h2 connection), but four of its behaviours shape
 // how we use it, and this file owns the answers:
+// - its Pool counts a Client that is still connecting as busy, so a cold burst opens a
+//   connection per request; MuxPool (below) picks Clients itself and lets a connecting one
+//   take requests up to its stream limit.
 // - `pipelining` is per Client, fixed before the connection exists, and also applies when
 //   ALPN falls back to HTTP/1.1 — real h1 pipelining (head-of-line blocking; a POST behind a
 //   GET). So each Client's limit is set from the protocol its connection actually got, in
@@ -11,7 +14,7 @@
 //   order, on that first connection; every later one has a connection per request again.
 // - undici records the peer's SETTINGS_MAX_CONCURRENT_STREAMS but never enforces it (Node's
 //   http2 then queues the extra streams inside the session). We lower the Client's limit to
-//   the peer's value when its SETTINGS arrive, so the Pool opens another connection instead.
+//   the peer's value when its SETTINGS arrive, so another connection opens instead.
 // - A request with a stream body waits until its connection has nothing else in flight, and
 //   every request queued behind it on that Client waits too (client-h2.js busy()). Streaming
 //   uploads (large or unbounded bodies, gRPC client streams) therefore never go to the
@@ -65,7 +68,7 @@ interface Conn {
  * Like undici's Pool it uses the first Client that is not busy, opening another when all
  * are; unlike it, a Client that is still connecting takes requests up to its stream limit
  * (undici counts a connecting Client as busy, so a Pool opens a connection per request of
- * a cold burst: 15 for 50 requests here). `connections` stays the upper bound (a peer that
+ * a cold burst). `connections` stays the upper bound (a peer that
  * allows one stream gets a connection per request, as h1 does); the Gate in front admits
  * no more requests than that many connections can carry, so none waits here for long.
  */
