@@ -23,6 +23,10 @@ export interface TlsBackend {
   readonly port: number;
   /** Connections accepted (TLS handshakes, or TCP connections for h2c). */
   connections(): number;
+  /** Most requests seen in flight at once on one connection (h2 session or h1 socket). */
+  maxInFlightPerConnection(): number;
+  /** Most requests seen in flight at once, all connections together. */
+  maxInFlight(): number;
   /** One entry per request, in arrival order. */
   readonly seen: Seen[];
 }
@@ -41,6 +45,8 @@ export interface TlsBackendOptions {
   readonly clientCa?: string;
   /** Highest TLS version the backend accepts. */
   readonly maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** HTTP/2 settings the backend advertises (e.g. maxConcurrentStreams). */
+  readonly settings?: http2.Settings;
 }
 
 export async function startTlsBackend(
@@ -50,7 +56,20 @@ export async function startTlsBackend(
 ): Promise<TlsBackend> {
   const seen: Seen[] = [];
   let conns = 0;
+  let maxInFlight = 0;
+  let all = 0;
+  let maxAll = 0;
+  const inFlight = new WeakMap<object, number>();
   const onRequest: Handler = (req, res) => {
+    const conn: object = 'stream' in req ? req.stream.session! : req.socket;
+    const n = (inFlight.get(conn) ?? 0) + 1;
+    inFlight.set(conn, n);
+    maxInFlight = Math.max(maxInFlight, n);
+    maxAll = Math.max(maxAll, ++all);
+    res.once('close', () => {
+      inFlight.set(conn, inFlight.get(conn)! - 1);
+      all--;
+    });
     const sock = req.socket as tls.TLSSocket;
     const peer = typeof sock.getPeerCertificate === 'function' ? sock.getPeerCertificate() : undefined;
     seen.push({
@@ -69,8 +88,12 @@ export async function startTlsBackend(
   };
   let server: net.Server;
   if (o.kind === 'h1') server = https.createServer(tlsOpts, onRequest as never);
-  else if (o.kind === 'h2c') server = http2.createServer(onRequest as never);
-  else server = http2.createSecureServer({ ...tlsOpts, allowHTTP1: o.kind === 'h2+h1' }, onRequest as never);
+  else if (o.kind === 'h2c') server = http2.createServer({ settings: o.settings }, onRequest as never);
+  else
+    server = http2.createSecureServer(
+      { ...tlsOpts, allowHTTP1: o.kind === 'h2+h1', settings: o.settings },
+      onRequest as never,
+    );
   server.on(o.kind === 'h2c' ? 'connection' : 'secureConnection', () => conns++);
   // h2 sessions are not closed by server.close(): track and destroy them.
   const sockets = new Set<net.Socket>();
@@ -87,7 +110,13 @@ export async function startTlsBackend(
         for (const s of sockets) s.destroy();
       }),
   );
-  return { port, connections: () => conns, seen };
+  return {
+    port,
+    connections: () => conns,
+    maxInFlightPerConnection: () => maxInFlight,
+    maxInFlight: () => maxAll,
+    seen,
+  };
 }
 
 /** A gRPC-style unary answer: one length-prefixed message, then grpc-status / grpc-message trailers. */

@@ -1,10 +1,12 @@
 // A minimal RFC 6455 WebSocket client and echo server for the tests (Node 20 has no global
 // WebSocket client, and this keeps the project free of another dependency): the opening
 // handshake with Sec-WebSocket-Accept checked, masked client frames, unmasked server frames,
-// 7/16/64-bit lengths, ping/pong and close. Unfragmented messages only; no extensions.
+// 7/16/64-bit lengths, ping/pong and close. Unfragmented messages only; no extensions. The
+// server can speak wss (node:https) for TLS pools.
 
 import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { HOST } from './net.ts';
@@ -199,13 +201,16 @@ export interface WsServerOptions {
   readonly refuse?: number;
   /** Never close on the peer's FIN (a backend that leaves half-open sockets behind). */
   readonly ignoreEnd?: boolean;
+  /** Serve wss: a node:https server with these (e.g. a certificate, requestCert + ca). */
+  readonly tls?: https.ServerOptions;
 }
 
 /** An echo WebSocket server: every data message comes back with the same opcode. */
 export async function wsEchoServer(o: WsServerOptions = {}): Promise<WsServer> {
   const requests: IncomingMessage[] = [];
   const sockets = new Set<Socket>();
-  const server = http.createServer((_req, res) => res.writeHead(426).end('upgrade required\n'));
+  const onRequest: http.RequestListener = (_req, res) => res.writeHead(426).end('upgrade required\n');
+  const server = o.tls ? https.createServer(o.tls, onRequest) : http.createServer(onRequest);
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     requests.push(req);
     socket.on('error', () => {});

@@ -28,6 +28,7 @@ import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
 import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
+import { chunkForTrailers, trailersReach } from './trailers.ts';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeOwner {
@@ -61,7 +62,7 @@ const SPLICE = 3;
 
 export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Waiter, PickContext {
   // --- undici DispatchOptions (read by undici's Request; keep other names off this list:
-  // origin, query, idempotent, blocking, upgrade, reset, expectContinue,
+  // origin, query, blocking, upgrade, reset, expectContinue,
   // throwOnError, maxRedirections, typeOfService) ---
   path: string;
   method: string;
@@ -71,6 +72,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   bodyTimeout: number;
   /** The upstream's constant servername (else undici takes it from the client's Host). */
   servername = '';
+  /**
+   * Lets undici's h2 client put this request on a connection with others in flight (else a
+   * POST waits for an idle one: upstream/h2-mux.ts). It means nothing else to undici here:
+   * it never retries for us and our h1 pipelining is 1.
+   */
+  readonly idempotent = true;
 
   // --- RequestHead, filled by rewriteRequestHeaders ---
   host: string | undefined = undefined;
@@ -245,7 +252,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
 
   private dispatch(): void {
     this.dispatched = true;
-    this.upstream!.pool.dispatch(this, this);
+    this.upstream!.dispatcherFor(this.body).dispatch(this, this);
   }
 
   /**
@@ -315,6 +322,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     }
     const extra = this.owner.responseHeaders;
     if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i]!);
+    // Only an HTTP/2 backend can send trailers with a Content-Length (trailers.ts).
+    if (this.pool!.config.http2 && headers['content-length'] !== undefined)
+      chunkForTrailers(out, this.req, this.headers, statusCode);
     this.headStatus = statusCode;
     // HTTP/2 has no reason phrase (Node warns when given one).
     this.headMessage = this.h2 ? undefined : statusMessage;
@@ -355,9 +365,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.release();
     if (this.settled) return;
     if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
-    // Trailers reach the client only on a chunked response (Node drops them otherwise).
+    // Trailers reach an HTTP/1.x client only on a chunked response (else counted, dropped).
     const t = trailersOf(controller, trailers);
-    if (t !== undefined) {
+    if (t !== undefined && trailersReach(this.res)) {
       try {
         this.res.addTrailers(t as Record<string, string>);
       } catch (err) {

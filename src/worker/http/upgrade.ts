@@ -9,6 +9,7 @@
 // - a client that leaves before the 101 aborts the upstream request;
 // - idle tunnels are cut after timeouts.tunnel_idle, and a draining listener cuts what is
 //   left at its drain deadline (drain_deadline).
+// To a pool with `tls` the tunnel is TLS (wss) with the pool's own TLS material (agentFor).
 // Any server's 'upgrade' event can call Tunnels.handle() (http today, https once it opens).
 // Upgrades other than WebSocket (h2c, ...) are refused with 501.
 //
@@ -18,10 +19,12 @@
 // They do count as the backend's active connections for least_connections.
 
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyServer } from 'http-proxy-3';
 import { formatDuration } from '../../config/duration.ts';
+import type { PoolConfig } from '../../config/model.ts';
 import {
   classifyUpstreamError,
   ERROR_CATALOG,
@@ -35,6 +38,8 @@ import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import type { Router } from '../routing/router.ts';
+import { upstreamKey } from '../upstream/http-pools.ts';
+import { PLAIN_TRANSPORT, tlsClientOptions, transportKey } from '../upstream/transport.ts';
 import { clientIp, type RequestHead, rewriteRequestHeaders, validAuthority } from './headers.ts';
 
 /** Client bytes read ahead while waiting for the backend's 101 (clients normally send none). */
@@ -80,14 +85,32 @@ export function stats(): Readonly<typeof counters> {
   return { ...counters };
 }
 
-/** One keep-alive agent per backend address, shared by every listener of the worker. */
+/**
+ * One keep-alive agent per backend address and transport (upstreamKey), shared by every
+ * listener of the worker. A pool with `tls` gets an https.Agent made with the same TLS
+ * material as its HTTP requests (transport.ts: CA, verify, SNI, client certificate,
+ * min_version), offering only ALPN http/1.1: a WebSocket upgrade is an HTTP/1.1 request, so an
+ * h2-only backend refuses the handshake (upstream_tls) instead of being sent h1 bytes.
+ */
 const agents = new Map<string, http.Agent>();
-function agentFor(t: BackendTarget): http.Agent {
-  const key = backendAddress(t);
+function agentFor(t: BackendTarget, cfg: PoolConfig): http.Agent {
+  const key = upstreamKey(t.address, t.port, cfg.tls === undefined ? PLAIN_TRANSPORT : transportKey(cfg));
   let a = agents.get(key);
   if (a === undefined) {
     // Upgraded sockets leave the agent on the 101, so its limits never bound tunnels.
-    a = new http.Agent({ keepAlive: true, maxFreeSockets: 16, timeout: AGENT_FREE_SOCKET_MS });
+    const base = { keepAlive: true, maxFreeSockets: 16, timeout: AGENT_FREE_SOCKET_MS };
+    if (cfg.tls === undefined) a = new http.Agent(base);
+    else {
+      const o = tlsClientOptions(t.address, cfg.tls);
+      // Agent options override the request's (Node merges them last); servername '' = no SNI.
+      a = new https.Agent({
+        ...base,
+        secureContext: o.secureContext,
+        rejectUnauthorized: o.rejectUnauthorized,
+        servername: o.sni ?? '',
+        ALPNProtocols: ['http/1.1'],
+      });
+    }
     agents.set(key, a);
   }
   return a;
@@ -227,8 +250,9 @@ export class Tunnels {
       socket,
       head,
       {
-        target: `http://${backendAddress(target)}`,
-        agent: agentFor(target),
+        target: `${pool.config.tls === undefined ? 'http' : 'https'}://${backendAddress(target)}`,
+        agent: agentFor(target, pool.config),
+        secure: pool.config.tls?.verify ?? true,
         // Our own X-Forwarded-For/Proto/Host are already set; xfwd would append a second set.
         xfwd: false,
       },

@@ -8,24 +8,25 @@
 // their gate; undici's close() lets their in-flight requests finish first.
 // A pool's `tls` / `http2` (transport.ts) are part of the key too: pools that differ there
 // never share connections, and a reload that changes them gets fresh connections.
-// HTTP/2 upstreams keep pipelining 1 as well — one request per connection at a time, like
-// h1 — so the gate's "one admitted request, one connection" holds for both. Multiplexing
-// (pipelining ~100) halves h2's CPU per request (bench/README.md), but is not on because in
-// undici 7 (a) `pipelining` also applies when ALPN falls back to HTTP/1.1, (b) it ignores the
-// peer's SETTINGS_MAX_CONCURRENT_STREAMS, and (c) a streaming request body waits until its
-// connection has no other request in flight (client-h2.js busy()), serialising gRPC streams.
+// HTTP/2 upstreams (`http2` pools) multiplex: requests without a stream body share few
+// connections, up to 100 streams each (h2-mux.ts, which also says how undici's pitfalls are
+// handled); requests with a stream body go to a second Pool with a connection each (undici
+// would hold every other request of their connection back). The gate bounds requests in
+// flight per backend either way: for h1 that is also the connections, for h2 the streams.
 
 import { Pool } from 'undici';
 import type { PoolConfig } from '../../config/model.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { Gate } from './admission.ts';
+import { MuxPool } from './h2-mux.ts';
 import { PLAIN_TRANSPORT, transportKey, upstreamTransport } from './transport.ts';
 
 /**
- * Max upstream connections — and so requests in flight — per backend per worker. Further
+ * Max requests in flight — and so upstream connections — per backend per worker. Further
  * requests wait at the Gate, never inside undici: with pipelining 1 and as many admitted
  * requests as connections, an admitted request always has a connection of its own (at most
- * one event-loop turn in undici's queue while a finished connection frees itself).
+ * one event-loop turn in undici's queue while a finished connection frees itself). An h2
+ * upstream needs fewer connections for as many streams; it is bounded by the same number.
  */
 export const UPSTREAM_CONNECTIONS = 256;
 /** Below the usual 5 s backend keep-alive, so we rarely reuse a socket the backend is closing. */
@@ -39,11 +40,14 @@ export function upstreamKey(address: string, port: number, transport = PLAIN_TRA
   return transport === PLAIN_TRANSPORT ? `${address}:${port}` : `${address}:${port}/${transport}`;
 }
 
-/** One backend address as the HTTP exchange uses it: the undici Pool and its gate. */
+/** One backend address as the HTTP exchange uses it: the undici Pool(s) and its gate. */
 export class Upstream {
   readonly gate: Gate;
   constructor(
+    /** A connection per request in flight: every request, or for h2 those with a stream body. */
     readonly pool: Pool,
+    /** http2 pools: the requests without a stream body, multiplexed (h2-mux.ts). */
+    readonly mux: MuxPool | undefined,
     /** upstreamKey(): address, port and transport. */
     readonly hostPort: string,
     readonly connectMs: number,
@@ -54,6 +58,22 @@ export class Upstream {
     readonly servername: string,
   ) {
     this.gate = new Gate(capacity);
+  }
+
+  /** Where a request with this body goes (a Buffer or none; else a stream). */
+  dispatcherFor(body: unknown): Pick<Pool, 'dispatch'> {
+    const mux = this.mux;
+    return mux !== undefined && (body === null || Buffer.isBuffer(body)) ? mux : this.pool;
+  }
+
+  get closed(): boolean {
+    return this.pool.closed;
+  }
+
+  /** Close gracefully: in-flight requests finish first. */
+  close(): Promise<void> {
+    const p = this.pool.close().catch(noop);
+    return this.mux === undefined ? p : Promise.all([p, this.mux.close()]).then(noop);
   }
 }
 
@@ -82,22 +102,24 @@ export class UpstreamPools {
       cached !== undefined &&
       cached.connectMs === connectMs &&
       cached.transport === transport &&
-      !cached.pool.closed
+      !cached.closed
     )
       return cached;
     const hostPort = upstreamKey(t.address, t.port, transport);
     const key = `${hostPort}/${connectMs}`;
     let e = this.pools.get(key);
-    if (e === undefined || e.pool.closed) {
+    if (e === undefined || e.closed) {
       const how = upstreamTransport(t.address, t.port, cfg, connectMs);
-      const pool = new Pool(how.origin, {
+      const options: Pool.Options = {
         connections: this.connections,
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
         connectTimeout: connectMs,
         ...how.options,
-      });
-      e = new Upstream(pool, hostPort, connectMs, this.connections, transport, how.servername);
+      };
+      const pool = new Pool(how.origin, options);
+      const mux = cfg?.http2 === true ? new MuxPool(how.origin, options) : undefined;
+      e = new Upstream(pool, mux, hostPort, connectMs, this.connections, transport, how.servername);
       this.pools.set(key, e);
     }
     this.byTarget.set(t, e);
@@ -119,8 +141,8 @@ export class UpstreamPools {
       if (keep.has(e.hostPort)) continue;
       this.pools.delete(key);
       // Requests already waiting at its gate were routed before the reload: let them go first.
-      const pool = e.pool;
-      e.gate.whenEmpty(() => pool.close().catch(noop));
+      const up = e;
+      e.gate.whenEmpty(() => void up.close());
     }
   }
 
@@ -128,7 +150,7 @@ export class UpstreamPools {
   async close(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(all.map((e) => e.pool.close().catch(noop)));
+    await Promise.all(all.map((e) => e.close()));
   }
 }
 

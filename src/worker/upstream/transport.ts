@@ -6,13 +6,13 @@
 //   configured servername, else the backend address when it is a name, else none), and one
 //   backend connection must serve every Host;
 // - a Pool does not hand `useH2c` (HTTP/2 prior knowledge over plain TCP) to its connector.
-// One SecureContext per upstream, so the CA bundle is parsed once, not on every handshake.
+// One SecureContext per pool tls config, so the CA bundle is parsed once, not on every handshake.
 
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { createSecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { buildConnector, type Pool } from 'undici';
-import type { PoolConfig } from '../../config/model.ts';
+import type { PoolConfig, UpstreamTlsConfig } from '../../config/model.ts';
 
 /** transportKey() of a plain HTTP/1.1 pool. */
 export const PLAIN_TRANSPORT = '';
@@ -67,22 +67,46 @@ export function upstreamTransport(
     const connect: buildConnector.connector = (opts, cb) => base(opts, counted(cb));
     return { origin, options: { connect }, servername: address, sni: undefined };
   }
-  // RFC 6066: SNI carries DNS names only, and without a trailing dot.
-  const sni = tls.servername ?? (isIP(address) === 0 ? address.replace(/\.$/, '') : undefined);
-  const secureContext = createSecureContext({
-    ca: tls.ca,
-    cert: tls.cert,
-    key: tls.key,
-    minVersion: tls.minVersion,
-  });
+  const { sni, secureContext, rejectUnauthorized } = tlsClientOptions(address, tls);
   const base = buildConnector({
     timeout: connectMs,
     allowH2: http2,
     secureContext,
-    rejectUnauthorized: tls.verify,
+    rejectUnauthorized,
   });
   const connect: buildConnector.connector = (opts, cb) => base({ ...opts, servername: sni }, counted(cb));
   return { origin, options: { connect }, servername: sni ?? address, sni };
+}
+
+/** What a TLS connection to one backend of a `tls` pool is made with (tlsClientOptions). */
+export interface TlsClientOptions {
+  /** SNI sent and name verified; undefined = none sent (IP backend), verified against the IP. */
+  readonly sni: string | undefined;
+  readonly secureContext: SecureContext;
+  readonly rejectUnauthorized: boolean;
+}
+
+const contexts = new WeakMap<UpstreamTlsConfig, SecureContext>();
+
+/**
+ * The TLS material for a backend at `address` of a pool with `tls`: the same for its HTTP
+ * requests (undici) and its WebSocket tunnels (node:https), so both verify, name and present
+ * a client certificate alike. The SecureContext is built once per pool tls config.
+ */
+export function tlsClientOptions(address: string, tls: UpstreamTlsConfig): TlsClientOptions {
+  // RFC 6066: SNI carries DNS names only, and without a trailing dot.
+  const sni = tls.servername ?? (isIP(address) === 0 ? address.replace(/\.$/, '') : undefined);
+  let secureContext = contexts.get(tls);
+  if (secureContext === undefined) {
+    secureContext = createSecureContext({
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      minVersion: tls.minVersion,
+    });
+    contexts.set(tls, secureContext);
+  }
+  return { sni, secureContext, rejectUnauthorized: tls.verify };
 }
 
 // Per-worker counters of connections opened by tls / http2 pools (plain pools are not counted:
@@ -104,9 +128,22 @@ function counted(cb: buildConnector.Callback): buildConnector.Callback {
       if (s.encrypted === true) {
         tlsConnections++;
         if (s.isSessionReused()) tlsResumed++;
+        s.prependListener('error', onTlsError);
       }
       if (s.alpnProtocol === 'h2') h2Connections++;
     }
     (cb as (e: Error | null, s: unknown) => void)(err, socket);
   };
+}
+
+/**
+ * A TLS alert after the handshake (TLS 1.3: the backend refuses a missing or untrusted client
+ * certificate only after the client has finished, so it arrives as the answer to the request)
+ * is emitted without destroying the socket, and the EOF that follows makes undici's HTTP/1.1
+ * client replace it with "other side closed" (upstream_reset). Destroying the socket with the
+ * alert keeps it as the request's error: upstream_tls. The backend application never saw the
+ * request (its TLS layer refused the connection first).
+ */
+function onTlsError(this: TLSSocket, err: Error & { code?: string }): void {
+  if (!this.destroyed && typeof err.code === 'string' && err.code.startsWith('ERR_SSL_')) this.destroy(err);
 }
