@@ -3,12 +3,16 @@
 
 import type { HealthState, Snapshot } from './config/snapshot.ts';
 import type { ErrorClass } from './shared/errors.ts';
+import type { MetricFamily, TelemetrySummary } from './shared/metrics.ts';
 
 export type PrimaryToWorker =
   | { readonly type: 'snapshot'; readonly snapshot: Snapshot }
   | { readonly type: 'health'; readonly health: HealthState }
   | { readonly type: 'drain'; readonly deadlineMs: number }
-  | { readonly type: 'status' };
+  | { readonly type: 'status' }
+  // Asked on a scrape (full: every metric family) and once a second for the dashboard (summary
+  // only). Answered with the same id; nothing on the request path talks to the primary.
+  | { readonly type: 'metrics'; readonly id: number; readonly full: boolean };
 
 export type WorkerToPrimary =
   // Sent once the worker's message handler exists: IPC messages that arrive before it (e.g.
@@ -31,6 +35,12 @@ export type WorkerToPrimary =
       readonly revision: number;
       readonly active: number;
       readonly errors: Record<string, number>;
+    }
+  | {
+      readonly type: 'metrics';
+      readonly id: number;
+      readonly families: readonly MetricFamily[];
+      readonly summary: TelemetrySummary;
     };
 
 export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {

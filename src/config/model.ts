@@ -31,6 +31,8 @@ export interface AdminConfig {
   readonly port: number;
   /** Bearer token file for mutating endpoints; created (0600) with a random token if missing. */
   readonly tokenFile: string | undefined;
+  /** Serve GET /metrics without the bearer token (for a Prometheus on the management network). */
+  readonly metricsOpen: boolean;
 }
 
 export interface ClusterConfig {

@@ -117,11 +117,12 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 function validateAdmin(w: Walker, top: Fields): AdminConfig {
-  const f = w.map(top.get('admin'), 'admin', ['address', 'port', 'token_file']);
+  const f = w.map(top.get('admin'), 'admin', ['address', 'port', 'token_file', 'metrics_open']);
   return {
     address: w.address(f, 'address', checkIpLiteral) ?? '127.0.0.1',
     port: w.port(f, 'port', 9092) ?? 9092,
     tokenFile: w.filePath(f, 'token_file'),
+    metricsOpen: w.bool(f, 'metrics_open', false),
   };
 }
 

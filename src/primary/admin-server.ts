@@ -5,12 +5,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AdminConfig } from '../config/model.ts';
 import { tokenMatches } from './admin-token.ts';
 import type { HealthBody, ReloadOutcome } from './health.ts';
+import { CONTENT_TYPE } from './metrics/prometheus.ts';
 
 export interface AdminHandlers {
   /** ready false → 503 (no worker serves the current revision, or a listener is not open). */
   health(): { ready: boolean; body: HealthBody };
   status(): Promise<Record<string, unknown>>;
   reload(): Promise<ReloadOutcome>;
+  /** Prometheus text (content type CONTENT_TYPE). */
+  metrics(): Promise<string>;
 }
 
 export function startAdminServer(cfg: AdminConfig, token: string, h: AdminHandlers): Promise<Server> {
@@ -22,6 +25,16 @@ export function startAdminServer(cfg: AdminConfig, token: string, h: AdminHandle
     if (path === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       const { ready, body } = h.health();
       return json(res, ready ? 200 : 503, body);
+    }
+    if (
+      path === '/metrics' &&
+      req.method === 'GET' &&
+      (cfg.metricsOpen || tokenMatches(token, req.headers.authorization))
+    ) {
+      const text = await h.metrics();
+      res.writeHead(200, { 'content-type': CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
     }
     if (!tokenMatches(token, req.headers.authorization)) {
       return json(res, 401, { error: 'missing or wrong bearer token (see admin.token_file)' });

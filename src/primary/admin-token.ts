@@ -53,7 +53,7 @@ export function isLoopback(address: string): boolean {
  * may read or write (its permission bits, from stat).
  */
 export async function adminExposureWarnings(
-  admin: AdminConfig,
+  admin: Pick<AdminConfig, 'address' | 'port' | 'tokenFile'>,
 ): Promise<Array<{ msg: string; fields: Record<string, unknown> }>> {
   const out: Array<{ msg: string; fields: Record<string, unknown> }> = [];
   if (!isLoopback(admin.address))

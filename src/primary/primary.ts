@@ -11,9 +11,12 @@ import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
 import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
+import { MetricsRegistry } from '../shared/metrics.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
+import { addPrimaryCollectors } from './metrics/primary-families.ts';
+import { PrometheusEndpoint } from './metrics/prometheus.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -31,9 +34,29 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
+  /** The primary's metric collectors (other primary modules add theirs here). */
+  readonly metrics = new MetricsRegistry();
+  private readonly prometheus: PrometheusEndpoint;
+  private reloadsApplied = 0;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
+    addPrimaryCollectors(
+      this.metrics,
+      () => ({
+        revision: this.revision,
+        source: this.source.description,
+        reloadsApplied: this.reloadsApplied,
+        workersConfigured: this.config?.static.cluster.workers ?? 0,
+        workersReady: this.health().body.workers_ready,
+      }),
+      this.failures,
+    );
+    this.prometheus = new PrometheusEndpoint({
+      primary: () => this.metrics.collect(),
+      workers: () => this.workers.metrics(true),
+    });
+    this.workers.onRetired = (_slot, last) => this.prometheus.retire(last);
   }
 
   private get revision(): number {
@@ -73,6 +96,7 @@ export class Primary {
         health: () => this.health(),
         status: () => this.status(),
         reload: () => this.reload('admin'),
+        metrics: () => this.prometheus.render(),
       });
     } catch (err) {
       log('error', 'listen failed', {
@@ -201,6 +225,7 @@ export class Primary {
         });
     }
     this.config = next;
+    this.reloadsApplied++;
     this.snapshot = {
       revision: result.revision,
       origin: this.source.description,

@@ -35,6 +35,8 @@ export interface ListenerFailure {
   readonly error: string;
 }
 
+export type WorkerMetrics = WorkerToPrimary & { type: 'metrics' };
+
 export interface WorkerInfo {
   readonly slot: number;
   readonly pid: number | undefined;
@@ -57,6 +59,12 @@ export class WorkerSet {
     Worker,
     Array<(m: WorkerToPrimary & { type: 'status' }) => void>
   >();
+  /** Metrics replies by request id (see metrics()). */
+  private readonly metricsWaiters = new Map<number, (m: WorkerMetrics) => void>();
+  private metricsId = 0;
+  /** Called with a worker's last metrics answer when it exits (its counters would vanish). */
+  onRetired: ((slot: number, last: WorkerMetrics) => void) | undefined;
+  private readonly lastMetrics = new WeakMap<Worker, WorkerMetrics>();
   /** waitApplied() checks, re-run whenever a worker applies, exits or the set is resized. */
   private readonly appliedWaiters = new Set<() => void>();
 
@@ -161,6 +169,33 @@ export class WorkerSet {
     return (await Promise.all(answers)).filter((a) => a !== undefined);
   }
 
+  /**
+   * Every live worker's metrics (full: all families; else only the summary). Workers that do
+   * not answer within `timeoutMs` are left out.
+   */
+  async metrics(full: boolean, timeoutMs = 1000): Promise<Array<{ slot: number; m: WorkerMetrics }>> {
+    const live = this.slots.flatMap((s) => (s.worker && this.greeted.has(s.worker) ? [s] : []));
+    const answers = live.map(
+      (s) =>
+        new Promise<{ slot: number; m: WorkerMetrics } | undefined>((resolve) => {
+          const worker = s.worker!;
+          const id = ++this.metricsId;
+          const t = setTimeout(() => {
+            this.metricsWaiters.delete(id);
+            resolve(undefined);
+          }, timeoutMs);
+          this.metricsWaiters.set(id, (m) => {
+            clearTimeout(t);
+            this.metricsWaiters.delete(id);
+            if (full) this.lastMetrics.set(worker, m);
+            resolve({ slot: s.index, m });
+          });
+          this.send(worker, { type: 'metrics', id, full });
+        }),
+    );
+    return (await Promise.all(answers)).filter((a) => a !== undefined);
+  }
+
   /** SIGTERM path: no more respawns; every worker drains and exits. */
   async drainAll(deadlineMs: number): Promise<void> {
     this.stopping = true;
@@ -230,11 +265,16 @@ export class WorkerSet {
         this.statusWaiters.get(worker)?.shift()?.(m);
         break;
       }
+      case 'metrics':
+        this.metricsWaiters.get(m.id)?.(m);
+        break;
     }
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
     this.statusWaiters.delete(worker);
+    const last = this.lastMetrics.get(worker);
+    if (last) this.onRetired?.(slot.index, last);
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
     slot.listenersFailed = [];

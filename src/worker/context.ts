@@ -6,6 +6,7 @@ import type { ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
 import type { Failures } from '../shared/failure.ts';
 import type { BackendTarget } from './routing/balancer/types.ts';
 import type { PoolRuntime } from './routing/pool-runtime.ts';
+import type { WorkerTelemetry } from './telemetry/telemetry.ts';
 import type { UpstreamPools } from './upstream/http-pools.ts';
 
 /** Everything a listener reads per connection/request. Replaced wholesale on reload. */
@@ -27,6 +28,8 @@ export interface WorkerEnv {
   readonly failures: Failures;
   /** undici Pools per upstream address, shared by all http listeners of this worker. */
   readonly upstreams: UpstreamPools;
+  /** Metrics counters and access logs (absent in unit tests that build listeners by hand). */
+  readonly telemetry?: WorkerTelemetry | undefined;
 }
 
 export interface ListenerHandle {

@@ -8,6 +8,7 @@ import { Failures } from '../shared/failure.ts';
 import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
+import { WorkerTelemetry } from './telemetry/telemetry.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
 
 export function runWorker(): void {
@@ -16,7 +17,9 @@ export function runWorker(): void {
   setLogRole(`worker-${worker.id}`);
 
   const failures = new Failures();
-  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools() });
+  const telemetry = new WorkerTelemetry(failures, process.env.FIBERLB_WORKER_SLOT ?? String(worker.id));
+  const upstreams = new UpstreamPools({ stats: (address) => telemetry.upstream(address) });
+  const registry = new ListenerRegistry({ failures, upstreams, telemetry });
   // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
   watchFdExhaustion(failures);
   let revision = 0;
@@ -72,6 +75,14 @@ export function runWorker(): void {
         break;
       case 'status':
         send({ type: 'status', revision, active: registry.active(), errors: failures.toJSON() });
+        break;
+      case 'metrics':
+        send({
+          type: 'metrics',
+          id: m.id,
+          families: m.full ? telemetry.collect() : [],
+          summary: telemetry.summary(),
+        });
         break;
     }
   });

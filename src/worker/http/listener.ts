@@ -16,6 +16,8 @@ import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
 import { Router } from '../routing/router.ts';
+import { listenerStats, recordHttp } from '../telemetry/record.ts';
+import type { ListenerStats } from '../telemetry/stats.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
 
@@ -57,6 +59,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   draining = false;
   deadlinePassed = false;
   private current: Compiled;
+  private stats: ListenerStats;
   private inflight = 0;
   private readonly server: http.Server;
   private readonly proto: string;
@@ -73,6 +76,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.env = env;
     this.proto = proto;
     this.current = new Compiled(state);
+    this.stats = listenerStats(env, state);
     const l = state.listener;
     this.server = makeServer({
       maxHeaderSize: l.limits.maxHeaderBytes,
@@ -130,6 +134,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   update(state: ListenerState): void {
     this.current = new Compiled(state);
+    if (this.stats.name !== listenerName(state)) this.stats = listenerStats(this.env, state);
     const l = state.listener;
     this.server.headersTimeout = l.timeouts.clientHeaderMs;
     this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
@@ -173,8 +178,9 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   // --- ExchangeOwner ---
 
-  requestClosed(): void {
+  requestClosed(ex: HttpExchange): void {
     this.inflight--;
+    recordHttp(this.stats, ex, performance.now());
     if (this.draining) {
       // A keep-alive socket whose response just ended is idle now: let it go.
       setImmediate(() => {
@@ -255,6 +261,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       ex.fail('no_route');
       return;
     }
+    ex.route = route;
     const pool = route.pool;
     if (pool === undefined || pool.availableCount() === 0) {
       ex.fail('no_healthy_backend');
@@ -333,6 +340,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       for (const fn of httpOnConnection) fn.call(server, socket);
     };
     server.on('connection', (socket: PeerSocket) => {
+      countConnection(this.stats, socket);
       const l = this.current.state.listener;
       if (!l.acceptProxyProtocol) return handOver(socket);
       const peer = normalizePeer(socket.remoteAddress);
@@ -367,4 +375,14 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.server.maxConnections =
       perWorkerLimit(l.connectionLimit, state.workerCount) || Number.MAX_SAFE_INTEGER;
   }
+}
+
+/** A client connection opened; its bytes are added when it closes (Node counts them anyway). */
+function countConnection(stats: ListenerStats, socket: Socket): void {
+  stats.connections++;
+  socket.once('close', () => {
+    stats.closed++;
+    stats.bytesIn += socket.bytesRead;
+    stats.bytesOut += socket.bytesWritten;
+  });
 }

@@ -21,6 +21,7 @@ import {
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
+import { listenerStats } from '../telemetry/record.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -37,10 +38,16 @@ interface Conn {
   clientClosed: boolean;
   /** A failure was counted and both sockets destroyed; later events are consequences. */
   failed: boolean;
+  /** performance.now() at accept and when the upstream connect began / completed (0 = not). */
+  readonly startedAt: number;
+  connectStartedAt: number;
+  connectedAt: number;
+  errorClass: ErrorClass | undefined;
 }
 
 export const createTcpListener: ListenerFactory = (initial, env) => {
   let state = initial;
+  let stats = listenerStats(env, initial);
   const key = listenerKey(initial.lb, initial.listener);
   const conns = new Set<Conn>();
   let closing: Promise<void> | null = null;
@@ -49,6 +56,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const fail = (c: Conn, cls: ErrorClass, msg: string, err?: unknown): void => {
     if (c.failed) return;
     c.failed = true;
+    c.errorClass = cls;
     const t = c.target;
     env.failures.report(cls, msg, {
       listener: listenerName(c.state),
@@ -87,6 +95,8 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     pool.acquire(target);
     c.target = target;
     c.upstream = up;
+    c.connectStartedAt = performance.now();
+    const upStats = env.telemetry?.upstream(backendAddress(target));
     // The same timer serves the connect phase and then idle: 'timeout' tells them apart.
     if (listener.timeouts.connectMs > 0) up.setTimeout(listener.timeouts.connectMs);
     up.on('timeout', () => {
@@ -96,6 +106,11 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     up.on('error', (err) => fail(c, classifyUpstreamError(err), 'upstream error', err));
     up.once('connect', () => {
       c.connected = true;
+      c.connectedAt = performance.now();
+      if (upStats) {
+        upStats.connects++;
+        upStats.connectTime.observe((c.connectedAt - c.connectStartedAt) / 1000);
+      }
       const idle = listener.timeouts.idleMs;
       // Both sockets see every byte moved (read on one, write on the other), so either timer
       // firing means nothing moved in either direction for idleMs.
@@ -111,6 +126,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
       up.pipe(client);
     });
     up.once('close', (hadError) => {
+      if (!c.connected && upStats) upStats.connectErrors++;
       pool.release(target);
       c.target = null;
       // A clean close means both directions finished; otherwise the client cannot be served.
@@ -143,13 +159,22 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
       target: null,
       clientClosed: false,
       failed: false,
+      startedAt: performance.now(),
+      connectStartedAt: 0,
+      connectedAt: 0,
+      errorClass: undefined,
     };
     conns.add(c);
+    const connStats = stats;
+    connStats.connections++;
     client.setNoDelay(true);
     client.on('error', (err) => fail(c, 'client_abort', 'client connection error', err));
     client.on('timeout', () => fail(c, 'client_timeout', 'tcp idle timeout'));
     client.once('close', (hadError) => {
       c.clientClosed = true;
+      connStats.closed++;
+      connStats.bytesIn += client.bytesRead;
+      connStats.bytesOut += client.bytesWritten;
       const up = c.upstream;
       // Let a cleanly finished upstream flush what the client sent; otherwise cut it.
       if (up && (hadError || !up.readableEnded)) up.destroy();
@@ -208,6 +233,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     ready,
     update(next) {
       state = next;
+      if (stats.name !== listenerName(next)) stats = listenerStats(env, next);
     },
     active: () => conns.size,
     close(deadlineMs) {

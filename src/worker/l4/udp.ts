@@ -15,6 +15,8 @@ import { backendAddress, type ListenerFactory, listenerKey, listenerName } from 
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
+import { listenerStats } from '../telemetry/record.ts';
+import type { ListenerStats } from '../telemetry/stats.ts';
 
 /** Datagrams held per session while its socket connects (a few ms at most). */
 const MAX_PENDING = 32;
@@ -27,6 +29,11 @@ interface Session {
   readonly target: BackendTarget;
   /** From the state the session started with; reloads only affect new sessions. */
   readonly idleMs: number;
+  /** The listener's stats when the session opened (bytes and the close count go there). */
+  readonly stats: ListenerStats;
+  readonly startedAt: number;
+  bytesIn: number;
+  bytesOut: number;
   lastSeen: number;
   /** Non-null until the session socket is connected. */
   pending: Buffer[] | null;
@@ -40,6 +47,7 @@ function sweepInterval(idleMs: number): number {
 
 export const createUdpListener: ListenerFactory = (initial, env) => {
   let state = initial;
+  let stats = listenerStats(env, initial);
   const key = listenerKey(initial.lb, initial.listener);
   // address → port → session: no per-datagram key string.
   const sessions = new Map<string, Map<number, Session>>();
@@ -59,6 +67,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       if (byPort.size === 0) sessions.delete(s.address);
     }
     count--;
+    s.stats.closed++;
     s.pool.release(s.target);
     s.pending = null;
     s.sock.close();
@@ -88,6 +97,10 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       pool,
       target,
       idleMs: listener.timeouts.idleMs,
+      stats,
+      startedAt: performance.now(),
+      bytesIn: 0,
+      bytesOut: 0,
       lastSeen: Date.now(),
       pending: [],
       closed: false,
@@ -99,9 +112,12 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
     }
     byPort.set(s.port, s);
     count++;
+    stats.connections++;
     sock.on('message', (msg) => {
       if (s.closed) return;
       s.lastSeen = Date.now();
+      s.bytesOut += msg.length;
+      s.stats.bytesOut += msg.length;
       server.send(msg, s.port, s.address);
     });
     // ICMP port unreachable from the backend surfaces here as ECONNREFUSED. The session is
@@ -141,6 +157,8 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       s = opened;
     }
     s.lastSeen = Date.now();
+    s.bytesIn += msg.length;
+    s.stats.bytesIn += msg.length;
     if (s.pending === null) s.sock.send(msg);
     else if (s.pending.length < MAX_PENDING) s.pending.push(msg);
   });
@@ -180,6 +198,7 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
     ready,
     update(next) {
       state = next;
+      if (stats.name !== listenerName(next)) stats = listenerStats(env, next);
       const wanted = sweepInterval(next.listener.timeouts.idleMs);
       if (wanted !== interval && closing === null) {
         clearInterval(sweeper);

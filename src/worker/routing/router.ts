@@ -14,6 +14,8 @@ import type { PoolRuntime } from './pool-runtime.ts';
 
 /** Where a request goes. `pool` is undefined when the named pool is not in the snapshot. */
 export interface RouteTarget {
+  /** For metrics and access logs: the route's index in the listener, or "default". */
+  readonly route: string;
   readonly poolName: string;
   readonly pool: PoolRuntime | undefined;
 }
@@ -38,9 +40,13 @@ export class Router {
     listener: Pick<ListenerConfig, 'routes' | 'defaultPool'>,
     pools: ReadonlyMap<string, PoolRuntime>,
   ) {
-    const target = (name: string): RouteTarget => ({ poolName: name, pool: pools.get(name) });
-    this.routes = listener.routes.map((r) => compileRoute(r, target(r.pool)));
-    this.fallback = listener.defaultPool === undefined ? undefined : target(listener.defaultPool);
+    const target = (route: string, name: string): RouteTarget => ({
+      route,
+      poolName: name,
+      pool: pools.get(name),
+    });
+    this.routes = listener.routes.map((r, i) => compileRoute(r, target(String(i), r.pool)));
+    this.fallback = listener.defaultPool === undefined ? undefined : target('default', listener.defaultPool);
     this.usesHost = this.routes.some((r) => r.host !== undefined || r.hostSuffix !== undefined);
   }
 

@@ -7,8 +7,9 @@
 // On reload, retain() closes the pools of backends that left the config once nobody waits at
 // their gate; undici's close() lets their in-flight requests finish first.
 
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { BackendTarget } from '../routing/balancer/types.ts';
+import type { UpstreamStats } from '../telemetry/stats.ts';
 import { Gate } from './admission.ts';
 
 /**
@@ -42,6 +43,8 @@ export class Upstream {
 export interface UpstreamPoolsOptions {
   /** Connections (= admitted requests) per upstream; UPSTREAM_CONNECTIONS unless a test says. */
   readonly connections?: number;
+  /** Where connect times go, per backend address (the worker's telemetry). */
+  readonly stats?: (address: string) => UpstreamStats;
 }
 
 export class UpstreamPools {
@@ -50,9 +53,11 @@ export class UpstreamPools {
   /** Per-target cache: the hot path does one WeakMap lookup instead of building a key. */
   private readonly byTarget = new WeakMap<BackendTarget, Upstream>();
   private readonly connections: number;
+  private readonly stats: ((address: string) => UpstreamStats) | undefined;
 
   constructor(opts: UpstreamPoolsOptions = {}) {
     this.connections = opts.connections ?? UPSTREAM_CONNECTIONS;
+    this.stats = opts.stats;
   }
 
   get(t: BackendTarget, connectMs: number): Upstream {
@@ -68,6 +73,7 @@ export class UpstreamPools {
         pipelining: 1,
         keepAliveTimeout: UPSTREAM_KEEPALIVE_MS,
         connectTimeout: connectMs,
+        ...(this.stats ? { connect: timedConnector(connectMs, this.stats(hostPort)) } : {}),
       });
       e = new Upstream(pool, hostPort, connectMs, this.connections);
       this.pools.set(key, e);
@@ -105,3 +111,23 @@ export class UpstreamPools {
 }
 
 function noop(): void {}
+
+/**
+ * undici's own connector (as Pool would build it from connectTimeout), timed: one
+ * performance.now() pair per new connection, nothing per request.
+ */
+function timedConnector(connectMs: number, stats: UpstreamStats): buildConnector.connector {
+  const base = buildConnector({ timeout: connectMs });
+  return (opts, callback) => {
+    const t0 = performance.now();
+    return base(opts, (err, socket) => {
+      if (err) stats.connectErrors++;
+      else {
+        stats.connects++;
+        stats.connectTime.observe((performance.now() - t0) / 1000);
+      }
+      // undici's callback type is a union of (err, null) and (null, socket).
+      (callback as (e: Error | null, s: typeof socket) => void)(err, socket);
+    });
+  };
+}
