@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
 import { formatIssue } from './config/issue.ts';
-import { readToken } from './primary/admin-token.ts';
+import { readToken } from './primary/admin/token.ts';
 import type { ReloadOutcome } from './primary/health.ts';
 import { APPLY_TIMEOUT_MS, Primary } from './primary/primary.ts';
 import { runWorker } from './worker/worker.ts';

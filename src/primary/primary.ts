@@ -12,11 +12,13 @@ import { Failures } from '../shared/failure.ts';
 import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { MetricsRegistry } from '../shared/metrics.ts';
-import { startAdminServer } from './admin-server.ts';
-import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
+import { AdminApiImpl } from './admin/api.ts';
+import { startAdminServer } from './admin/server.ts';
+import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
 import { addPrimaryCollectors } from './metrics/primary-families.ts';
-import { PrometheusEndpoint } from './metrics/prometheus.ts';
+import { CONTENT_TYPE, PrometheusEndpoint } from './metrics/prometheus.ts';
+import { BackendOverrides } from './overrides.ts';
 import { WorkerSet } from './worker-set.ts';
 
 /** How long a reload waits for every worker to apply the new revision before it reports. */
@@ -38,6 +40,11 @@ export class Primary {
   readonly metrics = new MetricsRegistry();
   private readonly prometheus: PrometheusEndpoint;
   private reloadsApplied = 0;
+  /** Admin API actions on backends, applied on top of every config loaded. */
+  private readonly overrides = new BackendOverrides();
+  /** The admin API (its healthDetail and live hooks are where later modules plug in). */
+  readonly api: AdminApiImpl;
+  private readonly startedAt = Date.now();
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -57,6 +64,21 @@ export class Primary {
       workers: () => this.workers.metrics(true),
     });
     this.workers.onRetired = (_slot, last) => this.prometheus.retire(last);
+    this.api = new AdminApiImpl({
+      startedAt: this.startedAt,
+      revision: () => this.revision,
+      source: () => this.source.description,
+      loaded: () => this.config,
+      served: () => this.snapshot?.config,
+      health: () => this.health(),
+      workers: () => this.workers.info(),
+      down: () => new Set(this.workers.currentHealth().down),
+      overrides: this.overrides,
+      reapply: (reason) => this.reapply(reason),
+      reload: () => this.reload('admin'),
+      legacyStatus: () => this.status(),
+      metrics: async () => ({ contentType: CONTENT_TYPE, text: await this.prometheus.render() }),
+    });
   }
 
   private get revision(): number {
@@ -92,12 +114,7 @@ export class Primary {
     }
     for (const warning of await adminExposureWarnings(admin)) log('warn', warning.msg, warning.fields);
     try {
-      this.admin = await startAdminServer(admin, token, {
-        health: () => this.health(),
-        status: () => this.status(),
-        reload: () => this.reload('admin'),
-        metrics: () => this.prometheus.render(),
-      });
+      this.admin = await startAdminServer(admin, token, this.api);
     } catch (err) {
       log('error', 'listen failed', {
         error_class: 'listen_failed',
@@ -192,6 +209,26 @@ export class Primary {
     return this.outcome(true, issues);
   }
 
+  /**
+   * An admin action changed the overrides: the same config with them applied, as the next
+   * revision, sent to the workers (waits like a reload). Waits for a reload in flight first.
+   */
+  private async reapply(reason: string): Promise<ReloadOutcome> {
+    if (this.shuttingDown) return this.outcome(false, ['shutting down']);
+    await this.inFlight;
+    const config = this.config;
+    if (!config) return this.outcome(false, ['no config loaded yet']);
+    const { config: served } = this.overrides.apply(config.dynamic);
+    this.snapshot = {
+      revision: this.revision + 1,
+      origin: this.source.description,
+      workers: config.static.cluster.workers,
+      config: served,
+    };
+    log('info', 'admin override applied', { reason, revision: this.snapshot.revision });
+    return this.apply();
+  }
+
   private outcome(applied: boolean, issues: readonly string[]): ReloadOutcome {
     const h = this.health().body;
     return {
@@ -226,11 +263,15 @@ export class Primary {
     }
     this.config = next;
     this.reloadsApplied++;
+    const { config: served, dropped } = this.overrides.apply(next.dynamic);
+    for (const backend of dropped)
+      log('warn', 'admin override dropped: the backend is no longer in the config', { backend });
     this.snapshot = {
-      revision: result.revision,
+      // Above the last one served: an admin action may have taken revisions of its own.
+      revision: Math.max(result.revision, this.revision + 1),
       origin: this.source.description,
       workers: next.static.cluster.workers,
-      config: next.dynamic,
+      config: served,
     };
     log('info', 'config loaded', { revision: result.revision, source: this.source.description });
     for (const note of inactiveFeatures(next.dynamic)) log('warn', 'configured but not active yet', { note });

@@ -130,6 +130,11 @@ export class WorkerSet {
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'snapshot', snapshot });
   }
 
+  /** The health state last broadcast (which backends are down). */
+  currentHealth(): HealthState {
+    return this.health;
+  }
+
   broadcastHealth(health: HealthState): void {
     this.health = health;
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'health', health });
