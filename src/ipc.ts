@@ -10,6 +10,8 @@ export type PrimaryToWorker =
   | { readonly type: 'health'; readonly health: HealthState }
   | { readonly type: 'drain'; readonly deadlineMs: number }
   | { readonly type: 'status' }
+  // SIGUSR1 to the primary: reopen access log files (after logrotate moved them).
+  | { readonly type: 'reopen_logs' }
   // Asked on a scrape (full: every metric family) and once a second for the dashboard (summary
   // only). Answered with the same id; nothing on the request path talks to the primary.
   | { readonly type: 'metrics'; readonly id: number; readonly full: boolean };

@@ -16,6 +16,7 @@ import { freeTcpPort, freeUdpPort, sleep } from './helpers/net.ts';
 
 /** Every fiberlb_ family a scrape of this config shows (the primary's process_* / nodejs_* come on top). */
 const NAMES = [
+  'fiberlb_access_log_lines_total',
   'fiberlb_config_info',
   'fiberlb_config_reloads_total',
   'fiberlb_config_revision',

@@ -23,8 +23,9 @@ export type AdminState = (typeof ADMIN_STATES)[number];
 export type ProxyProtocolVersion = 'v1' | 'v2';
 
 import type { Cidr } from '../shared/cidr.ts';
+import type { AccessLogConfig } from './access-log.ts';
 
-export type { Cidr };
+export type { AccessLogConfig, Cidr };
 
 export interface AdminConfig {
   readonly address: string;
@@ -133,6 +134,8 @@ export interface ListenerConfig {
   readonly acceptProxyProtocol: boolean;
   readonly tls: TlsConfig | undefined;
   readonly rateLimit: RateLimitConfig | undefined;
+  /** This listener's access log (replaces the top-level one); absent = the top-level one. */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 export interface HealthCheckConfig {
@@ -189,6 +192,8 @@ export interface StaticConfig {
   readonly admin: AdminConfig;
   readonly cluster: ClusterConfig;
   readonly source: SourceConfig;
+  /** Top-level access log for every listener without its own (re-applied on reload). */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 /** The served configuration: applied live by the workers on every reload, never "on restart". */

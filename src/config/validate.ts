@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../shared/cidr.ts';
+import { validateAccessLog } from './access-log.ts';
 import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
 import { formatDuration } from './duration.ts';
 import type { ConfigIssue } from './issue.ts';
@@ -86,10 +87,13 @@ function validateTree(
     w.report(rootPos, '', 'config is empty; expected a mapping with load_balancers');
     return { ok: false, issues: w.issues };
   }
-  const top = w.map(root, '', ['admin', 'cluster', 'source', 'load_balancers']);
+  const top = w.map(root, '', ['admin', 'cluster', 'source', 'access_log', 'load_balancers']);
   const admin = validateAdmin(w, top);
   const cluster = validateCluster(w, top, opts);
   const source = validateSource(w, top);
+  const accessLog = top.has('access_log')
+    ? validateAccessLog(w, top.get('access_log')!, top.at('access_log'))
+    : undefined;
 
   const binds: Bind[] = [];
   if (admin.port !== undefined) addBind(w, binds, admin.address, admin.port, 'tcp', 'admin', undefined, '');
@@ -102,7 +106,8 @@ function validateTree(
   }
 
   if (w.issues.length > 0) return { ok: false, issues: sortIssues(w.issues) };
-  return { ok: true, config: deepFreeze({ static: { admin, cluster, source }, dynamic: { loadBalancers } }) };
+  const statics = accessLog ? { admin, cluster, source, accessLog } : { admin, cluster, source };
+  return { ok: true, config: deepFreeze({ static: statics, dynamic: { loadBalancers } }) };
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -353,6 +358,7 @@ function validateListener(
     'proxy_protocol',
     'tls',
     'rate_limit',
+    'access_log',
   ]);
   const name = w.name(f, 'name');
   w.unique(names, name, `listener name '${name}'`, f, 'name');
@@ -429,8 +435,13 @@ function validateListener(
   if (allowedOn(w, f, 'rate_limit', protocol, HTTP) && f.has('rate_limit'))
     rateLimit = validateRateLimit(w, f.get('rate_limit')!, f.at('rate_limit'));
 
+  const accessLog = f.has('access_log')
+    ? validateAccessLog(w, f.get('access_log')!, f.at('access_log'))
+    : undefined;
+
   if (!f.present || name === undefined || port === undefined || protocol === undefined) return undefined;
   return {
+    ...(accessLog ? { accessLog } : {}),
     name,
     port,
     protocol,

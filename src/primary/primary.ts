@@ -13,6 +13,7 @@ import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { MetricsRegistry } from '../shared/metrics.ts';
 import { AdminApiImpl } from './admin/api.ts';
+import { DashboardFeed } from './admin/dashboard/feed.ts';
 import { startAdminServer } from './admin/server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
@@ -45,6 +46,7 @@ export class Primary {
   /** The admin API (its healthDetail and live hooks are where later modules plug in). */
   readonly api: AdminApiImpl;
   private readonly startedAt = Date.now();
+  private readonly feed: DashboardFeed;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -79,6 +81,18 @@ export class Primary {
       legacyStatus: () => this.status(),
       metrics: async () => ({ contentType: CONTENT_TYPE, text: await this.prometheus.render() }),
     });
+    this.feed = new DashboardFeed({
+      summaries: async (full) => (await this.workers.metrics(full)).map((a) => a.m.summary),
+      state: () => ({
+        status: this.api.status(),
+        listeners: this.api.listeners(),
+        pools: (this.api.pools() as Array<{ lb: string; name: string }>).map((p) => ({
+          ...p,
+          backends: this.api.backends(p.lb, p.name),
+        })),
+      }),
+    });
+    this.api.live = this.feed;
   }
 
   private get revision(): number {
@@ -130,7 +144,14 @@ export class Primary {
     log('info', 'admin listening', { address: admin.address, port: admin.port });
     // Not awaited: admin answers (health "unavailable") while the workers start.
     void this.apply();
+    this.feed.start();
     process.on('SIGHUP', () => void this.reload('SIGHUP'));
+    // logrotate's postrotate: the workers reopen their access log files. (A listener here also
+    // keeps Node from opening its inspector on SIGUSR1.)
+    process.on('SIGUSR1', () => {
+      log('info', 'reopening access logs', { trigger: 'SIGUSR1' });
+      this.workers.broadcastReopenLogs();
+    });
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
     if (config.static.source.type === 'file' && config.static.source.watch) {
@@ -168,6 +189,7 @@ export class Primary {
     this.shuttingDown = true;
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
+    this.feed.stop();
     await this.source.close();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
@@ -224,8 +246,10 @@ export class Primary {
       origin: this.source.description,
       workers: config.static.cluster.workers,
       config: served,
+      accessLog: config.static.accessLog,
     };
     log('info', 'admin override applied', { reason, revision: this.snapshot.revision });
+    this.feed.change({ revision: this.snapshot.revision, what: reason, ok: true });
     return this.apply();
   }
 
@@ -272,13 +296,21 @@ export class Primary {
       origin: this.source.description,
       workers: next.static.cluster.workers,
       config: served,
+      accessLog: next.static.accessLog,
     };
-    log('info', 'config loaded', { revision: result.revision, source: this.source.description });
+    log('info', 'config loaded', { revision: this.snapshot.revision, source: this.source.description });
+    this.feed.change({
+      revision: this.snapshot.revision,
+      what: 'config loaded',
+      ok: true,
+      detail: this.source.description,
+    });
     for (const note of inactiveFeatures(next.dynamic)) log('warn', 'configured but not active yet', { note });
     return this.outcome(true, []);
   }
 
   private reject(issues: string[]): ReloadOutcome {
+    this.feed.change({ revision: this.revision, what: 'config rejected', ok: false, detail: issues[0] });
     this.failures.report('config_invalid', 'config rejected; keeping last good config', {
       source: this.source.description,
       issues,

@@ -130,6 +130,11 @@ export class WorkerSet {
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'snapshot', snapshot });
   }
 
+  /** Tell every worker to reopen its access log files (SIGUSR1, for logrotate). */
+  broadcastReopenLogs(): void {
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'reopen_logs' });
+  }
+
   /** The health state last broadcast (which backends are down). */
   currentHealth(): HealthState {
     return this.health;

@@ -2,7 +2,7 @@
 // A listener is opened once per (vip, port, protocol) and then only *updated* on config
 // changes, so reloads never close a listening socket that is still wanted.
 
-import type { ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
+import type { AccessLogConfig, ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
 import type { Failures } from '../shared/failure.ts';
 import type { BackendTarget } from './routing/balancer/types.ts';
 import type { PoolRuntime } from './routing/pool-runtime.ts';
@@ -20,6 +20,8 @@ export interface ListenerState {
    * a resize changes it with the next snapshot, without respawning anyone.
    */
   readonly workerCount: number;
+  /** The access log in force: the listener's own, else the top-level one. */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 /** Process-wide services a listener may use. */

@@ -55,6 +55,7 @@ export function runWorker(): void {
     log('info', 'draining', { active: registry.active(), deadline_ms: deadlineMs });
     await applying;
     await registry.closeAll(deadlineMs);
+    await telemetry.accessLogs.close();
     log('info', 'drained');
     process.exit(0);
   };
@@ -75,6 +76,9 @@ export function runWorker(): void {
         break;
       case 'status':
         send({ type: 'status', revision, active: registry.active(), errors: failures.toJSON() });
+        break;
+      case 'reopen_logs':
+        telemetry.accessLogs.reopen();
         break;
       case 'metrics':
         send({

@@ -16,6 +16,7 @@ import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '
 import { listenerKey, listenerName, perWorkerLimit } from '../context.ts';
 import { readProxyHeader } from '../proxy-protocol.ts';
 import { Router } from '../routing/router.ts';
+import type { AccessLogSink } from '../telemetry/access-log.ts';
 import { listenerStats, recordHttp } from '../telemetry/record.ts';
 import type { ListenerStats } from '../telemetry/stats.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
@@ -60,6 +61,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   deadlinePassed = false;
   private current: Compiled;
   private stats: ListenerStats;
+  private log: AccessLogSink | undefined;
   private inflight = 0;
   private readonly server: http.Server;
   private readonly proto: string;
@@ -77,6 +79,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.proto = proto;
     this.current = new Compiled(state);
     this.stats = listenerStats(env, state);
+    this.log = env.telemetry?.accessLogs.sink(state.accessLog);
     const l = state.listener;
     this.server = makeServer({
       maxHeaderSize: l.limits.maxHeaderBytes,
@@ -135,6 +138,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   update(state: ListenerState): void {
     this.current = new Compiled(state);
     if (this.stats.name !== listenerName(state)) this.stats = listenerStats(this.env, state);
+    this.log = this.env.telemetry?.accessLogs.sink(state.accessLog);
     const l = state.listener;
     this.server.headersTimeout = l.timeouts.clientHeaderMs;
     this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
@@ -180,7 +184,9 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   requestClosed(ex: HttpExchange): void {
     this.inflight--;
-    recordHttp(this.stats, ex, performance.now());
+    const now = performance.now();
+    recordHttp(this.stats, ex, now);
+    this.log?.http(this.stats.name, this.stats.lb, ex, now);
     if (this.draining) {
       // A keep-alive socket whose response just ended is idle now: let it go.
       setImmediate(() => {

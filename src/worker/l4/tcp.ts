@@ -21,6 +21,7 @@ import {
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
+import type { AccessLogSink } from '../telemetry/access-log.ts';
 import { listenerStats } from '../telemetry/record.ts';
 
 /** Used when the listener has no client header timeout configured. */
@@ -43,11 +44,15 @@ interface Conn {
   connectStartedAt: number;
   connectedAt: number;
   errorClass: ErrorClass | undefined;
+  /** The backend picked (kept after release, for the access log). */
+  picked: BackendTarget | null;
+  readonly log: AccessLogSink | undefined;
 }
 
 export const createTcpListener: ListenerFactory = (initial, env) => {
   let state = initial;
   let stats = listenerStats(env, initial);
+  let accessLog = env.telemetry?.accessLogs.sink(initial.accessLog);
   const key = listenerKey(initial.lb, initial.listener);
   const conns = new Set<Conn>();
   let closing: Promise<void> | null = null;
@@ -71,7 +76,22 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
 
   const finished = (c: Conn): void => {
     if (!c.clientClosed || (c.upstream !== null && !c.upstream.destroyed) || c.target !== null) return;
-    conns.delete(c);
+    if (conns.delete(c))
+      c.log?.l4({
+        type: 'tcp',
+        listener: listenerName(c.state),
+        pool:
+          c.state.listener.defaultPool === undefined
+            ? null
+            : `${c.state.lb.name}/${c.state.listener.defaultPool}`,
+        target: c.picked,
+        client: c.client.remoteAddress,
+        bytesIn: c.client.bytesRead,
+        bytesOut: c.client.bytesWritten,
+        durationMs: performance.now() - c.startedAt,
+        connectMs: c.connectedAt > 0 ? c.connectedAt - c.connectStartedAt : undefined,
+        errorClass: c.errorClass,
+      });
     if (conns.size === 0) onDrained?.();
   };
 
@@ -94,6 +114,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     }
     pool.acquire(target);
     c.target = target;
+    c.picked = target;
     c.upstream = up;
     c.connectStartedAt = performance.now();
     const upStats = env.telemetry?.upstream(backendAddress(target));
@@ -163,6 +184,8 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
       connectStartedAt: 0,
       connectedAt: 0,
       errorClass: undefined,
+      picked: null,
+      log: accessLog,
     };
     conns.add(c);
     const connStats = stats;
@@ -234,6 +257,7 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     update(next) {
       state = next;
       if (stats.name !== listenerName(next)) stats = listenerStats(env, next);
+      accessLog = env.telemetry?.accessLogs.sink(next.accessLog);
     },
     active: () => conns.size,
     close(deadlineMs) {

@@ -16,10 +16,12 @@ import {
   type TelemetrySummary,
 } from '../../shared/metrics.ts';
 import { failureFamily } from '../../shared/metrics-failures.ts';
+import { AccessLogs } from './access-log.ts';
 import { ListenerStats, UpstreamStats } from './stats.ts';
 
 export class WorkerTelemetry {
   readonly registry = new MetricsRegistry();
+  readonly accessLogs = new AccessLogs();
   private readonly listeners = new Map<string, ListenerStats>();
   private readonly upstreams = new Map<string, UpstreamStats>();
 
@@ -32,6 +34,7 @@ export class WorkerTelemetry {
     this.registry.add('upstreams', () => this.upstreamFamilies());
     this.registry.add('failures', () => [failureFamily(this.failures.counts)]);
     this.registry.add('process', () => this.processFamilies());
+    this.registry.add('access_log', () => this.accessLogs.families());
   }
 
   /** One object per listener name for the worker's lifetime: counters survive reloads. */
