@@ -17,6 +17,9 @@ import { freeTcpPort, freeUdpPort, sleep } from './helpers/net.ts';
 /** Every fiberlb_ family a scrape of this config shows (the primary's process_* / nodejs_* come on top). */
 const NAMES = [
   'fiberlb_access_log_lines_total',
+  'fiberlb_admin_overrides',
+  'fiberlb_backend_down',
+  'fiberlb_backend_serving',
   'fiberlb_config_info',
   'fiberlb_config_reloads_total',
   'fiberlb_config_revision',
@@ -285,6 +288,9 @@ load_balancers:
     assert.equal(family(fams, 'fiberlb_config_info').metrics[0]!.labels?.source, file);
     assert.equal(total(fams, 'fiberlb_workers', { state: 'ready' }), 2);
     assert.equal(total(fams, 'fiberlb_worker_restarts_total'), 0);
+    assert.equal(total(fams, 'fiberlb_backend_serving', { backend: 'pub/web/a' }), 1);
+    assert.equal(total(fams, 'fiberlb_backend_serving'), 5);
+    assert.equal(total(fams, 'fiberlb_backend_down'), 0);
     // Stable names; the primary's default process metrics are there too.
     assert.deepEqual(
       fams

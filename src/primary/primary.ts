@@ -4,7 +4,7 @@
 
 import type { Server } from 'node:http';
 import { inactiveFeatures } from '../config/inactive.ts';
-import type { Config, StaticConfig } from '../config/model.ts';
+import { backendKey, type Config, type StaticConfig } from '../config/model.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
@@ -58,6 +58,8 @@ export class Primary {
         reloadsApplied: this.reloadsApplied,
         workersConfigured: this.config?.static.cluster.workers ?? 0,
         workersReady: this.health().body.workers_ready,
+        backends: this.backendStates(),
+        overrides: this.overrides.entries().length,
       }),
       this.failures,
     );
@@ -229,6 +231,19 @@ export class Primary {
         ];
     if (issues.length > 0) log('warn', issues[0]!, { revision: snapshot.revision });
     return this.outcome(true, issues);
+  }
+
+  /** Every served backend: serving (enabled, not down) and down, for /metrics. */
+  private backendStates(): Array<{ key: string; serving: boolean; down: boolean }> {
+    const down = new Set(this.workers.currentHealth().down);
+    return (this.snapshot?.config.loadBalancers ?? []).flatMap((lb) =>
+      lb.pools.flatMap((p) =>
+        p.backends.map((b) => {
+          const key = backendKey(lb.name, p.name, b.id);
+          return { key, serving: b.adminState === 'enabled' && !down.has(key), down: down.has(key) };
+        }),
+      ),
+    );
   }
 
   /**

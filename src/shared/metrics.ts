@@ -46,9 +46,18 @@ export class MetricsRegistry {
     this.collectors.delete(name);
   }
 
+  /** Collectors that threw (they are skipped: a scrape must never take a process down). */
+  errors = 0;
+
   collect(): MetricFamily[] {
     const out: MetricFamily[] = [];
-    for (const c of this.collectors.values()) for (const f of c()) out.push(f);
+    for (const c of this.collectors.values()) {
+      try {
+        for (const f of c()) out.push(f);
+      } catch {
+        this.errors++;
+      }
+    }
     return out;
   }
 }

@@ -12,6 +12,14 @@ export interface PrimaryFacts {
   readonly reloadsApplied: number;
   readonly workersConfigured: number;
   readonly workersReady: number;
+  /** Every backend of the served config: takes new traffic, and marked down by health. */
+  readonly backends: ReadonlyArray<{
+    readonly key: string;
+    readonly serving: boolean;
+    readonly down: boolean;
+  }>;
+  /** Admin API overrides in force. */
+  readonly overrides: number;
 }
 
 /** Registers the primary's collectors; failures counts config_invalid and worker_crash. */
@@ -52,6 +60,24 @@ export function addPrimaryCollectors(
         { labels: {}, value: failures.counts.get('worker_crash') ?? 0 },
       ]),
       failureFamily(failures.counts),
+      gauge(
+        'fiberlb_backend_serving',
+        'Backend takes new traffic (1): admin state enabled and not marked down.',
+        f.backends.map((b) => ({ labels: { backend: b.key }, value: b.serving ? 1 : 0 })),
+        'max',
+      ),
+      gauge(
+        'fiberlb_backend_down',
+        'Backend marked down by health checks (1).',
+        f.backends.map((b) => ({ labels: { backend: b.key }, value: b.down ? 1 : 0 })),
+        'max',
+      ),
+      gauge(
+        'fiberlb_admin_overrides',
+        'Backend overrides set through the admin API.',
+        [{ labels: {}, value: f.overrides }],
+        'max',
+      ),
     ];
     return families;
   });

@@ -2,6 +2,7 @@
 // primary reads on a scrape ('metrics' IPC). Other modules add their own collectors to
 // `registry` (see shared/metrics.ts, "How to add a metric").
 
+import { getHeapStatistics } from 'node:v8';
 import type { Failures } from '../../shared/failure.ts';
 import {
   counter,
@@ -169,14 +170,23 @@ export class WorkerTelemetry {
 
   private processFamilies(): MetricFamily[] {
     const labels = { worker: this.slot };
-    const mem = process.memoryUsage();
+    // RSS is read from /proc/self/stat: out of file descriptors that throws EMFILE, and a
+    // scrape must not add to the trouble; the heap figure needs no descriptor.
+    let rss: number | undefined;
+    try {
+      rss = process.memoryUsage.rss();
+    } catch {
+      rss = undefined;
+    }
     const cpu = process.cpuUsage();
     return [
-      gauge('fiberlb_worker_resident_memory_bytes', 'Resident memory of each worker.', [
-        { labels, value: mem.rss },
-      ]),
+      gauge(
+        'fiberlb_worker_resident_memory_bytes',
+        'Resident memory of each worker.',
+        rss === undefined ? [] : [{ labels, value: rss }],
+      ),
       gauge('fiberlb_worker_heap_used_bytes', 'V8 heap used by each worker.', [
-        { labels, value: mem.heapUsed },
+        { labels, value: getHeapStatistics().used_heap_size },
       ]),
       counter('fiberlb_worker_http_requests_total', 'HTTP requests ended, by worker (shows imbalance).', [
         { labels, value: this.summary().requests },
