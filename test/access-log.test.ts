@@ -116,6 +116,8 @@ load_balancers:
       }, 300);
     });
     assert.equal(await get(quietPort, '/not-logged'), 200);
+    // Quotes and backslashes in a path are escaped (the line stays one valid JSON object).
+    assert.equal(await get(httpPort, '/q"uo\\te'), 200);
     const s = await tcpConnect(tcpPort);
     s.end('twelve bytes');
     assert.equal((await readToEnd(s)).data.toString(), 'twelve bytes');
@@ -129,10 +131,11 @@ load_balancers:
       const http = all.filter((l) => l.type === 'http');
       const tcp = all.find((l) => l.type === 'tcp');
       const udp = all.find((l) => l.type === 'udp'); // written when the session idles out
-      return http.length >= 3 && tcp && udp ? { http, tcp, udp } : undefined;
+      return http.length >= 4 && tcp && udp ? { http, tcp, udp } : undefined;
     });
     const byId = new Map(byType.http.map((l) => [l.path, l]));
-    assert.equal(byType.http.length, 3, 'the sample: 0 listener logs nothing');
+    assert.equal(byType.http.length, 4, 'the sample: 0 listener logs nothing');
+    assert.equal(byId.get('/q"uo\\te')?.status, 200);
     const ok = byId.get('/hello')!;
     assert.equal(typeof ok.ts, 'string');
     assert.equal(typeof ok.duration_ms, 'number');

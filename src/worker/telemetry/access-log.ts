@@ -26,28 +26,23 @@ export class AccessLogSink {
     const t = ex.backend;
     const d = ex.dispatchedAt;
     const q = ex.path.indexOf('?');
+    const route = ex.route;
+    // Built by hand (strings through JSON.stringify for escaping): about twice as fast as
+    // stringifying an object, and this runs once per logged request.
     this.writer.write(
-      JSON.stringify({
-        ts: new Date().toISOString(),
-        type: 'http',
-        listener,
-        route: ex.route?.route ?? null,
-        pool: ex.route ? `${lb}/${ex.route.poolName}` : null,
-        backend: t?.key ?? null,
-        backend_address: t ? backendAddress(t) : null,
-        client: ex.peerIp,
-        method: ex.method,
+      `{"ts":"${isoNow()}","type":"http","listener":${str(listener)}` +
+        `,"route":${route ? str(route.route) : 'null'},"pool":${route ? str(`${lb}/${route.poolName}`) : 'null'}` +
+        `,"backend":${t ? str(t.key) : 'null'},"backend_address":${t ? str(backendAddress(t)) : 'null'}` +
+        `,"client":${str(ex.peerIp)},"method":${str(ex.method)}` +
         // The path without its query string (which may carry credentials).
-        path: q < 0 ? ex.path : ex.path.slice(0, q),
-        status: res.headersSent ? res.statusCode : null,
-        bytes_in: ex.requestBytes,
-        bytes_out: ex.responseBytes,
-        duration_ms: ms(now - ex.startedAt),
-        upstream_connect_ms: d > 0 && ex.sentAt > 0 ? ms(ex.sentAt - d) : null,
-        upstream_first_byte_ms: d > 0 && ex.firstByteAt > 0 ? ms(ex.firstByteAt - d) : null,
-        request_id: ex.requestId || null,
-        error_class: ex.errorClass ?? null,
-      }),
+        `,"path":${str(q < 0 ? ex.path : ex.path.slice(0, q))}` +
+        `,"status":${res.headersSent ? res.statusCode : 'null'}` +
+        `,"bytes_in":${ex.requestBytes},"bytes_out":${ex.responseBytes}` +
+        `,"duration_ms":${ms(now - ex.startedAt)}` +
+        `,"upstream_connect_ms":${d > 0 && ex.sentAt > 0 ? ms(ex.sentAt - d) : 'null'}` +
+        `,"upstream_first_byte_ms":${d > 0 && ex.firstByteAt > 0 ? ms(ex.firstByteAt - d) : 'null'}` +
+        `,"request_id":${ex.requestId ? str(ex.requestId) : 'null'}` +
+        `,"error_class":${ex.errorClass ? str(ex.errorClass) : 'null'}}`,
     );
   }
 
@@ -56,7 +51,7 @@ export class AccessLogSink {
     const t = line.target;
     this.writer.write(
       JSON.stringify({
-        ts: new Date().toISOString(),
+        ts: isoNow(),
         type: line.type,
         listener: line.listener,
         pool: line.pool,
@@ -88,6 +83,24 @@ export interface L4Line {
 
 function ms(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** A JSON string literal; plain ASCII without quotes or backslashes (the usual case) as is. */
+function str(s: string): string {
+  return SAFE.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+const SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+// Under load many lines share a millisecond: format each millisecond's timestamp once.
+let lastMs = 0;
+let lastIso = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
 }
 
 /** One writer per target, shared by every listener that logs there. */
