@@ -305,6 +305,17 @@ load_balancers:
       for (const m of f.metrics)
         for (const v of Object.values(m.labels ?? {})) assert.ok(!v.startsWith('/n'), `${f.name}: ${v}`);
 
+    // A worker that does not answer in time (stopped) counts with its last full report, so
+    // the totals do not dip (Prometheus would read a dip as a counter reset).
+    const [stopped] = await childPids(lb.pid);
+    process.kill(stopped!, 'SIGSTOP');
+    try {
+      const during = await scrape();
+      assert.equal(total(during, 'fiberlb_http_requests_total', web), OK + DEAD);
+    } finally {
+      process.kill(stopped!, 'SIGCONT');
+    }
+
     // A worker killed after that scrape: what it counted stays in the totals.
     const [victim] = await childPids(lb.pid);
     process.kill(victim!, 'SIGKILL');

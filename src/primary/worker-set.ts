@@ -180,8 +180,8 @@ export class WorkerSet {
   }
 
   /**
-   * Every live worker's metrics (full: all families; else only the summary). Workers that do
-   * not answer within `timeoutMs` are left out.
+   * Every live worker's metrics (full: all families; else only the summary). A worker that
+   * does not answer within `timeoutMs` counts with its last full report, or is left out.
    */
   async metrics(full: boolean, timeoutMs = 1000): Promise<Array<{ slot: number; m: WorkerMetrics }>> {
     const live = this.slots.flatMap((s) => (s.worker && this.greeted.has(s.worker) ? [s] : []));
@@ -192,7 +192,10 @@ export class WorkerSet {
           const id = ++this.metricsId;
           const t = setTimeout(() => {
             this.metricsWaiters.delete(id);
-            resolve(undefined);
+            // A busy worker's last full report rather than none: leaving it out would make
+            // every counter dip, which Prometheus reads as a reset.
+            const last = full ? this.lastMetrics.get(worker) : undefined;
+            resolve(last ? { slot: s.index, m: last } : undefined);
           }, timeoutMs);
           this.metricsWaiters.set(id, (m) => {
             clearTimeout(t);
