@@ -19,6 +19,8 @@ const ASSETS: Record<string, string> = {
 const CHANGES_KEPT = 20;
 /** Server-sent event streams open at once (each is one admin connection). */
 const MAX_STREAMS = 32;
+/** Bytes an event stream may have waiting to be sent before it is closed. */
+const MAX_STREAM_BACKLOG = 1024 * 1024;
 
 export interface ConfigChange {
   readonly at: string;
@@ -107,6 +109,10 @@ export class DashboardFeed implements LiveFeed {
   private broadcast(point: Point): void {
     const data = JSON.stringify({ point, changes: this.changes.slice(0, 5), state: this.sources.state() });
     const frame = `event: tick\ndata: ${data}\n\n`;
-    for (const res of this.streams) res.write(frame);
+    for (const res of this.streams) {
+      // A reader that stopped reading must not grow the primary's memory: cut it off.
+      if (res.writableLength > MAX_STREAM_BACKLOG) res.destroy();
+      else res.write(frame);
+    }
   }
 }
