@@ -242,33 +242,34 @@ load_balancers:
     assert.deepEqual(rel.config.static.accessLog, { path: '/etc/fiberlb/logs/a.log', sample: 1 });
   });
 
-  test('the writer never blocks: with no reader, lines are dropped and counted; a reader gets the rest', async () => {
+  test('the writer never blocks: with no reader, lines are dropped and counted; a reader gets the rest', async (t) => {
     const dir = tempDir();
     const fifo = join(dir, 'pipe');
     execFileSync('mkfifo', [fifo]);
-    // Opening a FIFO for writing waits for a reader (in libuv's thread pool, not the loop).
+    // Opening a FIFO for writing waits for a reader (in libuv's thread pool, not the loop), so
+    // until the reader below appears, a write that blocked would block forever: the loop
+    // finishing at all is the proof. The reader is opened even if an assertion fails first,
+    // or the pending open would keep this process alive.
     const w = new LogWriter(fifo);
+    let reader: Awaited<ReturnType<typeof open>> | undefined;
+    t.after(async () => {
+      reader ??= await open(fifo, 'r');
+      await w.close(1000);
+      await reader.close().catch(() => {});
+    });
     const line = 'x'.repeat(1023);
     const n = Math.ceil((2 * MAX_PENDING_BYTES) / 1024);
-    let worst = 0;
-    for (let i = 0; i < n; i++) {
-      const t0 = performance.now();
-      w.write(line);
-      worst = Math.max(worst, performance.now() - t0);
-    }
-    const lag = await new Promise<number>((resolve) => {
-      const t0 = performance.now();
-      setImmediate(() => resolve(performance.now() - t0));
-    });
-    assert.ok(lag < 50, `event loop lag ${lag} ms`);
-    assert.ok(worst < 20, `a write() took ${worst} ms`);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) w.write(line);
+    const loopMs = performance.now() - t0;
+    // Margin for a loaded machine: 8192 writes into a queue take well under a millisecond each.
+    assert.ok(loopMs < 2000, `${n} writes took ${loopMs} ms`);
     assert.equal(w.dropped, n - MAX_PENDING_BYTES / 1024);
     // A reader appears: what was queued is written, in one piece per line.
-    const reader = await open(fifo, 'r');
-    const closing = w.close(5000);
+    reader = await open(fifo, 'r');
+    const closing = w.close(30_000);
     const text = await readFile(reader, 'utf8');
     await closing;
-    await reader.close();
     const got = text.split('\n').filter(Boolean);
     assert.equal(got.length, MAX_PENDING_BYTES / 1024);
     assert.ok(got.every((l) => l === line));

@@ -4,21 +4,17 @@
 
 import type { Server } from 'node:http';
 import { inactiveFeatures } from '../config/inactive.ts';
-import { backendKey, type Config, type StaticConfig } from '../config/model.ts';
+import type { Config, StaticConfig } from '../config/model.ts';
 import type { Snapshot } from '../config/snapshot.ts';
 import type { ConfigSource } from '../config/source.ts';
 import { formatIssue } from '../config/validate.ts';
 import { Failures } from '../shared/failure.ts';
 import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
-import { MetricsRegistry } from '../shared/metrics.ts';
-import { AdminApiImpl } from './admin/api.ts';
-import { DashboardFeed } from './admin/dashboard/feed.ts';
 import { startAdminServer } from './admin/server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
-import { addPrimaryCollectors } from './metrics/primary-families.ts';
-import { CONTENT_TYPE, PrometheusEndpoint } from './metrics/prometheus.ts';
+import { Observability } from './observability.ts';
 import { BackendOverrides } from './overrides.ts';
 import { WorkerSet } from './worker-set.ts';
 
@@ -37,64 +33,28 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
-  /** The primary's metric collectors (other primary modules add theirs here). */
-  readonly metrics = new MetricsRegistry();
-  private readonly prometheus: PrometheusEndpoint;
   private reloadsApplied = 0;
   /** Admin API actions on backends, applied on top of every config loaded. */
   private readonly overrides = new BackendOverrides();
-  /** The admin API (its healthDetail and live hooks are where later modules plug in). */
-  readonly api: AdminApiImpl;
-  private readonly startedAt = Date.now();
-  private readonly feed: DashboardFeed;
+  /** Metrics, admin API views, dashboard (obs.metrics and obs.api are where modules plug in). */
+  readonly obs: Observability;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
-    addPrimaryCollectors(
-      this.metrics,
-      () => ({
-        revision: this.revision,
-        source: this.source.description,
-        reloadsApplied: this.reloadsApplied,
-        workersConfigured: this.config?.static.cluster.workers ?? 0,
-        workersReady: this.health().body.workers_ready,
-        backends: this.backendStates(),
-        overrides: this.overrides.entries().length,
-      }),
-      this.failures,
-    );
-    this.prometheus = new PrometheusEndpoint({
-      primary: () => this.metrics.collect(),
-      workers: () => this.workers.metrics(true),
-    });
-    this.workers.onRetired = (_slot, last) => this.prometheus.retire(last);
-    this.api = new AdminApiImpl({
-      startedAt: this.startedAt,
+    this.obs = new Observability({
+      workers: this.workers,
+      failures: this.failures,
+      overrides: this.overrides,
       revision: () => this.revision,
       source: () => this.source.description,
-      loaded: () => this.config,
-      served: () => this.snapshot?.config,
+      config: () => this.config,
+      snapshot: () => this.snapshot,
       health: () => this.health(),
-      workers: () => this.workers.info(),
-      down: () => new Set(this.workers.currentHealth().down),
-      overrides: this.overrides,
+      reloadsApplied: () => this.reloadsApplied,
       reapply: (reason) => this.reapply(reason),
       reload: () => this.reload('admin'),
       legacyStatus: () => this.status(),
-      metrics: async () => ({ contentType: CONTENT_TYPE, text: await this.prometheus.render() }),
     });
-    this.feed = new DashboardFeed({
-      summaries: async (full) => (await this.workers.metrics(full)).map((a) => a.m.summary),
-      state: () => ({
-        status: this.api.status(),
-        listeners: this.api.listeners(),
-        pools: (this.api.pools() as Array<{ lb: string; name: string }>).map((p) => ({
-          ...p,
-          backends: this.api.backends(p.lb, p.name),
-        })),
-      }),
-    });
-    this.api.live = this.feed;
   }
 
   private get revision(): number {
@@ -130,7 +90,7 @@ export class Primary {
     }
     for (const warning of await adminExposureWarnings(admin)) log('warn', warning.msg, warning.fields);
     try {
-      this.admin = await startAdminServer(admin, token, this.api);
+      this.admin = await startAdminServer(admin, token, this.obs.api);
     } catch (err) {
       log('error', 'listen failed', {
         error_class: 'listen_failed',
@@ -146,7 +106,7 @@ export class Primary {
     log('info', 'admin listening', { address: admin.address, port: admin.port });
     // Not awaited: admin answers (health "unavailable") while the workers start.
     void this.apply();
-    this.feed.start();
+    this.obs.start();
     process.on('SIGHUP', () => void this.reload('SIGHUP'));
     // logrotate's postrotate: the workers reopen their access log files. (A listener here also
     // keeps Node from opening its inspector on SIGUSR1.)
@@ -191,7 +151,7 @@ export class Primary {
     this.shuttingDown = true;
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
-    this.feed.stop();
+    this.obs.stop();
     await this.source.close();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
@@ -233,19 +193,6 @@ export class Primary {
     return this.outcome(true, issues);
   }
 
-  /** Every served backend: serving (enabled, not down) and down, for /metrics. */
-  private backendStates(): Array<{ key: string; serving: boolean; down: boolean }> {
-    const down = new Set(this.workers.currentHealth().down);
-    return (this.snapshot?.config.loadBalancers ?? []).flatMap((lb) =>
-      lb.pools.flatMap((p) =>
-        p.backends.map((b) => {
-          const key = backendKey(lb.name, p.name, b.id);
-          return { key, serving: b.adminState === 'enabled' && !down.has(key), down: down.has(key) };
-        }),
-      ),
-    );
-  }
-
   /**
    * An admin action changed the overrides: the same config with them applied, as the next
    * revision, sent to the workers (waits like a reload). Waits for a reload in flight first.
@@ -264,7 +211,7 @@ export class Primary {
       accessLog: config.static.accessLog,
     };
     log('info', 'admin override applied', { reason, revision: this.snapshot.revision });
-    this.feed.change({ revision: this.snapshot.revision, what: reason, ok: true });
+    this.obs.change({ revision: this.snapshot.revision, what: reason, ok: true });
     return this.apply();
   }
 
@@ -314,7 +261,7 @@ export class Primary {
       accessLog: next.static.accessLog,
     };
     log('info', 'config loaded', { revision: this.snapshot.revision, source: this.source.description });
-    this.feed.change({
+    this.obs.change({
       revision: this.snapshot.revision,
       what: 'config loaded',
       ok: true,
@@ -325,7 +272,7 @@ export class Primary {
   }
 
   private reject(issues: string[]): ReloadOutcome {
-    this.feed.change({ revision: this.revision, what: 'config rejected', ok: false, detail: issues[0] });
+    this.obs.change({ revision: this.revision, what: 'config rejected', ok: false, detail: issues[0] });
     this.failures.report('config_invalid', 'config rejected; keeping last good config', {
       source: this.source.description,
       issues,

@@ -65,6 +65,8 @@ export class WorkerSet {
   /** Called with a worker's last metrics answer when it exits (its counters would vanish). */
   onRetired: ((slot: number, last: WorkerMetrics) => void) | undefined;
   private readonly lastMetrics = new WeakMap<Worker, WorkerMetrics>();
+  /** Workers whose last report went to onRetired. */
+  private readonly retired = new WeakSet<Worker>();
   /** waitApplied() checks, re-run whenever a worker applies, exits or the set is resized. */
   private readonly appliedWaiters = new Set<() => void>();
 
@@ -194,7 +196,8 @@ export class WorkerSet {
             this.metricsWaiters.delete(id);
             // A busy worker's last full report rather than none: leaving it out would make
             // every counter dip, which Prometheus reads as a reset.
-            const last = full ? this.lastMetrics.get(worker) : undefined;
+            // (Not once it exited: its last report is in the retired counts by then.)
+            const last = full && !this.retired.has(worker) ? this.lastMetrics.get(worker) : undefined;
             resolve(last ? { slot: s.index, m: last } : undefined);
           }, timeoutMs);
           this.metricsWaiters.set(id, (m) => {
@@ -287,6 +290,7 @@ export class WorkerSet {
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
     this.statusWaiters.delete(worker);
     const last = this.lastMetrics.get(worker);
+    this.retired.add(worker);
     if (last) this.onRetired?.(slot.index, last);
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
