@@ -24,7 +24,7 @@ import {
   setAdminState,
 } from './config/sources/chainfire/registration.ts';
 import type { Store, TxnOp } from './config/sources/chainfire/store.ts';
-import { readToken } from './primary/admin-token.ts';
+import { readToken } from './primary/admin/token.ts';
 
 export const CHAINFIRE_USAGE = `  fiberlb backends add|remove|list|drain|enable --config FILE --pool NAME [--lb ID]
                    --address A --port P [--weight W] [--ttl 30s]

@@ -11,9 +11,10 @@ import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
 import { formatIssue } from './config/issue.ts';
 import { openConfigSource } from './config/open-source.ts';
-import { readToken } from './primary/admin-token.ts';
+import { readToken } from './primary/admin/token.ts';
 import type { ReloadOutcome } from './primary/health.ts';
 import { APPLY_TIMEOUT_MS, Primary } from './primary/primary.ts';
+import { StatusError, statusCommand } from './status-command.ts';
 import { runWorker } from './worker/worker.ts';
 
 const USAGE = `usage:
@@ -22,6 +23,7 @@ const USAGE = `usage:
   fiberlb reload [--config FILE]       ask a running FiberLB to re-read its config (admin API)
   fiberlb reload --pid PID             same, by sending SIGHUP to the primary
 ${CHAINFIRE_USAGE}
+  fiberlb status [--config FILE]       workers, listeners and backends of a running FiberLB (admin API)
   fiberlb version`;
 
 const DEFAULT_CONFIG = 'config/fiberlb.yaml';
@@ -134,6 +136,36 @@ async function reload(args: string[]): Promise<void> {
   process.exit(1);
 }
 
+async function status(args: string[]): Promise<void> {
+  const { flags, positional } = parseArgs('status', args, ['--config']);
+  if (positional.length > 0) throw new UsageError(`status: unexpected argument '${positional[0]}'`);
+  const file = flags.get('--config') ?? DEFAULT_CONFIG;
+  const loaded = await new FileSource(file).load();
+  if (!loaded.ok) {
+    for (const issue of loaded.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    fail(`${file} is invalid; cannot find the admin API from it`);
+  }
+  const { admin } = loaded.config.static;
+  let token = process.env.FIBERLB_ADMIN_TOKEN?.trim() || undefined;
+  if (token === undefined) {
+    if (!admin.tokenFile) fail('no token: set FIBERLB_ADMIN_TOKEN or admin.token_file');
+    try {
+      token = await readToken(admin.tokenFile);
+    } catch (err) {
+      fail(`admin token ${admin.tokenFile}: ${(err as Error).message}`);
+    }
+    if (token === undefined)
+      fail(`admin token ${admin.tokenFile} does not exist: is FiberLB running with ${file}?`);
+  }
+  const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  const at = `${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
+  const r = await statusCommand(admin, token, colour).catch((err: Error) =>
+    fail(err instanceof StatusError ? err.message : `cannot reach the admin API at ${at}: ${err.message}`),
+  );
+  process.stdout.write(r.text);
+  process.exit(r.ok ? 0 : 1);
+}
+
 function post(host: string, port: number, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -235,6 +267,8 @@ async function main(): Promise<void> {
       process.exit(r.code);
       break;
     }
+    case 'status':
+      return status(args);
     case 'version':
     case '--version':
       process.stdout.write(`fiberlb ${version()} (node ${process.version})\n`);

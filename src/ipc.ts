@@ -3,6 +3,7 @@
 
 import type { HealthState, Snapshot } from './config/snapshot.ts';
 import type { ErrorClass } from './shared/errors.ts';
+import type { MetricFamily, TelemetrySummary } from './shared/metrics.ts';
 
 /**
  * Rate-limit token leases (worker/ratelimit/lease-client.ts ⇄ primary/ratelimit/ledger.ts):
@@ -49,7 +50,12 @@ export type PrimaryToWorker =
   // TLS session ticket keys (made and rotated by the primary; not config, so no new revision).
   | { readonly type: 'ticket_keys'; readonly keys: TicketKeySet }
   | { readonly type: 'drain'; readonly deadlineMs: number }
-  | { readonly type: 'status' };
+  | { readonly type: 'status' }
+  // SIGUSR1 to the primary: reopen access log files (after logrotate moved them).
+  | { readonly type: 'reopen_logs' }
+  // Asked on a scrape (full: every metric family) and once a second for the dashboard (summary
+  // only). Answered with the same id; nothing on the request path talks to the primary.
+  | { readonly type: 'metrics'; readonly id: number; readonly full: boolean };
 
 export type WorkerToPrimary =
   // Sent once the worker's message handler exists: IPC messages that arrive before it (e.g.
@@ -79,6 +85,12 @@ export type WorkerToPrimary =
       readonly errors: Record<string, number>;
       /** This worker's rate-limit counters (worker/ratelimit/lease-client.ts stats()). */
       readonly rateLimits?: Record<string, number>;
+    }
+  | {
+      readonly type: 'metrics';
+      readonly id: number;
+      readonly families: readonly MetricFamily[];
+      readonly summary: TelemetrySummary;
     };
 
 export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {

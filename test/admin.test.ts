@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { adminExposureWarnings, isLoopback, tokenMatches } from '../src/primary/admin-token.ts';
+import { adminExposureWarnings, isLoopback, tokenMatches } from '../src/primary/admin/token.ts';
 import { startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { freeTcpPort } from './helpers/net.ts';
 

@@ -106,14 +106,14 @@ export function nginxBackendConfig({ dir, port }) {
 }
 
 /** FiberLB config (shape from /work/shared/design.md): 1 worker, one HTTP listener, one pool. */
-export function fiberlbConfig({ dir, port, adminPort, backendPort, listenerExtra = '' }) {
+export function fiberlbConfig({ dir, port, adminPort, backendPort, listenerExtra = '', accessLog }) {
   const file = path.join(dir, 'fiberlb.yaml');
   writeFileSync(
     file,
     `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: ${path.join(dir, 'admin.token')} }
 cluster: { workers: 1 }
 source: { type: file }
-load_balancers:
+${accessLog ? `access_log: { path: ${accessLog} }\n` : ''}load_balancers:
   - name: bench
     org: bench
     project: bench

@@ -174,7 +174,7 @@ function nodePeer(name, label, pkg, script) {
  * A FiberLB target. `cliPath()` overrides dist/cli.js; `needsCli` makes the target unavailable
  * (skipped, not failed) when no path is given — the baseline build exists only with --baseline.
  */
-function fiberlbTarget(name, label, cliPath, needsCli = false) {
+function fiberlbTarget(name, label, cliPath, needsCli = false, accessLog = false) {
   return {
     name,
     label,
@@ -198,7 +198,14 @@ function fiberlbTarget(name, label, cliPath, needsCli = false) {
       // BENCH_FIBERLB_LISTENER: one YAML line added to the fiberlb target's listener only (not
       // the baseline's), e.g. a rate_limit that is never hit, to measure what it costs.
       const listenerExtra = needsCli ? '' : (process.env.BENCH_FIBERLB_LISTENER ?? '');
-      const conf = fiberlbConfig({ dir, port, adminPort, backendPort: ctx.backendPort, listenerExtra });
+      const conf = fiberlbConfig({
+        dir,
+        port,
+        adminPort,
+        backendPort: ctx.backendPort,
+        listenerExtra,
+        accessLog: accessLog ? path.join(dir, 'access.log') : undefined,
+      });
       const child = spawnPinned(name, ctx.cpu, process.execPath, [cli, 'run', '--config', conf], {
         cwd: ctx.root,
         env: { NODE_ENV: 'production' },
@@ -254,6 +261,14 @@ export const TARGETS = [
   // Same build as `fiberlb` from another commit (--baseline REV): the before/after of a change
   // measured in one run. Unavailable unless FIBERLB_BASE_CLI is set (run.mjs sets it).
   fiberlbTarget('fiberlb-base', 'FiberLB baseline (1 worker)', () => process.env.FIBERLB_BASE_CLI, true),
+  // The current build with every request in an access log file (the cost of access logs).
+  fiberlbTarget(
+    'fiberlb-log',
+    'FiberLB + access log to a file (1 worker)',
+    () => process.env.FIBERLB_CLI,
+    false,
+    true,
+  ),
   nodePeer('undici', 'undici Pool.stream (minimal)', 'undici', 'undici-stream.mjs'),
   nodePeer('http-proxy-3', 'http-proxy-3 (keep-alive agent)', 'http-proxy-3', 'http-proxy-3.mjs'),
   {

@@ -2,6 +2,12 @@
 // removed or changed. Used by `fiberlb plan` and logged by the Chainfire source on every change.
 
 import type { DynamicConfig } from './model.ts';
+import { hideIfPrivateKey } from './secrets.ts';
+
+/** JSON of a config part; private keys as digests (GET /config shows them so). */
+function text(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => hideIfPrivateKey(x));
+}
 
 export interface Plan {
   readonly added: string[];
@@ -13,16 +19,16 @@ function index(c: DynamicConfig): Map<string, string> {
   const m = new Map<string, string>();
   for (const lb of c.loadBalancers) {
     const { listeners, pools, ...lbRest } = lb;
-    m.set(`load_balancer ${lb.name}`, JSON.stringify(lbRest));
+    m.set(`load_balancer ${lb.name}`, text(lbRest));
     for (const l of listeners) {
       const { routes, ...rest } = l;
-      m.set(`listener ${lb.name}/${l.name}`, JSON.stringify(rest));
-      for (const [i, r] of routes.entries()) m.set(`route ${lb.name}/${l.name}[${i}]`, JSON.stringify(r));
+      m.set(`listener ${lb.name}/${l.name}`, text(rest));
+      for (const [i, r] of routes.entries()) m.set(`route ${lb.name}/${l.name}[${i}]`, text(r));
     }
     for (const p of pools) {
       const { backends, ...rest } = p;
-      m.set(`pool ${lb.name}/${p.name}`, JSON.stringify(rest));
-      for (const b of backends) m.set(`backend ${lb.name}/${p.name}/${b.id}`, JSON.stringify(b));
+      m.set(`pool ${lb.name}/${p.name}`, text(rest));
+      for (const b of backends) m.set(`backend ${lb.name}/${p.name}/${b.id}`, text(b));
     }
   }
   return m;

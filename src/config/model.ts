@@ -23,8 +23,9 @@ export type AdminState = (typeof ADMIN_STATES)[number];
 export type ProxyProtocolVersion = 'v1' | 'v2';
 
 import type { Cidr } from '../shared/cidr.ts';
+import type { AccessLogConfig } from './access-log.ts';
 
-export type { Cidr };
+export type { AccessLogConfig, Cidr };
 
 export interface AdminConfig {
   readonly address: string;
@@ -36,6 +37,8 @@ export interface AdminConfig {
    * project }. Absent: those endpoints answer 401.
    */
   readonly tenantTokens?: string | undefined;
+  /** Serve GET /metrics without the bearer token (for a Prometheus on the management network). */
+  readonly metricsOpen: boolean;
 }
 
 export interface ClusterConfig {
@@ -260,6 +263,8 @@ export interface ListenerConfig {
   readonly redirectHttps: RedirectHttpsConfig | undefined;
   /** https only. */
   readonly hsts: HstsConfig | undefined;
+  /** This listener's access log (replaces the top-level one); absent = the top-level one. */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 export interface HealthCheckConfig {
@@ -336,6 +341,8 @@ export interface StaticConfig {
   readonly source: SourceConfig;
   /** Redis for `scope: global` rate limits; undefined = none configured. */
   readonly rateLimitStore: RateLimitStoreConfig | undefined;
+  /** Top-level access log for every listener without its own (re-applied on reload). */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 /** The served configuration: applied live by the workers on every reload, never "on restart". */

@@ -2,7 +2,7 @@
 // fact the data plane needs (how many workers share each socket). It is immutable,
 // serialisable over IPC, and the only thing a worker needs to (re)build its data plane.
 
-import type { DynamicConfig } from './model.ts';
+import type { AccessLogConfig, DynamicConfig } from './model.ts';
 
 export interface Snapshot {
   /** From the source: the file source's own counter; the Chainfire store revision for Chainfire. */
@@ -16,6 +16,8 @@ export interface Snapshot {
   readonly workers: number;
   /** The served config only: process settings (admin, cluster, source) stay in the primary. */
   readonly config: DynamicConfig;
+  /** The top-level access log (listeners without their own use it). */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 /** Health is a separate input from config: a change here must not rebuild routing tables. */

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../shared/cidr.ts';
 import { namesCover } from '../shared/tls-names.ts';
+import { validateAccessLog } from './access-log.ts';
 import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
 import { formatDuration } from './duration.ts';
 import type { ConfigIssue } from './issue.ts';
@@ -113,11 +114,21 @@ function validateTree(
     w.report(rootPos, '', 'config is empty; expected a mapping with load_balancers');
     return { ok: false, issues: w.issues };
   }
-  const top = w.map(root, '', ['admin', 'cluster', 'source', 'rate_limit_store', 'load_balancers']);
+  const top = w.map(root, '', [
+    'admin',
+    'cluster',
+    'source',
+    'rate_limit_store',
+    'access_log',
+    'load_balancers',
+  ]);
   const admin = validateAdmin(w, top);
   const cluster = validateCluster(w, top, opts);
   const source = validateSource(w, top);
   const rateLimitStore = validateRateLimitStore(w, top);
+  const accessLog = top.has('access_log')
+    ? validateAccessLog(w, top.get('access_log')!, top.at('access_log'))
+    : undefined;
 
   const binds: Bind[] = [];
   if (admin.port !== undefined) addBind(w, binds, admin.address, admin.port, 'tcp', 'admin', undefined, '');
@@ -130,10 +141,9 @@ function validateTree(
   }
 
   if (w.issues.length > 0) return { ok: false, issues: sortIssues(w.issues) };
-  return {
-    ok: true,
-    config: deepFreeze({ static: { admin, cluster, source, rateLimitStore }, dynamic: { loadBalancers } }),
-  };
+  const base = { admin, cluster, source, rateLimitStore };
+  const statics = accessLog ? { ...base, accessLog } : base;
+  return { ok: true, config: deepFreeze({ static: statics, dynamic: { loadBalancers } }) };
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -148,13 +158,20 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 function validateAdmin(w: Walker, top: Fields): AdminConfig {
-  const f = w.map(top.get('admin'), 'admin', ['address', 'port', 'token_file', 'tenant_tokens']);
+  const f = w.map(top.get('admin'), 'admin', [
+    'address',
+    'port',
+    'token_file',
+    'tenant_tokens',
+    'metrics_open',
+  ]);
   const tenantTokens = w.filePath(f, 'tenant_tokens');
   return {
     address: w.address(f, 'address', checkIpLiteral) ?? '127.0.0.1',
     port: w.port(f, 'port', 9092) ?? 9092,
     tokenFile: w.filePath(f, 'token_file'),
     ...(tenantTokens !== undefined ? { tenantTokens } : {}),
+    metricsOpen: w.bool(f, 'metrics_open', false),
   };
 }
 
@@ -448,6 +465,7 @@ function validateListener(
     'rate_limit_allow',
     'connection_rate_limit',
     'max_connections_per_ip',
+    'access_log',
   ]);
   const name = w.name(f, 'name');
   w.unique(names, name, `listener name '${name}'`, f, 'name');
@@ -574,8 +592,13 @@ function validateListener(
   if (allowedOn(w, f, 'max_connections_per_ip', protocol, L4))
     maxConnectionsPerIp = w.int(f, 'max_connections_per_ip', 0, Number.MAX_SAFE_INTEGER, 0);
 
+  const accessLog = f.has('access_log')
+    ? validateAccessLog(w, f.get('access_log')!, f.at('access_log'))
+    : undefined;
+
   if (!f.present || name === undefined || port === undefined || protocol === undefined) return undefined;
   return {
+    ...(accessLog ? { accessLog } : {}),
     name,
     port,
     protocol,

@@ -14,9 +14,11 @@ import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { configRoute, routes } from './admin/config-route.ts';
 import { registrationRoute } from './admin/registration.ts';
-import { startAdminServer } from './admin-server.ts';
-import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
+import { startAdminServer } from './admin/server.ts';
+import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
+import { Observability } from './observability.ts';
+import { BackendOverrides } from './overrides.ts';
 import { type RateLimitService, startRateLimits } from './ratelimit/service.ts';
 import { TicketKeyRotation } from './ticket-keys.ts';
 import { WorkerSet } from './worker-set.ts';
@@ -39,10 +41,29 @@ export class Primary {
   private registration: { close(): Promise<void> } | undefined;
   private rateLimits: RateLimitService | undefined;
   private readonly tickets: TicketKeyRotation;
+  private reloadsApplied = 0;
+  /** Admin API actions on backends, applied on top of every config loaded. */
+  private readonly overrides = new BackendOverrides();
+  /** Metrics, admin API views, dashboard (obs.metrics and obs.api are where modules plug in). */
+  readonly obs: Observability;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
     this.tickets = new TicketKeyRotation((keys) => this.workers.broadcastTicketKeys(keys));
+    this.obs = new Observability({
+      workers: this.workers,
+      failures: this.failures,
+      overrides: this.overrides,
+      revision: () => this.revision,
+      source: () => this.source.description,
+      config: () => this.config,
+      snapshot: () => this.snapshot,
+      health: () => this.health(),
+      reloadsApplied: () => this.reloadsApplied,
+      reapply: (reason) => this.reapply(reason),
+      reload: () => this.reload('admin'),
+      legacyStatus: () => this.status(),
+    });
   }
 
   private get revision(): number {
@@ -87,15 +108,15 @@ export class Primary {
       return { ok: false, reason: `admin.tenant_tokens: ${(err as Error).message}` };
     }
     try {
-      this.admin = await startAdminServer(admin, token, {
-        health: () => this.health(),
-        status: () => this.status(),
-        reload: () => this.reload('admin'),
-        extra: routes(
+      this.admin = await startAdminServer(
+        admin,
+        token,
+        this.obs.api,
+        routes(
           registration?.route,
           configRoute(token, () => this.snapshot),
         ),
-      });
+      );
     } catch (err) {
       log('error', 'listen failed', {
         error_class: 'listen_failed',
@@ -111,7 +132,14 @@ export class Primary {
     log('info', 'admin listening', { address: admin.address, port: admin.port });
     // Not awaited: admin answers (health "unavailable") while the workers start.
     void this.apply();
+    this.obs.start();
     process.on('SIGHUP', () => void this.reload('SIGHUP'));
+    // logrotate's postrotate: the workers reopen their access log files. (A listener here also
+    // keeps Node from opening its inspector on SIGUSR1.)
+    process.on('SIGUSR1', () => {
+      log('info', 'reopening access logs', { trigger: 'SIGUSR1' });
+      this.workers.broadcastReopenLogs();
+    });
     process.on('SIGTERM', () => void this.shutdown('SIGTERM'));
     process.on('SIGINT', () => void this.shutdown('SIGINT'));
     const src = config.static.source;
@@ -150,6 +178,7 @@ export class Primary {
     this.shuttingDown = true;
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
+    this.obs.stop();
     await this.source.close();
     await this.registration?.close();
     this.tickets.stop();
@@ -194,6 +223,28 @@ export class Primary {
     return this.outcome(true, issues);
   }
 
+  /**
+   * An admin action changed the overrides: the same config with them applied, as the next
+   * revision, sent to the workers (waits like a reload). Waits for a reload in flight first.
+   */
+  private async reapply(reason: string): Promise<ReloadOutcome> {
+    if (this.shuttingDown) return this.outcome(false, ['shutting down']);
+    await this.inFlight;
+    const config = this.config;
+    if (!config) return this.outcome(false, ['no config loaded yet']);
+    const { config: served } = this.overrides.apply(config.dynamic);
+    this.snapshot = {
+      revision: this.revision + 1,
+      origin: this.source.description,
+      workers: config.static.cluster.workers,
+      config: served,
+      accessLog: config.static.accessLog,
+    };
+    log('info', 'admin override applied', { reason, revision: this.snapshot.revision });
+    this.obs.change({ revision: this.snapshot.revision, what: reason, ok: true });
+    return this.apply();
+  }
+
   private outcome(applied: boolean, issues: readonly string[]): ReloadOutcome {
     const h = this.health().body;
     return {
@@ -221,13 +272,25 @@ export class Primary {
         });
     }
     this.config = next;
+    this.reloadsApplied++;
+    const { config: served, dropped } = this.overrides.apply(next.dynamic);
+    for (const backend of dropped)
+      log('warn', 'admin override dropped: the backend is no longer in the config', { backend });
     this.snapshot = {
-      revision: result.revision,
+      // Above the last one served: an admin action may have taken revisions of its own.
+      revision: Math.max(result.revision, this.revision + 1),
       origin: this.source.description,
       workers: next.static.cluster.workers,
-      config: next.dynamic,
+      config: served,
+      accessLog: next.static.accessLog,
     };
-    log('info', 'config loaded', { revision: result.revision, source: this.source.description });
+    log('info', 'config loaded', { revision: this.snapshot.revision, source: this.source.description });
+    this.obs.change({
+      revision: this.snapshot.revision,
+      what: 'config loaded',
+      ok: true,
+      detail: this.source.description,
+    });
     for (const note of inactiveFeatures(next.dynamic)) log('warn', 'configured but not active yet', { note });
     for (const note of poolTlsWarnings(next.dynamic))
       log('warn', 'backend certificates not verified', { note });
@@ -235,6 +298,7 @@ export class Primary {
   }
 
   private reject(issues: string[]): ReloadOutcome {
+    this.obs.change({ revision: this.revision, what: 'config rejected', ok: false, detail: issues[0] });
     this.failures.report('config_invalid', 'config rejected; keeping last good config', {
       source: this.source.description,
       issues,

@@ -42,6 +42,8 @@ export interface ListenerFailure {
   readonly error: string;
 }
 
+export type WorkerMetrics = WorkerToPrimary & { type: 'metrics' };
+
 export interface WorkerInfo {
   readonly slot: number;
   readonly pid: number | undefined;
@@ -67,6 +69,14 @@ export class WorkerSet {
   >();
   /** Answers workers' rate-limit lease requests (the primary's ledger). */
   leases: ((reqs: readonly LeaseRequest[], returns: readonly LeaseReturn[]) => LeaseGrant[]) | undefined;
+  /** Metrics replies by request id (see metrics()). */
+  private readonly metricsWaiters = new Map<number, (m: WorkerMetrics) => void>();
+  private metricsId = 0;
+  /** Called with a worker's last metrics answer when it exits (its counters would vanish). */
+  onRetired: ((slot: number, last: WorkerMetrics) => void) | undefined;
+  private readonly lastMetrics = new WeakMap<Worker, WorkerMetrics>();
+  /** Workers whose last report went to onRetired. */
+  private readonly retired = new WeakSet<Worker>();
   /** waitApplied() checks, re-run whenever a worker applies, exits or the set is resized. */
   private readonly appliedWaiters = new Set<() => void>();
 
@@ -137,6 +147,16 @@ export class WorkerSet {
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'ticket_keys', keys });
   }
 
+  /** Tell every worker to reopen its access log files (SIGUSR1, for logrotate). */
+  broadcastReopenLogs(): void {
+    for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'reopen_logs' });
+  }
+
+  /** The health state last broadcast (which backends are down). */
+  currentHealth(): HealthState {
+    return this.health;
+  }
+
   broadcastHealth(health: HealthState): void {
     this.health = health;
     for (const s of this.slots) if (s.worker) this.send(s.worker, { type: 'health', health });
@@ -171,6 +191,37 @@ export class WorkerSet {
           }, timeoutMs);
           queue.push(waiter);
           this.send(w, { type: 'status' });
+        }),
+    );
+    return (await Promise.all(answers)).filter((a) => a !== undefined);
+  }
+
+  /**
+   * Every live worker's metrics (full: all families; else only the summary). A worker that
+   * does not answer within `timeoutMs` counts with its last full report, or is left out.
+   */
+  async metrics(full: boolean, timeoutMs = 1000): Promise<Array<{ slot: number; m: WorkerMetrics }>> {
+    const live = this.slots.flatMap((s) => (s.worker && this.greeted.has(s.worker) ? [s] : []));
+    const answers = live.map(
+      (s) =>
+        new Promise<{ slot: number; m: WorkerMetrics } | undefined>((resolve) => {
+          const worker = s.worker!;
+          const id = ++this.metricsId;
+          const t = setTimeout(() => {
+            this.metricsWaiters.delete(id);
+            // A busy worker's last full report rather than none: leaving it out would make
+            // every counter dip, which Prometheus reads as a reset.
+            // (Not once it exited: its last report is in the retired counts by then.)
+            const last = full && !this.retired.has(worker) ? this.lastMetrics.get(worker) : undefined;
+            resolve(last ? { slot: s.index, m: last } : undefined);
+          }, timeoutMs);
+          this.metricsWaiters.set(id, (m) => {
+            clearTimeout(t);
+            this.metricsWaiters.delete(id);
+            if (full) this.lastMetrics.set(worker, m);
+            resolve({ slot: s.index, m });
+          });
+          this.send(worker, { type: 'metrics', id, full });
         }),
     );
     return (await Promise.all(answers)).filter((a) => a !== undefined);
@@ -253,11 +304,17 @@ export class WorkerSet {
         if (grants.length > 0) this.send(worker, { type: 'rl_grant', grants });
         break;
       }
+      case 'metrics':
+        this.metricsWaiters.get(m.id)?.(m);
+        break;
     }
   }
 
   private onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
     this.statusWaiters.delete(worker);
+    const last = this.lastMetrics.get(worker);
+    this.retired.add(worker);
+    if (last) this.onRetired?.(slot.index, last);
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
     slot.listenersFailed = [];

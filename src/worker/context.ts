@@ -2,11 +2,12 @@
 // A listener is opened once per (vip, port, protocol) and then only *updated* on config
 // changes, so reloads never close a listening socket that is still wanted.
 
-import type { ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
+import type { AccessLogConfig, ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
 import type { Failures } from '../shared/failure.ts';
 import type { LeaseClient } from './ratelimit/lease-client.ts';
 import type { BackendTarget } from './routing/balancer/types.ts';
 import type { PoolRuntime } from './routing/pool-runtime.ts';
+import type { WorkerTelemetry } from './telemetry/telemetry.ts';
 import type { TicketKeyRing } from './tls/ticket-keys.ts';
 import type { UpstreamPools } from './upstream/http-pools.ts';
 
@@ -21,6 +22,8 @@ export interface ListenerState {
    * a resize changes it with the next snapshot, without respawning anyone.
    */
   readonly workerCount: number;
+  /** The access log in force: the listener's own, else the top-level one. */
+  readonly accessLog?: AccessLogConfig | undefined;
 }
 
 /** Process-wide services a listener may use. */
@@ -33,6 +36,8 @@ export interface WorkerEnv {
   readonly rateLimits: LeaseClient;
   /** TLS session ticket keys from the primary, shared by all https listeners of this worker. */
   readonly tickets: TicketKeyRing;
+  /** Metrics counters and access logs (absent in unit tests that build listeners by hand). */
+  readonly telemetry?: WorkerTelemetry | undefined;
 }
 
 export interface ListenerHandle {

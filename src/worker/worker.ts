@@ -9,6 +9,7 @@ import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { LeaseClient } from './ratelimit/lease-client.ts';
+import { WorkerTelemetry } from './telemetry/telemetry.ts';
 import { TicketKeyRing } from './tls/ticket-keys.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
 
@@ -24,7 +25,9 @@ export function runWorker(): void {
   // Leases come from the primary's ledger; a batch of asks is one IPC message.
   const rateLimits = new LeaseClient({ send: (reqs, returns) => send({ type: 'rl_lease', reqs, returns }) });
   const tickets = new TicketKeyRing();
-  const registry = new ListenerRegistry({ failures, upstreams: new UpstreamPools(), rateLimits, tickets });
+  const telemetry = new WorkerTelemetry(failures, process.env.FIBERLB_WORKER_SLOT ?? String(worker.id));
+  const upstreams = new UpstreamPools({ stats: (address) => telemetry.upstream(address) });
+  const registry = new ListenerRegistry({ failures, upstreams, rateLimits, tickets, telemetry });
   // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.
   watchFdExhaustion(failures);
   let revision = 0;
@@ -58,6 +61,7 @@ export function runWorker(): void {
     await applying;
     await registry.closeAll(deadlineMs);
     rateLimits.close(); // unused tokens go back to the primary for the workers that stay
+    await telemetry.accessLogs.close();
     log('info', 'drained');
     process.exit(0);
   };
@@ -89,6 +93,17 @@ export function runWorker(): void {
           active: registry.active(),
           errors: failures.toJSON(),
           rateLimits: { ...rateLimits.stats() },
+        });
+        break;
+      case 'reopen_logs':
+        telemetry.accessLogs.reopen();
+        break;
+      case 'metrics':
+        send({
+          type: 'metrics',
+          id: m.id,
+          families: m.full ? telemetry.collect() : [],
+          summary: telemetry.summary(),
         });
         break;
     }

@@ -23,7 +23,7 @@ import {
 } from '../../config/sources/chainfire/registration.ts';
 import type { Store } from '../../config/sources/chainfire/store.ts';
 import { log } from '../../shared/log.ts';
-import { tokenMatches } from '../admin-token.ts';
+import { tokenMatches } from './token.ts';
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 

@@ -24,6 +24,7 @@ import { errorText } from '../../shared/failure.ts';
 import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
 import type { BackendTarget, PickContext } from '../routing/balancer/types.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
+import type { RouteTarget } from '../routing/router.ts';
 import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
 import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
@@ -38,7 +39,7 @@ export interface ExchangeOwner {
   /** The drain deadline passed and the listener is cutting what is left. */
   readonly deadlinePassed: boolean;
   /** Called once per request, when its response has closed (finished or aborted). */
-  requestClosed(): void;
+  requestClosed(ex: HttpExchange): void;
   /** Appended to every proxied response head (HSTS on https), or undefined. */
   readonly responseHeaders: readonly string[] | undefined;
 }
@@ -104,6 +105,20 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   peerTrusted = false;
   /** PickContext: backends a retry must not pick again (none yet). */
   exclude: ReadonlySet<BackendTarget> | undefined = undefined;
+  // --- telemetry (metrics, access log): numbers set as the request goes, read once at its end.
+  /** The route that matched (set by the listener), for the route/pool labels. */
+  route: RouteTarget | undefined = undefined;
+  /** performance.now() at arrival, at dispatch to undici, on the upstream socket, at the
+   * upstream response head and its end (0 = did not happen). */
+  readonly startedAt: number;
+  dispatchedAt = 0;
+  sentAt = 0;
+  firstByteAt = 0;
+  upstreamEndAt = 0;
+  /** Response body bytes relayed from the backend. */
+  responseBytes = 0;
+  /** The failure this request settled with, if any. */
+  errorClass: ErrorClass | undefined = undefined;
   private pool: PoolRuntime | undefined = undefined;
   /** The backend picked for this request (kept after release, for the failure line). */
   private target: BackendTarget | undefined = undefined;
@@ -140,6 +155,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   constructor(owner: ExchangeOwner, state: ListenerState, req: IncomingMessage, res: ServerResponse) {
     this.owner = owner;
     this.state = state;
+    this.startedAt = performance.now();
     this.req = req;
     this.res = res;
     this.h2 = req.httpVersionMajor === 2;
@@ -170,6 +186,16 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   refuse(headers: string[], message: string): void {
     this.errorHeaders = headers;
     this.fail('rate_limited', message);
+  }
+
+  /** The backend picked, if any. */
+  get backend(): BackendTarget | undefined {
+    return this.target;
+  }
+
+  /** Request body bytes read from the client so far. */
+  get requestBytes(): number {
+    return this.bodyBytes;
   }
 
   /** Does the client send a body (Content-Length > 0 or chunked)? */
@@ -252,6 +278,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
 
   private dispatch(): void {
     this.dispatched = true;
+    this.dispatchedAt = performance.now();
     this.upstream!.dispatcherFor(this.body).dispatch(this, this);
   }
 
@@ -290,6 +317,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.sentAt = performance.now();
     if (this.settled) {
       controller.abort(ABORTED);
       return;
@@ -310,6 +338,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   ): void {
     // 1xx (e.g. 103 Early Hints) are not relayed; Node answered 100-continue itself.
     if (statusCode < 200 || this.settled) return;
+    this.firstByteAt = performance.now();
     const max = this.state.listener.limits.maxHeaders;
     // A client that half-closed cannot send another request: say the connection ends.
     // (res.socket is null while queued behind a pipelined response.)
@@ -350,6 +379,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
     if (this.settled) return;
+    this.responseBytes += chunk.length;
     if (this.res.write(chunk)) return;
     controller.pause();
     if (!this.drainHooked) {
@@ -362,6 +392,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     controller: Dispatcher.DispatchController,
     trailers: Record<string, string | string[] | undefined>,
   ): void {
+    this.upstreamEndAt = performance.now();
     this.release();
     if (this.settled) return;
     if (this.headHeaders !== undefined && !this.writeHead(controller)) return;
@@ -405,6 +436,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   fail(cls: ErrorClass, err?: unknown): void {
     if (this.settled) return;
     this.settled = true;
+    this.errorClass = cls;
     this.stopBodyTimer();
     if (!this.dispatched) {
       // Never reached undici (reading the body, waiting at the gate, refused): nothing will
@@ -540,7 +572,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   /** The response closed: normal end, or the client went away first. */
   onClientClose(): void {
     if (!this.settled) this.abort(this.goneClass());
-    this.owner.requestClosed();
+    this.owner.requestClosed(this);
   }
 
   onClientDrain(): void {

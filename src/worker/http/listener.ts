@@ -21,6 +21,9 @@ import { ConnectionLimits } from '../ratelimit/connection-limits.ts';
 import { RequestLimits } from '../ratelimit/request-limits.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { Router } from '../routing/router.ts';
+import type { AccessLogSink } from '../telemetry/access-log.ts';
+import { listenerStats, recordHttp } from '../telemetry/record.ts';
+import type { ListenerStats } from '../telemetry/stats.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { h2RequestHead } from './h2.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
@@ -113,6 +116,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   draining = false;
   deadlinePassed = false;
   private current: Compiled;
+  private stats: ListenerStats;
+  private log: AccessLogSink | undefined;
   private inflight = 0;
   private readonly server: http.Server;
   private readonly proto: string;
@@ -135,6 +140,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.proto = proto;
     this.current = new Compiled(state, env);
     this.connLimits = new ConnectionLimits(env.rateLimits);
+    this.stats = listenerStats(env, state);
+    this.log = env.telemetry?.accessLogs.sink(state.accessLog);
     const l = state.listener;
     this.server = makeServer({
       maxHeaderSize: l.limits.maxHeaderBytes,
@@ -199,6 +206,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   update(state: ListenerState): void {
     this.current = new Compiled(state, this.env);
+    if (this.stats.name !== listenerName(state)) this.stats = listenerStats(this.env, state);
+    this.log = this.env.telemetry?.accessLogs.sink(state.accessLog);
     const l = state.listener;
     this.server.headersTimeout = l.timeouts.clientHeaderMs;
     this.server.keepAliveTimeout = l.timeouts.clientIdleMs;
@@ -252,8 +261,11 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   // --- ExchangeOwner ---
 
-  requestClosed(): void {
+  requestClosed(ex: HttpExchange): void {
     this.inflight--;
+    const now = performance.now();
+    recordHttp(this.stats, ex, now);
+    this.log?.http(this.stats.name, this.stats.lb, ex, now);
     if (this.draining) {
       // A keep-alive socket whose response just ended is idle now: let it go.
       setImmediate(() => {
@@ -348,6 +360,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       ex.fail('no_route');
       return;
     }
+    ex.route = route;
     const pool = route.pool;
     if (pool === undefined || pool.availableCount() === 0) {
       ex.fail('no_healthy_backend');
@@ -438,6 +451,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       for (const fn of httpOnConnection) fn.call(server, socket);
     };
     server.on('connection', (socket: PeerSocket) => {
+      countConnection(this.stats, socket);
       const l = this.current.state.listener;
       if (l.connectionRateLimit !== undefined || l.maxConnectionsPerIp > 0) socket.on('error', () => {}); // a lease wait may come first; a reset then is not ours
       if (!l.acceptProxyProtocol) return this.admitConnection(socket, socket.remoteAddress, handOver);
@@ -494,4 +508,14 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     this.server.maxConnections =
       perWorkerLimit(l.connectionLimit, state.workerCount) || Number.MAX_SAFE_INTEGER;
   }
+}
+
+/** A client connection opened; its bytes are added when it closes (Node counts them anyway). */
+function countConnection(stats: ListenerStats, socket: Socket): void {
+  stats.connections++;
+  socket.once('close', () => {
+    stats.closed++;
+    stats.bytesIn += socket.bytesRead;
+    stats.bytesOut += socket.bytesWritten;
+  });
 }

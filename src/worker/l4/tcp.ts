@@ -24,6 +24,8 @@ import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '.
 import { ConnectionLimits } from '../ratelimit/connection-limits.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
+import type { AccessLogSink } from '../telemetry/access-log.ts';
+import { listenerStats } from '../telemetry/record.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -40,6 +42,14 @@ interface Conn {
   clientClosed: boolean;
   /** A failure was counted and both sockets destroyed; later events are consequences. */
   failed: boolean;
+  /** performance.now() at accept and when the upstream connect began / completed (0 = not). */
+  readonly startedAt: number;
+  connectStartedAt: number;
+  connectedAt: number;
+  errorClass: ErrorClass | undefined;
+  /** The backend picked (kept after release, for the access log). */
+  picked: BackendTarget | null;
+  readonly log: AccessLogSink | undefined;
 }
 
 /**
@@ -64,6 +74,8 @@ export function createStreamListener(
   choose?: PoolChooser,
 ): ListenerHandle {
   let state = initial;
+  let stats = listenerStats(env, initial);
+  let accessLog = env.telemetry?.accessLogs.sink(initial.accessLog);
   const key = listenerKey(initial.lb, initial.listener);
   const conns = new Set<Conn>();
   let closing: Promise<void> | null = null;
@@ -74,6 +86,7 @@ export function createStreamListener(
   const fail = (c: Conn, cls: ErrorClass, msg: string, err?: unknown): void => {
     if (c.failed) return;
     c.failed = true;
+    c.errorClass = cls;
     const t = c.target;
     env.failures.report(cls, msg, {
       listener: listenerName(c.state),
@@ -88,7 +101,22 @@ export function createStreamListener(
 
   const finished = (c: Conn): void => {
     if (!c.clientClosed || (c.upstream !== null && !c.upstream.destroyed) || c.target !== null) return;
-    conns.delete(c);
+    if (conns.delete(c))
+      c.log?.l4({
+        type: 'tcp',
+        listener: listenerName(c.state),
+        pool:
+          c.state.listener.defaultPool === undefined
+            ? null
+            : `${c.state.lb.name}/${c.state.listener.defaultPool}`,
+        target: c.picked,
+        client: c.client.remoteAddress,
+        bytesIn: c.client.bytesRead,
+        bytesOut: c.client.bytesWritten,
+        durationMs: performance.now() - c.startedAt,
+        connectMs: c.connectedAt > 0 ? c.connectedAt - c.connectStartedAt : undefined,
+        errorClass: c.errorClass,
+      });
     if (conns.size === 0) onDrained?.();
   };
 
@@ -131,7 +159,10 @@ export function createStreamListener(
     }
     pool.acquire(target);
     c.target = target;
+    c.picked = target;
     c.upstream = up;
+    c.connectStartedAt = performance.now();
+    const upStats = env.telemetry?.upstream(backendAddress(target));
     // The same timer serves the connect phase and then idle: 'timeout' tells them apart.
     if (listener.timeouts.connectMs > 0) up.setTimeout(listener.timeouts.connectMs);
     up.on('timeout', () => {
@@ -141,6 +172,11 @@ export function createStreamListener(
     up.on('error', (err) => fail(c, classifyUpstreamError(err), 'upstream error', err));
     up.once('connect', () => {
       c.connected = true;
+      c.connectedAt = performance.now();
+      if (upStats) {
+        upStats.connects++;
+        upStats.connectTime.observe((c.connectedAt - c.connectStartedAt) / 1000);
+      }
       const idle = listener.timeouts.idleMs;
       // Both sockets see every byte moved (read on one, write on the other), so either timer
       // firing means nothing moved in either direction for idleMs.
@@ -156,6 +192,7 @@ export function createStreamListener(
       up.pipe(client);
     });
     up.once('close', (hadError) => {
+      if (!c.connected && upStats) upStats.connectErrors++;
       pool.release(target);
       c.target = null;
       // A clean close means both directions finished; otherwise the client cannot be served.
@@ -204,13 +241,24 @@ export function createStreamListener(
       target: null,
       clientClosed: false,
       failed: false,
+      startedAt: performance.now(),
+      connectStartedAt: 0,
+      connectedAt: 0,
+      errorClass: undefined,
+      picked: null,
+      log: accessLog,
     };
     conns.add(c);
+    const connStats = stats;
+    connStats.connections++;
     client.setNoDelay(true);
     client.on('error', (err) => fail(c, 'client_abort', 'client connection error', err));
     client.on('timeout', () => fail(c, 'client_timeout', 'tcp idle timeout'));
     client.once('close', (hadError) => {
       c.clientClosed = true;
+      connStats.closed++;
+      connStats.bytesIn += client.bytesRead;
+      connStats.bytesOut += client.bytesWritten;
       const up = c.upstream;
       // Let a cleanly finished upstream flush what the client sent; otherwise cut it.
       if (up && (hadError || !up.readableEnded)) up.destroy();
@@ -269,6 +317,8 @@ export function createStreamListener(
     ready,
     update(next) {
       state = next;
+      if (stats.name !== listenerName(next)) stats = listenerStats(env, next);
+      accessLog = env.telemetry?.accessLogs.sink(next.accessLog);
     },
     active: () => conns.size,
     close(deadlineMs) {

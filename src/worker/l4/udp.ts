@@ -15,6 +15,9 @@ import { backendAddress, type ListenerFactory, listenerKey, listenerName } from 
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
+import type { AccessLogSink } from '../telemetry/access-log.ts';
+import { listenerStats } from '../telemetry/record.ts';
+import type { ListenerStats } from '../telemetry/stats.ts';
 
 /** Datagrams held per session while its socket connects (a few ms at most). */
 const MAX_PENDING = 32;
@@ -27,7 +30,17 @@ interface Session {
   readonly target: BackendTarget;
   /** From the state the session started with; reloads only affect new sessions. */
   readonly idleMs: number;
+  /** The listener's stats when the session opened (bytes and the close count go there). */
+  readonly stats: ListenerStats;
+  readonly log: AccessLogSink | undefined;
+  readonly listener: string;
+  readonly poolName: string;
+  readonly startedAt: number;
+  bytesIn: number;
+  bytesOut: number;
   lastSeen: number;
+  /** The failure that ended the session, if any. */
+  errorClass: string | undefined;
   /** Non-null until the session socket is connected. */
   pending: Buffer[] | null;
   closed: boolean;
@@ -40,6 +53,8 @@ function sweepInterval(idleMs: number): number {
 
 export const createUdpListener: ListenerFactory = (initial, env) => {
   let state = initial;
+  let stats = listenerStats(env, initial);
+  let accessLog = env.telemetry?.accessLogs.sink(initial.accessLog);
   const key = listenerKey(initial.lb, initial.listener);
   // address → port → session: no per-datagram key string.
   const sessions = new Map<string, Map<number, Session>>();
@@ -59,6 +74,19 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       if (byPort.size === 0) sessions.delete(s.address);
     }
     count--;
+    s.stats.closed++;
+    s.log?.l4({
+      type: 'udp',
+      listener: s.listener,
+      pool: s.poolName,
+      target: s.target,
+      client: s.address,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut,
+      durationMs: performance.now() - s.startedAt,
+      connectMs: undefined,
+      errorClass: s.errorClass,
+    });
     s.pool.release(s.target);
     s.pending = null;
     s.sock.close();
@@ -88,6 +116,14 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       pool,
       target,
       idleMs: listener.timeouts.idleMs,
+      stats,
+      log: accessLog,
+      listener: listenerName(state),
+      poolName: `${state.lb.name}/${listener.defaultPool}`,
+      startedAt: performance.now(),
+      bytesIn: 0,
+      bytesOut: 0,
+      errorClass: undefined,
       lastSeen: Date.now(),
       pending: [],
       closed: false,
@@ -99,14 +135,18 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
     }
     byPort.set(s.port, s);
     count++;
+    stats.connections++;
     sock.on('message', (msg) => {
       if (s.closed) return;
       s.lastSeen = Date.now();
+      s.bytesOut += msg.length;
+      s.stats.bytesOut += msg.length;
       server.send(msg, s.port, s.address);
     });
     // ICMP port unreachable from the backend surfaces here as ECONNREFUSED. The session is
     // dropped so the client's next datagram picks again.
     sock.on('error', (err) => {
+      s.errorClass = classifyUpstreamError(err);
       failure(classifyUpstreamError(err), 'udp upstream error', {
         client: s.address,
         backend: target.key,
@@ -141,6 +181,8 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
       s = opened;
     }
     s.lastSeen = Date.now();
+    s.bytesIn += msg.length;
+    s.stats.bytesIn += msg.length;
     if (s.pending === null) s.sock.send(msg);
     else if (s.pending.length < MAX_PENDING) s.pending.push(msg);
   });
@@ -180,6 +222,8 @@ export const createUdpListener: ListenerFactory = (initial, env) => {
     ready,
     update(next) {
       state = next;
+      if (stats.name !== listenerName(next)) stats = listenerStats(env, next);
+      accessLog = env.telemetry?.accessLogs.sink(next.accessLog);
       const wanted = sweepInterval(next.listener.timeouts.idleMs);
       if (wanted !== interval && closing === null) {
         clearInterval(sweeper);

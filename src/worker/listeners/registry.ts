@@ -49,9 +49,19 @@ export class ListenerRegistry {
     for (const lb of snapshot.config.loadBalancers) {
       const pools = this.buildPools(lb, nextPools);
       for (const listener of lb.listeners)
-        wanted.set(listenerKey(lb, listener), { lb, listener, pools, workerCount: snapshot.workers });
+        wanted.set(listenerKey(lb, listener), {
+          lb,
+          listener,
+          pools,
+          workerCount: snapshot.workers,
+          accessLog: listener.accessLog ?? snapshot.accessLog,
+        });
     }
     this.pools = nextPools;
+    // Writers for the access logs in force (reopened: a reload follows logrotate too).
+    const logs = new Set<string>();
+    for (const s of wanted.values()) if (s.accessLog && s.accessLog.sample > 0) logs.add(s.accessLog.path);
+    this.env.telemetry?.accessLogs.retain(logs);
 
     const failures: ApplyReport['failures'] = [];
     const opening: Array<Promise<void>> = [];

@@ -14,6 +14,8 @@ import type { PoolRuntime } from './pool-runtime.ts';
 
 /** Where a request goes. `pool` is undefined when the named pool is not in the snapshot. */
 export interface RouteTarget {
+  /** For metrics and access logs: the route's index in the listener, or "default". */
+  readonly route: string;
   readonly poolName: string;
   readonly pool: PoolRuntime | undefined;
   /** Index of the route in the listener's routes; -1 for default_pool. */
@@ -40,13 +42,15 @@ export class Router {
     listener: Pick<ListenerConfig, 'routes' | 'defaultPool'>,
     pools: ReadonlyMap<string, PoolRuntime>,
   ) {
-    const target = (name: string, index: number): RouteTarget => ({
+    const target = (route: string, name: string, index: number): RouteTarget => ({
+      route,
       poolName: name,
       pool: pools.get(name),
       index,
     });
-    this.routes = listener.routes.map((r, i) => compileRoute(r, target(r.pool, i)));
-    this.fallback = listener.defaultPool === undefined ? undefined : target(listener.defaultPool, -1);
+    this.routes = listener.routes.map((r, i) => compileRoute(r, target(String(i), r.pool, i)));
+    this.fallback =
+      listener.defaultPool === undefined ? undefined : target('default', listener.defaultPool, -1);
     this.usesHost = this.routes.some((r) => r.host !== undefined || r.hostSuffix !== undefined);
   }
 

@@ -14,9 +14,10 @@
 // would hold every other request of their connection back). The gate bounds requests in
 // flight per backend either way: for h1 that is also the connections, for h2 the streams.
 
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { PoolConfig } from '../../config/model.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
+import type { UpstreamStats } from '../telemetry/stats.ts';
 import { Gate } from './admission.ts';
 import { MuxPool } from './h2-mux.ts';
 import { PLAIN_TRANSPORT, transportKey, upstreamTransport } from './transport.ts';
@@ -80,6 +81,8 @@ export class Upstream {
 export interface UpstreamPoolsOptions {
   /** Connections (= admitted requests) per upstream; UPSTREAM_CONNECTIONS unless a test says. */
   readonly connections?: number;
+  /** Where connect times go, per backend address (the worker's telemetry). */
+  readonly stats?: (address: string) => UpstreamStats;
 }
 
 export class UpstreamPools {
@@ -88,9 +91,11 @@ export class UpstreamPools {
   /** Per-target cache: the hot path does one WeakMap lookup instead of building a key. */
   private readonly byTarget = new WeakMap<BackendTarget, Upstream>();
   private readonly connections: number;
+  private readonly stats: ((address: string) => UpstreamStats) | undefined;
 
   constructor(opts: UpstreamPoolsOptions = {}) {
     this.connections = opts.connections ?? UPSTREAM_CONNECTIONS;
+    this.stats = opts.stats;
   }
 
   /** The upstream for target `t` of the pool configured by `cfg` (undefined: plain HTTP/1.1). */
@@ -117,6 +122,8 @@ export class UpstreamPools {
         connectTimeout: connectMs,
         ...how.options,
       };
+      // Connect time and errors for /metrics, around the transport's own connector (TLS, h2c).
+      if (this.stats) options.connect = timedConnector(connectMs, this.stats(hostPort), how.options.connect);
       const pool = new Pool(how.origin, options);
       const mux = cfg?.http2 === true ? new MuxPool(how.origin, options) : undefined;
       e = new Upstream(pool, mux, hostPort, connectMs, this.connections, transport, how.servername);
@@ -155,3 +162,27 @@ export class UpstreamPools {
 }
 
 function noop(): void {}
+
+/**
+ * undici's own connector (as Pool would build it from connectTimeout), timed: one
+ * performance.now() pair per new connection, nothing per request.
+ */
+function timedConnector(
+  connectMs: number,
+  stats: UpstreamStats,
+  connect: Pool.Options['connect'],
+): buildConnector.connector {
+  const base = typeof connect === 'function' ? connect : buildConnector({ timeout: connectMs, ...connect });
+  return (opts, callback) => {
+    const t0 = performance.now();
+    return base(opts, (err, socket) => {
+      if (err) stats.connectErrors++;
+      else {
+        stats.connects++;
+        stats.connectTime.observe((performance.now() - t0) / 1000);
+      }
+      // undici's callback type is a union of (err, null) and (null, socket).
+      (callback as (e: Error | null, s: typeof socket) => void)(err, socket);
+    });
+  };
+}

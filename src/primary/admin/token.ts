@@ -5,7 +5,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
-import type { AdminConfig } from '../config/model.ts';
+import type { AdminConfig } from '../../config/model.ts';
 
 export async function loadOrCreateToken(file: string | undefined): Promise<string> {
   if (!file) return randomBytes(32).toString('hex'); // usable only in-process: SIGHUP still works
@@ -53,7 +53,7 @@ export function isLoopback(address: string): boolean {
  * may read or write (its permission bits, from stat).
  */
 export async function adminExposureWarnings(
-  admin: AdminConfig,
+  admin: Pick<AdminConfig, 'address' | 'port' | 'tokenFile'>,
 ): Promise<Array<{ msg: string; fields: Record<string, unknown> }>> {
   const out: Array<{ msg: string; fields: Record<string, unknown> }> = [];
   if (!isLoopback(admin.address))

@@ -1,0 +1,153 @@
+// Access logs: one JSON line per HTTP request and per L4 connection (udp: per session), to a
+// file or stdout through a LogWriter (never blocking), sampled per listener. The line is built
+// only when the request is sampled; unsampled requests cost one Math.random().
+
+import type { AccessLogConfig } from '../../config/model.ts';
+import { counter, type MetricFamily } from '../../shared/metrics.ts';
+import { backendAddress } from '../context.ts';
+import type { HttpExchange } from '../http/exchange.ts';
+import type { BackendTarget } from '../routing/balancer/types.ts';
+import { LogWriter } from './log-writer.ts';
+
+/** Where one listener's lines go, and how many of them. */
+export class AccessLogSink {
+  constructor(
+    readonly writer: LogWriter,
+    readonly sample: number,
+  ) {}
+
+  sampled(): boolean {
+    return this.sample >= 1 || (this.sample > 0 && Math.random() < this.sample);
+  }
+
+  http(listener: string, lb: string, ex: HttpExchange, now: number): void {
+    if (!this.sampled()) return;
+    const res = ex.res;
+    const t = ex.backend;
+    const d = ex.dispatchedAt;
+    const q = ex.path.indexOf('?');
+    const route = ex.route;
+    // Built by hand (strings through JSON.stringify for escaping): about twice as fast as
+    // stringifying an object, and this runs once per logged request.
+    this.writer.write(
+      `{"ts":"${isoNow()}","type":"http","listener":${str(listener)}` +
+        `,"route":${route ? str(route.route) : 'null'},"pool":${route ? str(`${lb}/${route.poolName}`) : 'null'}` +
+        `,"backend":${t ? str(t.key) : 'null'},"backend_address":${t ? str(backendAddress(t)) : 'null'}` +
+        `,"client":${str(ex.peerIp)},"method":${str(ex.method)}` +
+        // The path without its query string (which may carry credentials).
+        `,"path":${str(q < 0 ? ex.path : ex.path.slice(0, q))}` +
+        `,"status":${res.headersSent ? res.statusCode : 'null'}` +
+        `,"bytes_in":${ex.requestBytes},"bytes_out":${ex.responseBytes}` +
+        `,"duration_ms":${ms(now - ex.startedAt)}` +
+        `,"upstream_connect_ms":${d > 0 && ex.sentAt > 0 ? ms(ex.sentAt - d) : 'null'}` +
+        `,"upstream_first_byte_ms":${d > 0 && ex.firstByteAt > 0 ? ms(ex.firstByteAt - d) : 'null'}` +
+        `,"request_id":${ex.requestId ? str(ex.requestId) : 'null'}` +
+        `,"error_class":${ex.errorClass ? str(ex.errorClass) : 'null'}}`,
+    );
+  }
+
+  l4(line: L4Line): void {
+    if (!this.sampled()) return;
+    const t = line.target;
+    this.writer.write(
+      JSON.stringify({
+        ts: isoNow(),
+        type: line.type,
+        listener: line.listener,
+        pool: line.pool,
+        backend: t?.key ?? null,
+        backend_address: t ? backendAddress(t) : null,
+        client: line.client,
+        bytes_in: line.bytesIn,
+        bytes_out: line.bytesOut,
+        duration_ms: ms(line.durationMs),
+        upstream_connect_ms: line.connectMs === undefined ? null : ms(line.connectMs),
+        error_class: line.errorClass ?? null,
+      }),
+    );
+  }
+}
+
+export interface L4Line {
+  readonly type: 'tcp' | 'udp';
+  readonly listener: string;
+  readonly pool: string | null;
+  readonly target: BackendTarget | null | undefined;
+  readonly client: string | undefined;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationMs: number;
+  readonly connectMs: number | undefined;
+  readonly errorClass: string | undefined;
+}
+
+function ms(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** A JSON string literal; plain ASCII without quotes or backslashes (the usual case) as is. */
+function str(s: string): string {
+  return SAFE.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+const SAFE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+// Under load many lines share a millisecond: format each millisecond's timestamp once.
+let lastMs = 0;
+let lastIso = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
+}
+
+/** One writer per target, shared by every listener that logs there. */
+export class AccessLogs {
+  private readonly writers = new Map<string, LogWriter>();
+
+  sink(cfg: AccessLogConfig | undefined): AccessLogSink | undefined {
+    if (cfg === undefined || cfg.sample <= 0) return undefined;
+    let w = this.writers.get(cfg.path);
+    if (w === undefined) {
+      w = new LogWriter(cfg.path);
+      this.writers.set(cfg.path, w);
+    }
+    return new AccessLogSink(w, cfg.sample);
+  }
+
+  /** After a snapshot: close writers nobody uses, reopen the rest (logrotate after a reload). */
+  retain(paths: ReadonlySet<string>): void {
+    for (const [path, w] of this.writers) {
+      if (paths.has(path)) w.reopen();
+      else {
+        this.writers.delete(path);
+        void w.close();
+      }
+    }
+  }
+
+  /** SIGUSR1 (via the primary): reopen every file. */
+  reopen(): void {
+    for (const w of this.writers.values()) w.reopen();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.writers.values()].map((w) => w.close()));
+  }
+
+  families(): MetricFamily[] {
+    const lines = [...this.writers.values()].flatMap((w) => [
+      { labels: { target: w.target, result: 'written' }, value: w.written },
+      { labels: { target: w.target, result: 'dropped' }, value: w.dropped },
+    ]);
+    return [
+      counter(
+        'fiberlb_access_log_lines_total',
+        'Access log lines written, or dropped (queue full, write error).',
+        lines,
+      ),
+    ];
+  }
+}
