@@ -31,7 +31,17 @@ export type WorkerToPrimary =
       readonly revision: number;
       readonly active: number;
       readonly errors: Record<string, number>;
-    };
+    }
+  // Passive health, batched (at most a few per second, never per request): per backend key,
+  // the consecutive upstream failures at the end of the batch, and whether a success broke
+  // the streak before them.
+  | {
+      readonly type: 'outlier';
+      readonly counts: ReadonlyArray<{ key: string; failures: number; reset: boolean }>;
+    }
+  // In-flight requests/connections per backend whose admin_state is drain, sent when they
+  // change (and once after each applied revision, so 0 is reported too).
+  | { readonly type: 'draining'; readonly revision: number; readonly inflight: Record<string, number> };
 
 export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

@@ -14,9 +14,6 @@ export function inactiveFeatures(config: DynamicConfig): string[] {
         notes.push(`${at}: tls_passthrough is a plain TCP pass-through for now (no SNI routing yet)`);
       if (l.rateLimit) notes.push(`${at}.rate_limit: rate limiting is not enforced yet`);
     });
-    lb.pools.forEach((p, j) => {
-      if (p.healthCheck) notes.push(`load_balancers[${i}].pools[${j}].health_check: probes are not run yet`);
-    });
   });
   return notes;
 }

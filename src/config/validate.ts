@@ -6,7 +6,6 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../shared/cidr.ts';
 import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
-import { formatDuration } from './duration.ts';
 import type { ConfigIssue } from './issue.ts';
 import {
   ADMIN_STATES,
@@ -16,7 +15,6 @@ import {
   type Cidr,
   type ClusterConfig,
   type Config,
-  type HealthCheckConfig,
   type ListenerConfig,
   type ListenerLimits,
   type ListenerTimeouts,
@@ -34,6 +32,7 @@ import {
 } from './model.ts';
 import { deepFreeze } from './snapshot.ts';
 import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
+import { validateHealthCheck, validateOutlier, validateRetry } from './validate-health.ts';
 import { describe, type Fields, Walker } from './walker.ts';
 
 export { type ConfigIssue, formatIssue } from './issue.ts';
@@ -613,6 +612,10 @@ function validatePool(
     'health_check',
     'max_queue',
     'queue_timeout',
+    'retry',
+    'outlier_detection',
+    'panic_threshold',
+    'slow_start',
     'backends',
   ]);
   const name = w.name(f, 'name');
@@ -628,12 +631,26 @@ function validatePool(
   // not made yet, and failing it soon with a retriable 503 beats a client-side timeout.
   const maxQueue = w.int(f, 'max_queue', 0, 1_000_000, 1024);
   const queueTimeoutMs = w.duration(f, 'queue_timeout', 5_000);
+  const retry = validateRetry(w, f.get('retry'), f.at('retry'));
+  const outlierDetection = f.has('outlier_detection')
+    ? validateOutlier(w, f.get('outlier_detection')!, f.at('outlier_detection'))
+    : undefined;
+  const panicThreshold = w.int(f, 'panic_threshold', 0, 100, 0);
+  const slowStartMs = w.duration(f, 'slow_start', 0, true);
 
   const backends: BackendConfig[] = [];
   const ids = new Map<string, string>();
   const targets = new Map<string, string>();
   for (const item of w.list(f, 'backends')) {
-    const b = w.map(item.node, item.path, ['id', 'address', 'port', 'weight', 'admin_state']);
+    const b = w.map(item.node, item.path, [
+      'id',
+      'address',
+      'port',
+      'weight',
+      'admin_state',
+      'max_connections',
+      'max_requests',
+    ]);
     const address = w.address(b, 'address', checkHostOrIp, true);
     const port = w.port(b, 'port');
     const explicitId = w.str(b, 'id');
@@ -648,38 +665,23 @@ function validatePool(
     if (!(sameTarget && explicitId === undefined)) w.unique(ids, id, `backend id '${id}'`, b, 'id');
     const weight = w.int(b, 'weight', 1, 1000, 1);
     const adminState = w.oneOf(b, 'admin_state', ADMIN_STATES, 'enabled') ?? 'enabled';
+    const maxConnections = w.int(b, 'max_connections', 0, 1_000_000, 0);
+    const maxRequests = w.int(b, 'max_requests', 0, 1_000_000, 0);
     if (b.present && id !== undefined && address !== undefined && port !== undefined)
-      backends.push({ id, address, port, weight, adminState });
+      backends.push({ id, address, port, weight, adminState, maxConnections, maxRequests });
   }
   if (!f.present || name === undefined) return undefined;
-  return { name, algorithm, proxyProtocol, healthCheck, maxQueue, queueTimeoutMs, backends };
-}
-
-function validateHealthCheck(w: Walker, node: Node, path: string): HealthCheckConfig {
-  const f = w.map(node, path, ['type', 'path', 'interval', 'timeout', 'rise', 'fall']);
-  const type = w.oneOf(f, 'type', ['tcp', 'http'] as const, 'tcp') ?? 'tcp';
-  let checkPath = w.str(f, 'path');
-  if (checkPath !== undefined) {
-    if (type !== 'http') w.report(f.keyPos('path'), f.at('path'), 'only allowed when type is http');
-    else if (!checkPath.startsWith('/'))
-      w.report(f.get('path')!.pos, f.at('path'), `path '${checkPath}' must start with /`);
-  }
-  checkPath ??= '/';
-  const intervalMs = w.duration(f, 'interval', 2_000);
-  const timeoutMs = w.duration(f, 'timeout', 1_000);
-  // A probe that may outlive its interval would overlap the next one.
-  if (timeoutMs >= intervalMs)
-    w.report(
-      f.get('timeout')?.pos ?? f.get('interval')?.pos ?? f.pos,
-      f.has('timeout') ? f.at('timeout') : f.at('interval'),
-      `timeout (${formatDuration(timeoutMs)}) must be less than interval (${formatDuration(intervalMs)})`,
-    );
   return {
-    type,
-    path: checkPath,
-    intervalMs,
-    timeoutMs,
-    rise: w.int(f, 'rise', 1, 100, 2),
-    fall: w.int(f, 'fall', 1, 100, 3),
+    name,
+    algorithm,
+    proxyProtocol,
+    healthCheck,
+    maxQueue,
+    queueTimeoutMs,
+    retry,
+    outlierDetection,
+    panicThreshold,
+    slowStartMs,
+    backends,
   };
 }

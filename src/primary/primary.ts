@@ -13,6 +13,7 @@ import { type RaiseResult, raiseNofileToHard } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
 import { startAdminServer } from './admin-server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin-token.ts';
+import { HealthMonitor } from './health/monitor.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
 import { WorkerSet } from './worker-set.ts';
 
@@ -31,9 +32,20 @@ export class Primary {
   private inFlight: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private shuttingDown = false;
+  /** Active probes, passive ejections and drains; its down set goes to every worker. */
+  readonly monitor: HealthMonitor;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
+    this.monitor = new HealthMonitor({
+      onHealth: (h) => this.workers.broadcastHealth(h),
+      liveWorkers: () => this.workers.info().flatMap((w) => (w.pid === undefined ? [] : [w.slot])),
+    });
+    this.workers.onReport = (slot, m) => {
+      if (m.type === 'outlier') this.monitor.outlierReport(m.counts);
+      else this.monitor.drainReport(slot, m.revision, m.inflight);
+    };
+    this.workers.onWorkerExit = () => this.monitor.workersChanged();
   }
 
   private get revision(): number {
@@ -128,6 +140,7 @@ export class Primary {
     const deadlineMs = this.config?.static.cluster.drainTimeoutMs ?? 30_000;
     log('info', 'draining workers', { reason, deadline_ms: deadlineMs });
     await this.source.close();
+    this.monitor.stop();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
@@ -139,6 +152,8 @@ export class Primary {
   private async apply(): Promise<ReloadOutcome> {
     const snapshot = this.snapshot!;
     const { cluster } = this.config!.static;
+    // Probers for new backends start (and removed ones stop) with the config they belong to.
+    this.monitor.update(snapshot.config, snapshot.revision);
     // Snapshot first: workers that keep running re-split their limits before new ones join.
     this.workers.broadcastSnapshot(snapshot);
     this.workers.resize(cluster.workers, cluster.drainTimeoutMs);
@@ -235,6 +250,7 @@ export class Primary {
       workers: this.workers.info(),
       active: answers.reduce((n, a) => n + a.active, 0),
       errors,
+      health: this.monitor.healthReport(),
     };
   }
 }

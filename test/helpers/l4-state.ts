@@ -7,6 +7,7 @@ import type {
   PoolConfig,
   Protocol,
 } from '../../src/config/model.ts';
+import { DEFAULT_RETRY } from '../../src/config/validate-health.ts';
 import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
@@ -26,6 +27,8 @@ export function l4Pool(
     port,
     weight: 1,
     adminState: 'enabled',
+    maxConnections: 0,
+    maxRequests: 0,
   }));
   return {
     name,
@@ -34,6 +37,10 @@ export function l4Pool(
     healthCheck: undefined,
     maxQueue: 1024,
     queueTimeoutMs: 5000,
+    retry: DEFAULT_RETRY,
+    outlierDetection: undefined,
+    panicThreshold: 0,
+    slowStartMs: 0,
     backends,
   };
 }

@@ -1,0 +1,122 @@
+// Backends for the health tests: real HTTP servers on 127.0.0.1 that count what reaches them
+// (probes and traffic apart), can turn their health endpoint bad, and can be killed and
+// brought back on the same port. Plus reading the primary's /status with its token.
+
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { join } from 'node:path';
+
+export interface HealthBackend {
+  readonly name: string;
+  port: number;
+  /** Requests to /healthz (probes) and to anything else (traffic). */
+  probes: number;
+  traffic: number;
+  /** Methods of traffic requests, in order. */
+  readonly methods: string[];
+  /** What /healthz answers. */
+  healthStatus: number;
+  healthBody: string;
+  /** Time of the last traffic request (ms). */
+  lastTrafficAt: number;
+  kill(): Promise<void>;
+  revive(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A backend answering its name on every path; /healthz answers healthStatus/healthBody. */
+export async function healthBackend(name: string, port = 0): Promise<HealthBackend> {
+  const sockets = new Set<Socket>();
+  let server: http.Server | undefined;
+  const b: HealthBackend = {
+    name,
+    port,
+    probes: 0,
+    traffic: 0,
+    methods: [],
+    healthStatus: 200,
+    healthBody: 'ok',
+    lastTrafficAt: 0,
+    async kill() {
+      const s = server;
+      server = undefined;
+      if (!s) return;
+      await new Promise<void>((r) => {
+        s.close(() => r());
+        for (const c of sockets) c.destroy();
+      });
+    },
+    async revive() {
+      if (server) return;
+      server = http.createServer((req, res) => {
+        req.resume();
+        if (req.url === '/healthz') {
+          b.probes++;
+          res.writeHead(b.healthStatus, { 'content-type': 'text/plain' }).end(b.healthBody);
+          return;
+        }
+        b.traffic++;
+        b.methods.push(req.method ?? '');
+        b.lastTrafficAt = Date.now();
+        req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(name));
+      });
+      server.keepAliveTimeout = 30_000;
+      server.on('connection', (c: Socket) => {
+        sockets.add(c);
+        c.on('close', () => sockets.delete(c));
+      });
+      const s = server;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(b.port, '127.0.0.1', () => resolve());
+      });
+      b.port = (s.address() as AddressInfo).port;
+    },
+    close() {
+      return b.kill();
+    },
+  };
+  await b.revive();
+  return b;
+}
+
+/** GET /status from a running FiberLB whose token file is `dir/admin.token`. */
+export async function adminStatus(adminPort: number, dir: string): Promise<StatusBody> {
+  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  const r = await fetch(`http://127.0.0.1:${adminPort}/status`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  if (r.status !== 200) throw new Error(`/status answered ${r.status}`);
+  return (await r.json()) as StatusBody;
+}
+
+export interface StatusBody {
+  readonly errors: Record<string, number>;
+  readonly health: {
+    readonly down: string[];
+    readonly backends: Array<{
+      backend: string;
+      state: string;
+      admin_state: string;
+      probes: Array<{ time: string; duration_ms: number; outcome: string; reason: string }>;
+      outlier?: { ejected: boolean; ejections: number };
+      drain?: { in_flight: number; drained: boolean };
+    }>;
+  };
+  readonly [k: string]: unknown;
+}
+
+/** Poll `fn` until it returns true (or throw after `timeoutMs`, naming `what`). */
+export async function waitFor(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
