@@ -19,6 +19,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { formatDuration } from '../../config/duration.ts';
+import type { PoolConfig } from '../../config/model.ts';
 import { classifyUpstreamError, type ErrorClass, statusForError } from '../../shared/errors.ts';
 import { errorText } from '../../shared/failure.ts';
 import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
@@ -381,7 +382,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       cls === 'client_timeout' ||
       cls === 'header_too_large' ||
       cls === 'unsupported_request';
-    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close);
+    const retryAfter = cls === 'no_healthy_backend' ? retryAfterSeconds(this.pool?.config) : 0;
+    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close, retryAfter);
   }
 
   /**
@@ -397,6 +399,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     }
     this.fail(clientErrorClass(code), err);
     this.controller?.abort(ABORTED);
+  }
+
+  /** The pool has no backend to offer (checked before the body is read): 503 with Retry-After. */
+  unavailable(pool: PoolRuntime | undefined): void {
+    this.pool = pool;
+    this.fail('no_healthy_backend');
   }
 
   /** Fail and stop the upstream request (client gone, body too large or too slow). */
@@ -617,6 +625,15 @@ function onBodyProgress(ex: HttpExchange): void {
 }
 
 /**
+ * Retry-After for a pool with no healthy backend: the soonest a down backend can be back
+ * (rise × interval of its health check), at least 1 s.
+ */
+function retryAfterSeconds(pool: PoolConfig | undefined): number {
+  const hc = pool?.healthCheck;
+  return hc === undefined ? 1 : Math.max(1, Math.ceil((hc.rise * hc.intervalMs) / 1000));
+}
+
+/**
  * A short plain-text answer from the proxy itself. `connection: close` only when the
  * connection cannot be reused (unread request body, protocol trouble, draining).
  */
@@ -626,6 +643,7 @@ export function sendError(
   text: string,
   requestId: string,
   close: boolean,
+  retryAfter = 0,
 ): void {
   const body = `${status} ${STATUS_CODES[status] ?? ''}: ${text}`;
   const headers: string[] = [
@@ -636,6 +654,7 @@ export function sendError(
   ];
   if (requestId !== '') headers.push('x-request-id', requestId);
   if (close) headers.push('connection', 'close');
+  if (retryAfter > 0) headers.push('retry-after', String(retryAfter));
   res.writeHead(status, headers);
   res.end(body);
 }

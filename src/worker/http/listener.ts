@@ -257,7 +257,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     }
     const pool = route.pool;
     if (pool === undefined || pool.availableCount() === 0) {
-      ex.fail('no_healthy_backend');
+      ex.unavailable(pool);
       return;
     }
     if (expectContinue) ex.res.writeContinue();
