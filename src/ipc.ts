@@ -31,6 +31,8 @@ export type WorkerToPrimary =
       readonly revision: number;
       readonly active: number;
       readonly errors: Record<string, number>;
+      /** Feature counters (retries, circuit breaking...), summed by the primary. */
+      readonly counters?: Record<string, number>;
     }
   // Passive health, batched (at most a few per second, never per request): per backend key,
   // the consecutive upstream failures at the end of the batch, and whether a success broke

@@ -244,12 +244,16 @@ export class Primary {
     const answers = await this.workers.status();
     const errors: Record<string, number> = this.failures.toJSON();
     for (const a of answers) for (const [k, v] of Object.entries(a.errors)) errors[k] = (errors[k] ?? 0) + v;
+    const counters: Record<string, number> = this.monitor.stats();
+    for (const a of answers)
+      for (const [k, v] of Object.entries(a.counters ?? {})) counters[k] = (counters[k] ?? 0) + v;
     return {
       revision: this.revision,
       source: this.source.description,
       workers: this.workers.info(),
       active: answers.reduce((n, a) => n + a.active, 0),
       errors,
+      counters,
       health: this.monitor.healthReport(),
     };
   }

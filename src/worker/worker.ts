@@ -7,6 +7,7 @@ import { isPrimaryMessage, type WorkerToPrimary } from '../ipc.ts';
 import { Failures } from '../shared/failure.ts';
 import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
+import { healthCounters, startHealthReports } from './health-reports.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
 
@@ -71,7 +72,13 @@ export function runWorker(): void {
         void drain(m.deadlineMs);
         break;
       case 'status':
-        send({ type: 'status', revision, active: registry.active(), errors: failures.toJSON() });
+        send({
+          type: 'status',
+          revision,
+          active: registry.active(),
+          errors: failures.toJSON(),
+          counters: healthCounters(),
+        });
         break;
     }
   });
@@ -87,6 +94,11 @@ export function runWorker(): void {
   });
 
   send({ type: 'hello' });
+  startHealthReports(
+    send,
+    () => revision,
+    () => registry.drainingInflight(),
+  );
 
   // The primary drives shutdown; a SIGTERM/SIGINT sent to the whole process group must not
   // cut this worker's in-flight requests short, so the worker just waits for 'drain'.

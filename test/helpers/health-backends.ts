@@ -120,3 +120,56 @@ export async function waitFor(
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+export interface RawBackend {
+  readonly port: number;
+  /** Requests answered. */
+  requests: number;
+  /** Idle sockets this backend closed on its timer. */
+  idleCloses: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A minimal keep-alive HTTP/1.1 backend on node:net that closes a connection once it has been
+ * idle for `idleCloseMs`, without announcing it (no Keep-Alive: timeout hint, as many servers
+ * and middleboxes do): the stale keep-alive race, on demand. Handles GETs without bodies.
+ */
+export async function idleClosingBackend(idleCloseMs: number, name = 'raw'): Promise<RawBackend> {
+  const { createServer } = await import('node:net');
+  const sockets = new Set<Socket>();
+  const b = { port: 0, requests: 0, idleCloses: 0, close: async () => {} } as RawBackend;
+  const server = createServer((c) => {
+    sockets.add(c);
+    c.on('close', () => sockets.delete(c));
+    c.on('error', () => {});
+    let buf = '';
+    let timer = setTimeout(() => idle(), idleCloseMs);
+    const idle = () => {
+      b.idleCloses++;
+      c.end();
+    };
+    c.on('data', (d: Buffer) => {
+      clearTimeout(timer);
+      buf += d.toString('latin1');
+      let end = buf.indexOf('\r\n\r\n');
+      while (end >= 0) {
+        buf = buf.slice(end + 4);
+        b.requests++;
+        c.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${name.length}\r\n\r\n${name}`,
+        );
+        end = buf.indexOf('\r\n\r\n');
+      }
+      timer = setTimeout(idle, idleCloseMs);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  (b as { port: number }).port = (server.address() as AddressInfo).port;
+  b.close = () =>
+    new Promise<void>((r) => {
+      server.close(() => r());
+      for (const s of sockets) s.destroy();
+    });
+  return b;
+}

@@ -27,6 +27,15 @@ import type { BackendTarget, PickContext } from '../routing/balancer/types.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
+import { outlierFailure, outlierResult } from '../upstream/outlier.ts';
+import {
+  countRetry,
+  countRetryAfterTooLong,
+  isIdempotent,
+  type RetryBudget,
+  retriableFailure,
+  retryAfterMs,
+} from '../upstream/retry.ts';
 import { clientIp, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 
@@ -121,6 +130,20 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   private headStatus = 0;
   private headMessage: string | undefined = undefined;
   private headHeaders: Array<string | string[]> | undefined = undefined;
+  // --- retries (upstream/retry.ts) ---
+  /** The pool's budget, counted from start() to the response's close. */
+  private budget: RetryBudget | undefined = undefined;
+  /** Tries after the first. */
+  private attempt = 0;
+  /** Counted in the budget's `retrying` (from the first retry to the close). */
+  private onRetry = false;
+  /** ≥ 0: a status retry was decided and the upstream aborted; wait this long, then retry. */
+  private retryDelay = -1;
+  /** The next try goes to the same backend (nothing else left; see mayRetry). */
+  private sameBackend = false;
+  /** The failure the next try answers if no other backend is left. */
+  private lastClass: ErrorClass = 'upstream_error';
+  private lastError: unknown = undefined;
 
   constructor(owner: ExchangeOwner, state: ListenerState, req: IncomingMessage, res: ServerResponse) {
     this.owner = owner;
@@ -154,6 +177,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
    */
   start(pool: PoolRuntime): void {
     this.pool = pool;
+    this.budget = pool.retryBudget;
+    this.budget.active++;
     if (!this.hasBody()) {
       this.send();
       return;
@@ -181,7 +206,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     const pool = this.pool!;
     const target = pool.pick(this);
     if (target === undefined) {
-      this.fail('no_healthy_backend');
+      // A retry found no other backend: the client gets the failure it would have had.
+      if (this.attempt > 0) this.fail(this.lastClass, this.lastError);
+      else this.fail('no_healthy_backend');
       return;
     }
     this.target = target;
@@ -265,6 +292,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   ): void {
     // 1xx (e.g. 103 Early Hints) are not relayed; Node answered 100-continue itself.
     if (statusCode < 200 || this.settled) return;
+    const pool = this.pool!;
+    outlierResult(pool.config.outlierDetection, this.target!, statusCode);
+    if (statusCode >= 500 && pool.config.retry.onStatus.includes(statusCode) && this.statusRetry(headers)) {
+      controller.abort(ABORTED);
+      return;
+    }
     const max = this.state.listener.limits.maxHeaders;
     // A client that half-closed cannot send another request: say the connection ends.
     // (res.socket is null while queued behind a pipelined response.)
@@ -327,15 +360,92 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     // `_controller` is undefined when the request failed before reaching a socket.
     this.release();
+    if (this.retryDelay >= 0) {
+      // We aborted it for a status retry (statusRetry): go on once it is given back.
+      const delay = this.retryDelay;
+      this.retryDelay = -1;
+      this.retryAfter(delay);
+      return;
+    }
     if (this.settled) return; // we aborted it ourselves: the failure is already counted
     // A request body that broke off (the client left mid-body) is the client's failure, even
     // when undici reports it first.
     const req = this.req;
     const cls: ErrorClass =
       this.clientGone() || (req.destroyed && !req.complete) ? this.goneClass() : classifyUpstreamError(err);
-    // Retry seam (later issue): when nothing reached the client (!res.headersSent) and the
-    // body was not consumed (body === null), pick another backend and dispatch again here.
+    if (this.target !== undefined) outlierFailure(this.pool!.config.outlierDetection, this.target, cls);
+    if (this.mayRetry(cls) && retriableFailure(cls, isIdempotent(this.method)) && this.budget!.allow()) {
+      this.lastClass = cls;
+      this.lastError = err;
+      countRetry(false);
+      this.retryAfter(0);
+      return;
+    }
     this.fail(cls, err);
+  }
+
+  // --- retries ---
+
+  /**
+   * Whether another try is possible at all: attempts left, nothing of a response reached the
+   * client (the held head was not written) and the body can be sent again (none, or read
+   * whole into memory — a streamed body is gone once sent).
+   */
+  private mayRetry(cls?: ErrorClass): boolean {
+    const pool = this.pool;
+    if (pool === undefined || this.attempt >= pool.config.retry.attempts) return false;
+    if (this.res.headersSent || this.clientGone()) return false;
+    if (this.bodyMode !== NO_BODY && this.bodyMode !== BUFFER) return false;
+    // Another backend must be there to try (the ones tried, and this one, are excluded) —
+    // except for a reset pooled socket (the keep-alive race): a new connection to the same
+    // backend is the fix, so a one-backend pool retries there.
+    this.sameBackend = pool.availableCount() <= (this.exclude?.size ?? 0) + 1;
+    return !this.sameBackend || cls === 'upstream_reset';
+  }
+
+  /** A status in retry.on_status: retry (true) if allowed and Retry-After is short enough. */
+  private statusRetry(headers: Record<string, string | string[] | undefined>): boolean {
+    if (!isIdempotent(this.method) || !this.mayRetry()) return false;
+    const wait = retryAfterMs(headers['retry-after']) ?? 0;
+    if (wait > this.pool!.config.retry.maxRetryAfterMs) {
+      countRetryAfterTooLong();
+      return false;
+    }
+    if (!this.budget!.allow()) return false;
+    this.lastClass = 'upstream_error';
+    this.lastError = undefined;
+    this.retryDelay = wait;
+    countRetry(true);
+    return true;
+  }
+
+  /** Try another backend after `delayMs` (the one just tried is excluded from the pick). */
+  private retryAfter(delayMs: number): void {
+    this.attempt++;
+    if (!this.onRetry) {
+      this.onRetry = true;
+      this.budget!.retrying++;
+    }
+    // Allocated only on this path: the first try uses no exclude set.
+    if (!this.sameBackend) {
+      const tried = (this.exclude as Set<BackendTarget> | undefined) ?? new Set<BackendTarget>();
+      tried.add(this.target!);
+      this.exclude = tried;
+    }
+    this.controller = null;
+    this.dispatched = false;
+    this.headStatus = 0;
+    this.headMessage = undefined;
+    this.headHeaders = undefined;
+    this.upstream = undefined;
+    // Not from inside undici's callback: the next dispatch starts on a clean stack.
+    setTimeout(onRetryTimer, delayMs, this).unref();
+  }
+
+  /** The retry timer fired. */
+  onRetryDue(): void {
+    if (this.settled) return;
+    this.sendLater();
   }
 
   // --- failures ---
@@ -470,6 +580,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   /** The response closed: normal end, or the client went away first. */
   onClientClose(): void {
     if (!this.settled) this.abort(this.goneClass());
+    const b = this.budget;
+    if (b !== undefined) {
+      this.budget = undefined;
+      b.active--;
+      if (this.onRetry) b.retrying--;
+    }
     this.owner.requestClosed();
   }
 
@@ -622,6 +738,10 @@ function onBodyTimeout(ex: HttpExchange): void {
 
 function onBodyProgress(ex: HttpExchange): void {
   ex.onBodyProgress();
+}
+
+function onRetryTimer(ex: HttpExchange): void {
+  ex.onRetryDue();
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 import { encodeProxyV1, encodeProxyV2, proxyAddresses, readProxyHeader } from '../proxy-protocol.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
+import { outlierFailure, outlierResult } from '../upstream/outlier.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -89,13 +90,22 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
     c.upstream = up;
     // The same timer serves the connect phase and then idle: 'timeout' tells them apart.
     if (listener.timeouts.connectMs > 0) up.setTimeout(listener.timeouts.connectMs);
+    const od = pool.config.outlierDetection;
     up.on('timeout', () => {
-      if (!c.connected) fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
-      else fail(c, 'client_timeout', 'tcp idle timeout');
+      if (!c.connected) {
+        outlierFailure(od, target, 'upstream_connect_timeout');
+        fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
+      } else fail(c, 'client_timeout', 'tcp idle timeout');
     });
-    up.on('error', (err) => fail(c, classifyUpstreamError(err), 'upstream error', err));
+    up.on('error', (err) => {
+      const cls = classifyUpstreamError(err);
+      // Passive health judges connecting: later errors may be either side's doing.
+      if (!c.connected) outlierFailure(od, target, cls);
+      fail(c, cls, 'upstream error', err);
+    });
     up.once('connect', () => {
       c.connected = true;
+      outlierResult(od, target, 0);
       const idle = listener.timeouts.idleMs;
       // Both sockets see every byte moved (read on one, write on the other), so either timer
       // firing means nothing moved in either direction for idleMs.

@@ -101,6 +101,16 @@ export class ListenerRegistry {
     for (const pool of this.pools.values()) pool.setHealth(this.down);
   }
 
+  /** In-flight requests/connections per backend whose admin_state is drain (0 included). */
+  drainingInflight(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const pool of this.pools.values())
+      pool.config.backends.forEach((b, i) => {
+        if (b.adminState === 'drain') out[pool.targets[i]!.key] = pool.targets[i]!.active;
+      });
+    return out;
+  }
+
   active(): number {
     let n = 0;
     for (const h of this.open.values()) n += h.active();

@@ -13,6 +13,7 @@
 // backend that just became available.
 
 import { backendKey, type PoolConfig } from '../../config/model.ts';
+import { RetryBudget } from '../upstream/retry.ts';
 import { createBalancer } from './balancer/index.ts';
 import type { Algorithm, BackendTarget, Balancer, PickContext } from './balancer/types.ts';
 import { SlowStart } from './slow-start.ts';
@@ -42,6 +43,8 @@ export class PoolRuntime {
   private readonly own: MutableTarget[];
   private built: Built;
   private readonly slow: SlowStart;
+  /** Requests and retries in flight, carried across reloads (in-flight work releases it). */
+  readonly retryBudget: RetryBudget;
 
   /**
    * `previous` (the same pool in the last snapshot) lets in-flight counts carry over, so
@@ -65,6 +68,8 @@ export class PoolRuntime {
       return { key, id: b.id, address: b.address, port: b.port, weight: b.weight, active: 0 };
     });
     this.targets = this.own;
+    this.retryBudget = previous?.retryBudget ?? new RetryBudget(config.retry);
+    this.retryBudget.config = config.retry;
     this.slow = previous?.slow ?? new SlowStart(config.slowStartMs);
     this.slow.setWindow(STICKY.has(config.algorithm) ? 0 : config.slowStartMs);
     // Slow start is for backends that become available while the pool serves: at a worker's
