@@ -216,6 +216,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     pool.acquire(target);
     const up = this.owner.env.upstreams.get(target, this.state.listener.timeouts.connectMs);
     this.upstream = up;
+    // Circuit breaking: the backend's max_requests / max_connections (this worker's share).
+    up.gate.limit(pool.limitOf(target));
     if (up.gate.tryAcquire()) {
       this.slot = true;
       this.dispatch();

@@ -71,9 +71,15 @@ export const createTcpListener: ListenerFactory = (initial, env) => {
   const startUpstream = (c: Conn, clientIp: string, clientPort: number | undefined): void => {
     const { listener, pools } = c.state;
     const pool = listener.defaultPool === undefined ? undefined : pools.get(listener.defaultPool);
-    const target = pool?.pick(byKey(clientIp));
-    if (!pool || !target) {
+    const picked = pool?.pick(byKey(clientIp));
+    if (!pool || !picked) {
       fail(c, 'no_healthy_backend', `no healthy backend in pool '${listener.defaultPool ?? ''}'`);
+      return;
+    }
+    // Circuit breaking: a backend at its max_connections (this worker's share) takes no more.
+    const target = pool.underLimit(picked, clientIp);
+    if (target === undefined) {
+      fail(c, 'queue_full', `every backend of pool '${pool.name}' is at its max_connections`);
       return;
     }
     const { client } = c;

@@ -44,7 +44,7 @@ export class ListenerRegistry {
     const wanted = new Map<string, ListenerState>();
     const nextPools = new Map<string, PoolRuntime>();
     for (const lb of snapshot.config.loadBalancers) {
-      const pools = this.buildPools(lb, nextPools);
+      const pools = this.buildPools(lb, nextPools, snapshot.workers);
       for (const listener of lb.listeners)
         wanted.set(listenerKey(lb, listener), { lb, listener, pools, workerCount: snapshot.workers });
     }
@@ -128,11 +128,12 @@ export class ListenerRegistry {
   private buildPools(
     lb: LoadBalancerConfig,
     into: Map<string, PoolRuntime>,
+    workers: number,
   ): ReadonlyMap<string, PoolRuntime> {
     const byName = new Map<string, PoolRuntime>();
     for (const pool of lb.pools) {
       const id = `${lb.name}/${pool.name}`;
-      const runtime = new PoolRuntime(lb.name, pool, this.down, this.pools.get(id));
+      const runtime = new PoolRuntime(lb.name, pool, this.down, this.pools.get(id), workers);
       byName.set(pool.name, runtime);
       into.set(id, runtime);
     }

@@ -16,6 +16,7 @@ import { backendKey, type PoolConfig } from '../../config/model.ts';
 import { RetryBudget } from '../upstream/retry.ts';
 import { createBalancer } from './balancer/index.ts';
 import type { Algorithm, BackendTarget, Balancer, PickContext } from './balancer/types.ts';
+import { byKey } from './pick-context.ts';
 import { SlowStart } from './slow-start.ts';
 
 /** Algorithms that keep a client on one backend: slow start would move clients around. */
@@ -51,7 +52,17 @@ export class PoolRuntime {
    * least_connections stays accurate across a reload, and lets an unchanged pool keep its
    * balancer.
    */
-  constructor(lbName: string, config: PoolConfig, down: ReadonlySet<string>, previous?: PoolRuntime) {
+  /** Circuit-breaker limits per target for this worker (only targets that have one). */
+  private readonly limits: Map<BackendTarget, number> | undefined;
+
+  constructor(
+    lbName: string,
+    config: PoolConfig,
+    down: ReadonlySet<string>,
+    previous?: PoolRuntime,
+    /** Workers sharing the load: a backend's max_requests / max_connections is split by it. */
+    workers = 1,
+  ) {
     this.name = config.name;
     this.config = config;
     const prior = new Map(previous?.own.map((t) => [t.key, t]));
@@ -68,6 +79,15 @@ export class PoolRuntime {
       return { key, id: b.id, address: b.address, port: b.port, weight: b.weight, active: 0 };
     });
     this.targets = this.own;
+    let limits: Map<BackendTarget, number> | undefined;
+    config.backends.forEach((b, i) => {
+      const lim = minPositive(b.maxRequests, b.maxConnections);
+      if (lim === 0) return;
+      // Each worker enforces its share, rounded down but at least 1 (as connection_limit).
+      limits ??= new Map();
+      limits.set(this.own[i]!, Math.max(1, Math.floor(lim / Math.max(1, workers))));
+    });
+    this.limits = limits;
     this.retryBudget = previous?.retryBudget ?? new RetryBudget(config.retry);
     this.retryBudget.config = config.retry;
     this.slow = previous?.slow ?? new SlowStart(config.slowStartMs);
@@ -80,6 +100,28 @@ export class PoolRuntime {
   /** Health changed: rebuild the balancer if this pool's available backends changed. */
   setHealth(down: ReadonlySet<string>): void {
     this.built = this.build(down, this.built, true);
+  }
+
+  /** This worker's circuit-breaker limit for `t` (0 = none). */
+  limitOf(t: BackendTarget): number {
+    return this.limits === undefined ? 0 : (this.limits.get(t) ?? 0);
+  }
+
+  /**
+   * For connection-level callers (tcp): `first` (a pick) if it is under its limit, else
+   * another backend that is; undefined when every available backend is at its limit.
+   */
+  underLimit(first: BackendTarget, key: string): BackendTarget | undefined {
+    let t: BackendTarget | undefined = first;
+    let full: Set<BackendTarget> | undefined;
+    while (t !== undefined) {
+      const lim = this.limitOf(t);
+      if (lim === 0 || t.active < lim) return t;
+      full ??= new Set();
+      full.add(t);
+      t = this.pick(byKey(key, full));
+    }
+    return undefined;
   }
 
   /** True while fewer than panic_threshold% of the enabled backends are healthy. */
@@ -140,6 +182,12 @@ export class PoolRuntime {
       return prior;
     return { algorithm, targets, weights, panic, balancer: createBalancer(algorithm, targets) };
   }
+}
+
+function minPositive(a: number, b: number): number {
+  if (a === 0) return b;
+  if (b === 0) return a;
+  return Math.min(a, b);
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
