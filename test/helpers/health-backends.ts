@@ -20,6 +20,10 @@ export interface HealthBackend {
   healthBody: string;
   /** Time of the last traffic request (ms). */
   lastTrafficAt: number;
+  /** Times of traffic requests (ms), in order. */
+  readonly trafficTimes: number[];
+  /** Status traffic requests get (200 unless a test makes it fail). */
+  trafficStatus: number;
   kill(): Promise<void>;
   revive(): Promise<void>;
   close(): Promise<void>;
@@ -38,6 +42,8 @@ export async function healthBackend(name: string, port = 0): Promise<HealthBacke
     healthStatus: 200,
     healthBody: 'ok',
     lastTrafficAt: 0,
+    trafficTimes: [],
+    trafficStatus: 200,
     async kill() {
       const s = server;
       server = undefined;
@@ -59,7 +65,12 @@ export async function healthBackend(name: string, port = 0): Promise<HealthBacke
         b.traffic++;
         b.methods.push(req.method ?? '');
         b.lastTrafficAt = Date.now();
-        req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(name));
+        b.trafficTimes.push(b.lastTrafficAt);
+        // /slow?ms=N answers after N ms (a request in flight for drain tests).
+        const slow = /^\/slow\?ms=(\d+)/.exec(req.url ?? '');
+        const status = b.trafficStatus;
+        const reply = () => res.writeHead(status, { 'content-type': 'text/plain' }).end(name);
+        req.on('end', () => (slow ? setTimeout(reply, Number(slow[1])) : reply()));
       });
       server.keepAliveTimeout = 30_000;
       server.on('connection', (c: Socket) => {
@@ -100,7 +111,7 @@ export interface StatusBody {
       state: string;
       admin_state: string;
       probes: Array<{ time: string; duration_ms: number; outcome: string; reason: string }>;
-      outlier?: { ejected: boolean; ejections: number };
+      outlier?: { ejected: boolean; ejections: number; ejected_until?: string };
       drain?: { in_flight: number; drained: boolean };
     }>;
   };

@@ -366,7 +366,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       // We aborted it for a status retry (statusRetry): go on once it is given back.
       const delay = this.retryDelay;
       this.retryDelay = -1;
-      this.retryAfter(delay);
+      this.retryAfter(delay, true);
       return;
     }
     if (this.settled) return; // we aborted it ourselves: the failure is already counted
@@ -376,11 +376,18 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     const cls: ErrorClass =
       this.clientGone() || (req.destroyed && !req.complete) ? this.goneClass() : classifyUpstreamError(err);
     if (this.target !== undefined) outlierFailure(this.pool!.config.outlierDetection, this.target, cls);
-    if (this.mayRetry(cls) && retriableFailure(cls, isIdempotent(this.method)) && this.budget!.allow()) {
+    // A refused connection cost the backend nothing, so its retry is outside the budget (which
+    // exists so retries never add load to backends in trouble); every other retry is in it.
+    const free = cls === 'upstream_connect_refused';
+    if (
+      this.mayRetry(cls) &&
+      retriableFailure(cls, isIdempotent(this.method)) &&
+      (free || this.budget!.allow())
+    ) {
       this.lastClass = cls;
       this.lastError = err;
       countRetry(false);
-      this.retryAfter(0);
+      this.retryAfter(0, !free);
       return;
     }
     this.fail(cls, err);
@@ -422,9 +429,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   }
 
   /** Try another backend after `delayMs` (the one just tried is excluded from the pick). */
-  private retryAfter(delayMs: number): void {
+  private retryAfter(delayMs: number, budgeted: boolean): void {
     this.attempt++;
-    if (!this.onRetry) {
+    if (budgeted && !this.onRetry) {
       this.onRetry = true;
       this.budget!.retrying++;
     }
@@ -441,7 +448,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.headHeaders = undefined;
     this.upstream = undefined;
     // Not from inside undici's callback: the next dispatch starts on a clean stack.
-    setTimeout(onRetryTimer, delayMs, this).unref();
+    if (delayMs === 0) setImmediate(onRetryTimer, this);
+    else setTimeout(onRetryTimer, delayMs, this).unref();
   }
 
   /** The retry timer fired. */
@@ -479,6 +487,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       request_id: this.requestId,
       error: errorText(err),
       method: this.method,
+      // Tries on other backends before this failure (absent when none).
+      retries: this.attempt > 0 ? this.attempt : undefined,
     });
     const res = this.res;
     this.headHeaders = undefined;
