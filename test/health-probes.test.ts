@@ -4,7 +4,9 @@
 // traffic, and a reload keeps the state of unchanged backends.
 
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { describe, test } from 'node:test';
 import type { HealthCheckConfig } from '../src/config/model.ts';
@@ -75,6 +77,48 @@ describe('probe()', () => {
     );
     assert.equal(r.ok, true);
     assert.deepEqual(seen, ['HEAD /ready svc.internal']);
+  });
+
+  test('https: with the TLS options it is given (a CA here), status and SNI from host', async (t) => {
+    const dir = tempDir();
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=svc.internal',
+        '-addext',
+        'subjectAltName=DNS:svc.internal',
+        '-keyout',
+        `${dir}/k.pem`,
+        '-out',
+        `${dir}/c.pem`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const cert = readFileSync(`${dir}/c.pem`);
+    const names: string[] = [];
+    const s = createHttpsServer({ key: readFileSync(`${dir}/k.pem`), cert }, (req, res) => {
+      names.push(String((req.socket as { servername?: string }).servername));
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    t.after(() => s.close());
+    const target = { address: '127.0.0.1', port: (s.address() as { port: number }).port };
+    const hc = check({ type: 'https', host: 'svc.internal' });
+    assert.deepEqual(await probe(target, hc, { ca: cert }), { ok: true, reason: 'status 200' });
+    assert.deepEqual(names, ['svc.internal']);
+    // Without the CA the certificate is not trusted: the probe fails and says why.
+    const bad = await probe(target, hc, undefined);
+    assert.equal(bad.ok, false);
+    assert.match(bad.reason, /SELF_SIGNED|self.signed/i);
   });
 
   test('tcp: connect ok, refused, and a timeout bounded by timeout', async (t) => {
