@@ -12,6 +12,7 @@ import { retryAfterMs, retryStats } from '../src/worker/upstream/retry.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { idleClosingBackend } from './helpers/health-backends.ts';
 import { backend, poolConfig, startBackend, startHttpListener } from './helpers/http-fixtures.ts';
+import { blackholeTcpPort } from './helpers/l4-backends.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
 function pool(ports: number[], retry: Partial<RetryConfig> = {}): PoolConfig {
@@ -184,6 +185,35 @@ describe('retries', () => {
     assert.ok(hits > N, `some retries happened: ${hits}`);
     assert.ok(hits <= N + 10 + 2, `backend hits ${hits} for ${N} requests`);
     assert.ok(retryStats().retry_budget_exhausted_total > exhausted0);
+  });
+
+  test('connect timeout: a GET is retried elsewhere, a POST answers 504 upstream_connect_timeout', async (t) => {
+    const log = captureLog(t);
+    const live = await counting(okHandler('live'));
+    const hole = await blackholeTcpPort();
+    t.after(() => Promise.all([live.close(), hole.close()]));
+    const l = await startHttpListener(
+      t,
+      { timeouts: { connectMs: 200 }, limits: { bufferBodyBytes: 1024 } },
+      [pool([hole.port, live.port])],
+    );
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await fetch(`http://127.0.0.1:${l.port}/`);
+      statuses.push(r.status);
+      await r.text();
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200]);
+    let timedOut = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await fetch(`http://127.0.0.1:${l.port}/`, { method: 'POST', body: 'x' });
+      if (r.status === 504) timedOut++;
+      else assert.equal(r.status, 200);
+      await r.text();
+    }
+    assert.ok(timedOut >= 1, 'round robin sent a POST to the black hole');
+    assert.equal(log.of('upstream_connect_timeout').length, timedOut);
+    assert.equal(live.seen.filter((m) => m === 'POST').length, 4 - timedOut);
   });
 
   test('a streamed body (over buffer_body) is never replayed', async (t) => {
