@@ -25,8 +25,9 @@ function check(o: Partial<HealthCheckConfig> = {}): HealthCheckConfig {
     host: undefined,
     expectStatus: [{ from: 200, to: 299 }],
     bodyContains: undefined,
-    intervalMs: 60,
-    timeoutMs: 40,
+    // Generous: probe() on a loaded machine (TLS handshakes included) must not time out.
+    intervalMs: 2000,
+    timeoutMs: 1000,
     jitterMs: 0,
     rise: 2,
     fall: 2,
@@ -209,7 +210,7 @@ describe('Prober', () => {
     t.after(() => s.close());
     const p = new Prober(
       { address: '127.0.0.1', port: (s.address() as { port: number }).port },
-      check(),
+      check({ intervalMs: 60, timeoutMs: 40 }),
       () => {},
     );
     p.start(0);
@@ -240,7 +241,7 @@ describe('Prober', () => {
             pools: [
               {
                 name: 'web',
-                healthCheck: check({ intervalMs: Number.parseInt(interval, 10) }),
+                healthCheck: check({ intervalMs: Number.parseInt(interval, 10), timeoutMs: 40 }),
                 outlierDetection: undefined,
                 backends: [{ id: 'a', address: '127.0.0.1', port, adminState: 'enabled' }],
               },
@@ -331,6 +332,7 @@ describe('health checks in a running FiberLB (2 workers)', () => {
     const st = await adminStatus(admin, dir);
     const bh = st.health.backends.find((x) => x.backend === 'hc/web/b1')!;
     assert.equal(bh.state, 'down');
+    assert.deepEqual(st.health.pools, [{ pool: 'hc/web', enabled: 2, healthy: 1, panic: false }]);
     assert.ok(bh.probes.length > 0 && bh.probes.length <= 10);
     assert.equal(bh.probes.at(-1)!.reason, "body does not contain 'ok'");
     assert.match(lb.output(), /"msg":"backend down".*"backend":"hc\/web\/b1"/);

@@ -106,6 +106,7 @@ export interface StatusBody {
   readonly errors: Record<string, number>;
   readonly health: {
     readonly down: string[];
+    readonly pools: Array<{ pool: string; enabled: number; healthy: number; panic: boolean }>;
     readonly backends: Array<{
       backend: string;
       state: string;

@@ -39,8 +39,20 @@ export interface BackendHealth {
   readonly drain: DrainInfo | undefined;
 }
 
+/** One pool in the health report: how much of it can take traffic. */
+export interface PoolHealth {
+  readonly pool: string;
+  /** Backends with admin_state enabled. */
+  readonly enabled: number;
+  /** Of those, not down or ejected. */
+  readonly healthy: number;
+  /** Below panic_threshold: the workers use every enabled backend. */
+  readonly panic: boolean;
+}
+
 export interface HealthReport {
   readonly down: readonly string[];
+  readonly pools: readonly PoolHealth[];
   readonly backends: readonly BackendHealth[];
 }
 
@@ -57,6 +69,8 @@ export class HealthMonitor {
   private readonly outliers: OutlierTracker;
   private readonly drains = new DrainTracker();
   private lastDown = '';
+  /** "lb/pool" → its backend keys and panic threshold, as configured now. */
+  private poolInfo: Array<{ pool: string; enabled: string[]; panicThreshold: number }> = [];
   private transitions = 0;
 
   constructor(private readonly opts: MonitorOptions) {
@@ -68,6 +82,7 @@ export class HealthMonitor {
     const seen = new Set<string>();
     const outlierPools: Array<Parameters<OutlierTracker['configure']>[0][number]> = [];
     const draining: string[] = [];
+    const poolInfo: typeof this.poolInfo = [];
     let i = 0;
     for (const lb of config.loadBalancers) {
       for (const pool of lb.pools) {
@@ -100,6 +115,13 @@ export class HealthMonitor {
           this.reconcileProber(e, pool.healthCheck, i++);
         }
         outlierPools.push({ pool: `${lb.name}/${pool.name}`, keys, config: pool.outlierDetection });
+        poolInfo.push({
+          pool: `${lb.name}/${pool.name}`,
+          enabled: pool.backends
+            .filter((b) => b.adminState === 'enabled')
+            .map((b) => backendKey(lb.name, pool.name, b.id)),
+          panicThreshold: pool.panicThreshold,
+        });
       }
     }
     for (const [key, e] of this.backends) {
@@ -107,6 +129,7 @@ export class HealthMonitor {
       e.prober?.stop();
       this.backends.delete(key);
     }
+    this.poolInfo = poolInfo;
     this.drains.configure(draining, revision);
     this.outliers.configure(outlierPools);
     this.drains.evaluate(this.live());
@@ -158,7 +181,16 @@ export class HealthMonitor {
         drain: this.drains.info(e.key),
       });
     }
-    return { down: this.down(), backends };
+    const down = this.down();
+    const isDown = new Set(down);
+    const pools = this.poolInfo.map((p) => {
+      const healthy = p.enabled.filter((k) => !isDown.has(k)).length;
+      // The workers' rule (routing/pool-runtime.ts), from the same inputs.
+      const panic =
+        p.panicThreshold > 0 && p.enabled.length > 0 && healthy * 100 < p.panicThreshold * p.enabled.length;
+      return { pool: p.pool, enabled: p.enabled.length, healthy, panic };
+    });
+    return { down, pools, backends };
   }
 
   /** Counters for /metrics. */
