@@ -147,7 +147,7 @@ export class PoolRuntime {
   pick(ctx: PickContext): BackendTarget | undefined {
     const b = this.built.balancer;
     if (this.slow.size === 0) return b.pick(ctx);
-    return this.slow.pick(ctx, (c) => b.pick(c));
+    return this.slow.pick(ctx, b);
   }
 
   acquire(t: BackendTarget): void {

@@ -6,7 +6,7 @@
 // (nothing ramping) is one size check. Hashing algorithms (ip_hash, maglev) skip slow start:
 // moving clients around during the window would defeat their stickiness.
 
-import type { BackendTarget, PickContext } from './balancer/types.ts';
+import type { BackendTarget, Balancer, PickContext } from './balancer/types.ts';
 
 /** Share of its normal traffic a backend gets at the start of its window. */
 export const SLOW_START_MIN = 0.1;
@@ -48,8 +48,8 @@ export class SlowStart implements PickContext {
     return f >= 1 ? 1 : SLOW_START_MIN + (1 - SLOW_START_MIN) * Math.max(0, f);
   }
 
-  /** Pick through `pick` with ramping targets left out at random; `pick` is the balancer's. */
-  pick(ctx: PickContext, pick: (ctx: PickContext) => BackendTarget | undefined): BackendTarget | undefined {
+  /** Pick from `b` with ramping targets left out at random. */
+  pick(ctx: PickContext, b: Balancer): BackendTarget | undefined {
     const now = Date.now();
     const skip = this.skip;
     skip.clear();
@@ -58,14 +58,14 @@ export class SlowStart implements PickContext {
       if (f >= 1) this.ramping.delete(t);
       else if (Math.random() >= SLOW_START_MIN + (1 - SLOW_START_MIN) * Math.max(0, f)) skip.add(t);
     }
-    if (skip.size === 0) return pick(ctx);
+    if (skip.size === 0) return b.pick(ctx);
     if (ctx.exclude !== undefined) for (const t of ctx.exclude) skip.add(t);
     this.inner = ctx;
     this.exclude = skip;
-    const t = pick(this);
+    const t = b.pick(this);
     this.inner = undefined;
     // Only ramping backends left (or excluded by the caller): a ramping one beats none.
-    return t ?? pick(ctx);
+    return t ?? b.pick(ctx);
   }
 
   hashKey(): string {
