@@ -120,6 +120,37 @@ describe('probe()', () => {
     const bad = await probe(target, hc, undefined);
     assert.equal(bad.ok, false);
     assert.match(bad.reason, /SELF_SIGNED|self.signed/i);
+    // The monitor asks tlsFor(pool) for a pool's https checks.
+    const seenPools: string[] = [];
+    const m = new HealthMonitor({
+      onHealth: () => {},
+      tlsFor: (pool) => {
+        seenPools.push(pool.name);
+        return { ca: cert };
+      },
+    });
+    t.after(() => m.stop());
+    const config = {
+      loadBalancers: [
+        {
+          name: 'lb',
+          listeners: [],
+          pools: [
+            {
+              name: 'secure',
+              healthCheck: hc,
+              outlierDetection: undefined,
+              panicThreshold: 0,
+              backends: [{ id: 's', address: '127.0.0.1', port: target.port, adminState: 'enabled' }],
+            },
+          ],
+        },
+      ],
+    } as never;
+    m.update(config, 1);
+    await waitFor('probed', () => (m.prober('lb/secure/s')?.history().length ?? 0) > 0, 5000);
+    assert.equal(m.prober('lb/secure/s')!.state, 'up');
+    assert.deepEqual(seenPools, ['secure']);
   });
 
   test('tcp: connect ok, refused, and a timeout bounded by timeout', async (t) => {

@@ -5,15 +5,24 @@
 // state and history (no flapping on reload); only its settings are updated.
 
 import type { ConnectionOptions } from 'node:tls';
-import { backendKey, type DynamicConfig, type HealthCheckConfig } from '../../config/model.ts';
+import {
+  backendKey,
+  type DynamicConfig,
+  type HealthCheckConfig,
+  type PoolConfig,
+} from '../../config/model.ts';
 import type { HealthState } from '../../config/snapshot.ts';
 import { log } from '../../shared/log.ts';
 import { type DrainInfo, DrainTracker } from './drain.ts';
 import { type OutlierCount, type OutlierInfo, OutlierTracker } from './outlier.ts';
 import { type ProbeResult, Prober, type ProbeState } from './prober.ts';
 
-/** TLS options for https checks of a pool ("lb/pool"); the pool's `tls` once it exists. */
-export type TlsFor = (lb: string, pool: string) => ConnectionOptions | undefined;
+/**
+ * TLS options for a pool's https checks: the pool's own `tls` (CA, verify, servername, client
+ * cert) mapped to node:tls options, so a probe trusts exactly what the data plane trusts.
+ * Absent: Node's defaults (system CAs, verification on).
+ */
+export type TlsFor = (pool: PoolConfig) => ConnectionOptions | undefined;
 
 interface BackendEntry {
   readonly key: string;
@@ -112,7 +121,7 @@ export class HealthMonitor {
             this.backends.set(key, e);
           }
           e.adminState = b.adminState;
-          this.reconcileProber(e, pool.healthCheck, i++);
+          this.reconcileProber(e, pool, i++);
         }
         outlierPools.push({ pool: `${lb.name}/${pool.name}`, keys, config: pool.outlierDetection });
         poolInfo.push({
@@ -224,7 +233,8 @@ export class HealthMonitor {
     return this.backends.get(key)?.prober;
   }
 
-  private reconcileProber(e: BackendEntry, check: HealthCheckConfig | undefined, index: number): void {
+  private reconcileProber(e: BackendEntry, pool: PoolConfig, index: number): void {
+    const check: HealthCheckConfig | undefined = pool.healthCheck;
     if (check === undefined) {
       if (e.prober) {
         e.prober.stop();
@@ -232,7 +242,7 @@ export class HealthMonitor {
       }
       return;
     }
-    const tls = check.type === 'https' ? this.opts.tlsFor?.(e.lb, e.pool) : undefined;
+    const tls = check.type === 'https' ? this.opts.tlsFor?.(pool) : undefined;
     if (e.prober) {
       e.prober.update(check, tls);
       return;
