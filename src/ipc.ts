@@ -85,13 +85,25 @@ export type WorkerToPrimary =
       readonly errors: Record<string, number>;
       /** This worker's rate-limit counters (worker/ratelimit/lease-client.ts stats()). */
       readonly rateLimits?: Record<string, number>;
+      /** Feature counters (retries, circuit breaking...), summed by the primary. */
+      readonly counters?: Record<string, number>;
     }
   | {
       readonly type: 'metrics';
       readonly id: number;
       readonly families: readonly MetricFamily[];
       readonly summary: TelemetrySummary;
-    };
+    }
+  // Passive health, batched (at most a few per second, never per request): per backend key,
+  // the consecutive upstream failures at the end of the batch, and whether a success broke
+  // the streak before them.
+  | {
+      readonly type: 'outlier';
+      readonly counts: ReadonlyArray<{ key: string; failures: number; reset: boolean }>;
+    }
+  // In-flight requests/connections per backend whose admin_state is drain, sent when they
+  // change (and once after each applied revision, so 0 is reported too).
+  | { readonly type: 'draining'; readonly revision: number; readonly inflight: Record<string, number> };
 
 export function isPrimaryMessage(m: unknown): m is PrimaryToWorker {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

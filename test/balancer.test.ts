@@ -17,6 +17,7 @@ import {
   backendKey,
   type PoolConfig,
 } from '../src/config/model.ts';
+import { DEFAULT_RETRY } from '../src/config/validate-health.ts';
 import { createBalancer } from '../src/worker/routing/balancer/index.ts';
 import { buildMaglevTable, MAGLEV_TABLE_SIZE } from '../src/worker/routing/balancer/maglev.ts';
 import type { BackendTarget, Balancer, PickContext } from '../src/worker/routing/balancer/types.ts';
@@ -1120,12 +1121,18 @@ describe('PoolRuntime', () => {
     queueTimeoutMs: 5000,
     tls: undefined,
     http2: false,
+    retry: DEFAULT_RETRY,
+    outlierDetection: undefined,
+    panicThreshold: 0,
+    slowStartMs: 0,
     backends: backends.map(([id, weight, adminState, address]) => ({
       id,
       address: address ?? `10.0.0.${id.charCodeAt(0)}`,
       port: 80,
       weight,
       adminState,
+      maxConnections: 0,
+      maxRequests: 0,
     })),
   });
   const key = (id: string) => backendKey(LB, 'web', id);
@@ -1190,7 +1197,19 @@ describe('PoolRuntime', () => {
     const other: PoolConfig = {
       ...reparsed(config),
       proxyProtocol: 'v2',
-      healthCheck: { type: 'tcp', path: '/', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 },
+      healthCheck: {
+        type: 'tcp',
+        path: '/',
+        method: 'GET',
+        host: undefined,
+        expectStatus: [{ from: 200, to: 399 }],
+        bodyContains: undefined,
+        intervalMs: 1000,
+        timeoutMs: 500,
+        jitterMs: 0,
+        rise: 2,
+        fall: 3,
+      },
     };
     p = new PoolRuntime(LB, other, new Set(), p);
     assert.equal(p.balancer, balancer, 'rebuilt for a field the balancer does not use');

@@ -10,8 +10,6 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { inactiveFeatures } from '../src/config/inactive.ts';
-import type { DynamicConfig } from '../src/config/model.ts';
 import { startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 import { grpcReply, startTlsBackend } from './helpers/tls-backends.ts';
@@ -108,20 +106,8 @@ load_balancers:
     assert.match(lb.output(), /UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
   });
 
-  // An h2 client end to end needs https listeners (issue 6 items 1–2, another branch): this test
-  // runs as soon as they are served, i.e. when inactive.ts stops naming https as "not served yet".
-  const probe = {
-    loadBalancers: [
-      {
-        listeners: [{ protocol: 'https', rateLimit: undefined }],
-        pools: [],
-      },
-    ],
-  } as unknown as DynamicConfig;
-  const httpsServed = !inactiveFeatures(probe).some((n) => n.includes('https'));
-  it('an HTTP/2 client over an https listener gets gRPC trailers from the HTTP/2 backend', {
-    skip: httpsServed ? false : 'https listeners are not served on this branch yet (issue 6 items 1–2)',
-  }, async (t) => {
+  // An h2 client over an https listener, end to end to an HTTP/2 backend (gRPC-style).
+  it('an HTTP/2 client over an https listener gets gRPC trailers from the HTTP/2 backend', async (t) => {
     const c = upstreamCerts(t);
     const dir = tempDir();
     const b = await startTlsBackend(

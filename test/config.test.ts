@@ -358,7 +358,7 @@ describe('config errors: exact file:line:col: path: reason', () => {
       '      - name: web\n        health_check: { type: tcp, path: /x, interval: 1s, timeout: 1s }\n',
     ]);
     assert.deepEqual(errors(text), [
-      `t.yaml:13:36: ${L0}.pools[0].health_check.path: only allowed when type is http`,
+      `t.yaml:13:36: ${L0}.pools[0].health_check.path: only allowed when type is http or https`,
       `t.yaml:13:69: ${L0}.pools[0].health_check.timeout: timeout (1s) must be less than interval (1s)`,
     ]);
   });
@@ -447,8 +447,20 @@ describe('valid config', () => {
               queueTimeoutMs: 5_000,
               tls: undefined,
               http2: false,
+              retry: { attempts: 2, onStatus: [], budgetPercent: 20, budgetMin: 3, maxRetryAfterMs: 1000 },
+              outlierDetection: undefined,
+              panicThreshold: 0,
+              slowStartMs: 0,
               backends: [
-                { id: '127.0.0.1:9001', address: '127.0.0.1', port: 9001, weight: 1, adminState: 'enabled' },
+                {
+                  id: '127.0.0.1:9001',
+                  address: '127.0.0.1',
+                  port: 9001,
+                  weight: 1,
+                  adminState: 'enabled',
+                  maxConnections: 0,
+                  maxRequests: 0,
+                },
               ],
             },
           ],
@@ -566,16 +578,37 @@ describe('valid config', () => {
     assert.deepEqual(pool.healthCheck, {
       type: 'http',
       path: '/',
+      method: 'GET',
+      host: undefined,
+      expectStatus: [{ from: 200, to: 399 }],
+      bodyContains: undefined,
       intervalMs: 5000,
       timeoutMs: 2000,
+      jitterMs: 0,
       rise: 2,
       fall: 3,
     });
     assert.equal(pool.algorithm, 'maglev');
     assert.equal(pool.proxyProtocol, undefined);
     assert.deepEqual(pool.backends, [
-      { id: 'a', address: '::1', port: 9001, weight: 5, adminState: 'drain' },
-      { id: '[::1]:9002', address: '::1', port: 9002, weight: 1, adminState: 'enabled' },
+      {
+        id: 'a',
+        address: '::1',
+        port: 9001,
+        weight: 5,
+        adminState: 'drain',
+        maxConnections: 0,
+        maxRequests: 0,
+      },
+      {
+        id: '[::1]:9002',
+        address: '::1',
+        port: 9002,
+        weight: 1,
+        adminState: 'enabled',
+        maxConnections: 0,
+        maxRequests: 0,
+      },
     ]);
   });
 
@@ -843,11 +876,7 @@ describe('shipped configs', () => {
     const r = await checkConfigFile('config/fiberlb.yaml');
     assert.deepEqual(r, {
       ok: true,
-      lines: [
-        'config/fiberlb.yaml: OK (1 load balancer, 3 listeners, 4 pools, 5 backends)',
-        'config/fiberlb.yaml: note: load_balancers[0].pools[0].health_check: probes are not run yet',
-        'config/fiberlb.yaml: note: load_balancers[0].pools[2].health_check: probes are not run yet',
-      ],
+      lines: ['config/fiberlb.yaml: OK (1 load balancer, 3 listeners, 4 pools, 5 backends)'],
     });
   });
 });

@@ -105,6 +105,17 @@ export function nginxBackendConfig({ dir, port }) {
   return file;
 }
 
+/**
+ * BENCH_FIBERLB_HEALTH=1 gives the pool an active http health check (a key every FiberLB
+ * since the core validates; it runs probes only where health checks are built), so a run with
+ * --baseline measures health checks + retries against the core alone.
+ */
+function healthCheck() {
+  return process.env.BENCH_FIBERLB_HEALTH === '1'
+    ? '        health_check: { type: http, path: /, interval: 2s, timeout: 1s }\n'
+    : '';
+}
+
 /** FiberLB config (shape from /work/shared/design.md): 1 worker, one HTTP listener, one pool. */
 export function fiberlbConfig({ dir, port, adminPort, backendPort, listenerExtra = '', accessLog }) {
   const file = path.join(dir, 'fiberlb.yaml');
@@ -126,7 +137,7 @@ ${accessLog ? `access_log: { path: ${accessLog} }\n` : ''}load_balancers:
 ${listenerExtra ? `        ${listenerExtra}\n` : ''}    pools:
       - name: backend
         algorithm: round_robin
-        backends:
+${healthCheck()}        backends:
           - { address: 127.0.0.1, port: ${backendPort} }
 `,
   );

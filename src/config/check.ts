@@ -1,7 +1,6 @@
 // `fiberlb check FILE`: validate a config file and describe the outcome as printable lines.
 
 import { FileSource } from './file-source.ts';
-import { inactiveFeatures } from './inactive.ts';
 import { formatIssue } from './issue.ts';
 import type { Config } from './model.ts';
 import { poolTlsWarnings } from './pool-tls.ts';
@@ -11,10 +10,7 @@ export async function checkConfigFile(path: string): Promise<{ ok: boolean; line
   try {
     const r = await source.load();
     if (!r.ok) return { ok: false, lines: r.issues.map(formatIssue) };
-    const notes = [
-      ...inactiveFeatures(r.config.dynamic).map((n) => `${path}: note: ${n}`),
-      ...poolTlsWarnings(r.config.dynamic).map((n) => `${path}: warning: ${n}`),
-    ];
+    const notes = [...poolTlsWarnings(r.config.dynamic).map((n) => `${path}: warning: ${n}`)];
     return { ok: true, lines: [`${path}: OK (${summarize(r.config)})`, ...notes] };
   } finally {
     await source.close();

@@ -267,13 +267,57 @@ export interface ListenerConfig {
   readonly accessLog?: AccessLogConfig | undefined;
 }
 
+export const HEALTH_CHECK_TYPES = ['tcp', 'http', 'https'] as const;
+
+/** An inclusive HTTP status range, e.g. 200-399. */
+export interface StatusRange {
+  readonly from: number;
+  readonly to: number;
+}
+
 export interface HealthCheckConfig {
-  readonly type: 'tcp' | 'http';
+  readonly type: (typeof HEALTH_CHECK_TYPES)[number];
   readonly path: string;
+  /** http/https: request method (upper-case). */
+  readonly method: string;
+  /** http/https: Host header; undefined = the backend's address:port. */
+  readonly host: string | undefined;
+  /** http/https: statuses that count as healthy. */
+  readonly expectStatus: readonly StatusRange[];
+  /** http/https: the body (its first 64 KiB) must contain this. */
+  readonly bodyContains: string | undefined;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** Each wait between probes is interval + a random 0..jitter. */
+  readonly jitterMs: number;
   readonly rise: number;
   readonly fall: number;
+}
+
+export interface RetryConfig {
+  /** Further tries on other backends after the first (0 = never retry). */
+  readonly attempts: number;
+  /** Idempotent requests whose response has one of these statuses are tried elsewhere. */
+  readonly onStatus: readonly number[];
+  /** Retries in flight may be at most this share of the pool's requests in flight... */
+  readonly budgetPercent: number;
+  /** ...but this many are always allowed. */
+  readonly budgetMin: number;
+  /** A Retry-After longer than this is not waited for: the response goes to the client. */
+  readonly maxRetryAfterMs: number;
+}
+
+export interface OutlierDetectionConfig {
+  /** Consecutive upstream failures (all workers together) that eject a backend. */
+  readonly consecutiveFailures: number;
+  /** Response statuses that count as failures too (e.g. 502, 503, 504). */
+  readonly onStatus: readonly number[];
+  /** The n-th ejection lasts n × this... */
+  readonly baseEjectionMs: number;
+  /** ...up to this. */
+  readonly maxEjectionMs: number;
+  /** At most this share of the pool's backends may be ejected at once (at least one). */
+  readonly maxEjectionPercent: number;
 }
 
 export interface BackendConfig {
@@ -283,6 +327,10 @@ export interface BackendConfig {
   readonly port: number;
   readonly weight: number;
   readonly adminState: AdminState;
+  /** Circuit breaker: max concurrent connections to this backend, all workers (0 = unlimited). */
+  readonly maxConnections: number;
+  /** Circuit breaker: max requests in flight to this backend, all workers (0 = unlimited). */
+  readonly maxRequests: number;
 }
 
 /** A pool's `tls`: TLS to its backends. The primary read the PEM files; workers get their text. */
@@ -313,6 +361,14 @@ export interface PoolConfig {
   readonly tls: UpstreamTlsConfig | undefined;
   /** http/https listeners: HTTP/2 to the backends (ALPN over TLS, prior knowledge without). */
   readonly http2: boolean;
+  /** http: retries on another backend, bounded by a budget. */
+  readonly retry: RetryConfig;
+  /** Passive health: eject backends that keep failing (undefined = off). */
+  readonly outlierDetection: OutlierDetectionConfig | undefined;
+  /** Below this percentage of healthy backends, use all enabled ones (0 = off). */
+  readonly panicThreshold: number;
+  /** A recovered or added backend's share of new traffic ramps up over this long (0 = off). */
+  readonly slowStartMs: number;
   readonly backends: readonly BackendConfig[];
 }
 

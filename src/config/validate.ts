@@ -9,7 +9,6 @@ import { parseCidr } from '../shared/cidr.ts';
 import { namesCover } from '../shared/tls-names.ts';
 import { validateAccessLog } from './access-log.ts';
 import { canonicalAddress, checkCidr, checkHostOrIp, checkIpLiteral } from './address.ts';
-import { formatDuration } from './duration.ts';
 import type { ConfigIssue } from './issue.ts';
 import { type FileReader, inspectCaBundle, inspectPair, readMaterial } from './material.ts';
 import {
@@ -23,7 +22,6 @@ import {
   type Config,
   DEFAULT_CIPHERS,
   DEFAULT_ECDH_CURVES,
-  type HealthCheckConfig,
   type HstsConfig,
   type ListenerConfig,
   type ListenerLimits,
@@ -53,6 +51,7 @@ import {
 } from './rate-limit-schema.ts';
 import { deepFreeze } from './snapshot.ts';
 import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
+import { validateHealthCheck, validateOutlier, validateRetry } from './validate-health.ts';
 import { describe, type Fields, Walker } from './walker.ts';
 
 export { type ConfigIssue, formatIssue } from './issue.ts';
@@ -907,6 +906,10 @@ function validatePool(
     'queue_timeout',
     'tls',
     'http2',
+    'retry',
+    'outlier_detection',
+    'panic_threshold',
+    'slow_start',
     'backends',
   ]);
   const name = w.name(f, 'name');
@@ -924,12 +927,26 @@ function validatePool(
   const queueTimeoutMs = w.duration(f, 'queue_timeout', 5_000);
   const tls = f.has('tls') ? validatePoolTls(w, f.get('tls')!, f.at('tls')) : undefined;
   const http2 = w.bool(f, 'http2', false);
+  const retry = validateRetry(w, f.get('retry'), f.at('retry'));
+  const outlierDetection = f.has('outlier_detection')
+    ? validateOutlier(w, f.get('outlier_detection')!, f.at('outlier_detection'))
+    : undefined;
+  const panicThreshold = w.int(f, 'panic_threshold', 0, 100, 0);
+  const slowStartMs = w.duration(f, 'slow_start', 0, true);
 
   const backends: BackendConfig[] = [];
   const ids = new Map<string, string>();
   const targets = new Map<string, string>();
   for (const item of w.list(f, 'backends')) {
-    const b = w.map(item.node, item.path, ['id', 'address', 'port', 'weight', 'admin_state']);
+    const b = w.map(item.node, item.path, [
+      'id',
+      'address',
+      'port',
+      'weight',
+      'admin_state',
+      'max_connections',
+      'max_requests',
+    ]);
     const address = w.address(b, 'address', checkHostOrIp, true);
     const port = w.port(b, 'port');
     const explicitId = w.str(b, 'id');
@@ -944,38 +961,25 @@ function validatePool(
     if (!(sameTarget && explicitId === undefined)) w.unique(ids, id, `backend id '${id}'`, b, 'id');
     const weight = w.int(b, 'weight', 1, 1000, 1);
     const adminState = w.oneOf(b, 'admin_state', ADMIN_STATES, 'enabled') ?? 'enabled';
+    const maxConnections = w.int(b, 'max_connections', 0, 1_000_000, 0);
+    const maxRequests = w.int(b, 'max_requests', 0, 1_000_000, 0);
     if (b.present && id !== undefined && address !== undefined && port !== undefined)
-      backends.push({ id, address, port, weight, adminState });
+      backends.push({ id, address, port, weight, adminState, maxConnections, maxRequests });
   }
   if (!f.present || name === undefined) return undefined;
-  return { name, algorithm, proxyProtocol, healthCheck, maxQueue, queueTimeoutMs, tls, http2, backends };
-}
-
-function validateHealthCheck(w: Walker, node: Node, path: string): HealthCheckConfig {
-  const f = w.map(node, path, ['type', 'path', 'interval', 'timeout', 'rise', 'fall']);
-  const type = w.oneOf(f, 'type', ['tcp', 'http'] as const, 'tcp') ?? 'tcp';
-  let checkPath = w.str(f, 'path');
-  if (checkPath !== undefined) {
-    if (type !== 'http') w.report(f.keyPos('path'), f.at('path'), 'only allowed when type is http');
-    else if (!checkPath.startsWith('/'))
-      w.report(f.get('path')!.pos, f.at('path'), `path '${checkPath}' must start with /`);
-  }
-  checkPath ??= '/';
-  const intervalMs = w.duration(f, 'interval', 2_000);
-  const timeoutMs = w.duration(f, 'timeout', 1_000);
-  // A probe that may outlive its interval would overlap the next one.
-  if (timeoutMs >= intervalMs)
-    w.report(
-      f.get('timeout')?.pos ?? f.get('interval')?.pos ?? f.pos,
-      f.has('timeout') ? f.at('timeout') : f.at('interval'),
-      `timeout (${formatDuration(timeoutMs)}) must be less than interval (${formatDuration(intervalMs)})`,
-    );
   return {
-    type,
-    path: checkPath,
-    intervalMs,
-    timeoutMs,
-    rise: w.int(f, 'rise', 1, 100, 2),
-    fall: w.int(f, 'fall', 1, 100, 3),
+    name,
+    algorithm,
+    proxyProtocol,
+    healthCheck,
+    maxQueue,
+    queueTimeoutMs,
+    retry,
+    outlierDetection,
+    panicThreshold,
+    slowStartMs,
+    tls,
+    http2,
+    backends,
   };
 }

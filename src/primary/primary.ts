@@ -3,7 +3,6 @@
 // one reload path, and SIGTERM/SIGINT into a drain. It never handles client traffic.
 
 import type { Server } from 'node:http';
-import { inactiveFeatures } from '../config/inactive.ts';
 import type { Config, StaticConfig } from '../config/model.ts';
 import { poolTlsWarnings } from '../config/pool-tls.ts';
 import type { Snapshot } from '../config/snapshot.ts';
@@ -16,6 +15,7 @@ import { configRoute, routes } from './admin/config-route.ts';
 import { registrationRoute } from './admin/registration.ts';
 import { startAdminServer } from './admin/server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
+import { HealthMonitor } from './health/monitor.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
 import { Observability } from './observability.ts';
 import { BackendOverrides } from './overrides.ts';
@@ -46,6 +46,8 @@ export class Primary {
   private readonly overrides = new BackendOverrides();
   /** Metrics, admin API views, dashboard (obs.metrics and obs.api are where modules plug in). */
   readonly obs: Observability;
+  /** Active probes, passive ejections and drains; its down set goes to every worker. */
+  readonly monitor: HealthMonitor;
 
   constructor(private readonly source: ConfigSource) {
     this.workers = new WorkerSet(this.failures);
@@ -64,6 +66,15 @@ export class Primary {
       reload: () => this.reload('admin'),
       legacyStatus: () => this.status(),
     });
+    this.monitor = new HealthMonitor({
+      onHealth: (h) => this.workers.broadcastHealth(h),
+      liveWorkers: () => this.workers.info().flatMap((w) => (w.pid === undefined ? [] : [w.slot])),
+    });
+    this.workers.onReport = (slot, m) => {
+      if (m.type === 'outlier') this.monitor.outlierReport(m.counts);
+      else this.monitor.drainReport(slot, m.revision, m.inflight);
+    };
+    this.workers.onWorkerExit = () => this.monitor.workersChanged();
   }
 
   private get revision(): number {
@@ -182,6 +193,7 @@ export class Primary {
     await this.source.close();
     await this.registration?.close();
     this.tickets.stop();
+    this.monitor.stop();
     await this.workers.drainAll(deadlineMs);
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
@@ -194,6 +206,8 @@ export class Primary {
     const snapshot = this.snapshot!;
     const { cluster } = this.config!.static;
     this.tickets.schedule(cluster.ticketRotationMs);
+    // Probers for new backends start (and removed ones stop) with the config they belong to.
+    this.monitor.update(snapshot.config, snapshot.revision);
     // Snapshot first: workers that keep running re-split their limits before new ones join.
     this.workers.broadcastSnapshot(snapshot);
     this.workers.resize(cluster.workers, cluster.drainTimeoutMs);
@@ -291,7 +305,6 @@ export class Primary {
       ok: true,
       detail: this.source.description,
     });
-    for (const note of inactiveFeatures(next.dynamic)) log('warn', 'configured but not active yet', { note });
     for (const note of poolTlsWarnings(next.dynamic))
       log('warn', 'backend certificates not verified', { note });
     return this.outcome(true, []);
@@ -315,6 +328,9 @@ export class Primary {
     const answers = await this.workers.status();
     const errors: Record<string, number> = this.failures.toJSON();
     for (const a of answers) for (const [k, v] of Object.entries(a.errors)) errors[k] = (errors[k] ?? 0) + v;
+    const counters: Record<string, number> = this.monitor.stats();
+    for (const a of answers)
+      for (const [k, v] of Object.entries(a.counters ?? {})) counters[k] = (counters[k] ?? 0) + v;
     return {
       revision: this.revision,
       source: this.source.description,
@@ -324,6 +340,8 @@ export class Primary {
       errors,
       // The ledger's counters, and each worker's (allowed, limited, leases, buckets, ...).
       rate_limits: { ledger: this.rateLimits?.stats(), workers: answers.map((a) => a.rateLimits ?? {}) },
+      counters,
+      health: this.monitor.healthReport(),
     };
   }
 }

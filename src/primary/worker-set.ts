@@ -52,7 +52,14 @@ export interface WorkerInfo {
   readonly listenersFailed: readonly ListenerFailure[];
 }
 
+/** Worker reports the primary's health monitor consumes (passive health, drain counts). */
+export type WorkerReport = Extract<WorkerToPrimary, { type: 'outlier' | 'draining' }>;
+
 export class WorkerSet {
+  /** Set by the primary: worker reports for the health monitor, and worker exits. */
+  onReport: ((slot: number, m: WorkerReport) => void) | undefined = undefined;
+  onWorkerExit: (() => void) | undefined = undefined;
+
   private readonly slots: Slot[] = [];
   private stopping = false;
   private snapshot: Snapshot | undefined;
@@ -307,6 +314,10 @@ export class WorkerSet {
       case 'metrics':
         this.metricsWaiters.get(m.id)?.(m);
         break;
+      case 'outlier':
+      case 'draining':
+        if (slot.worker === worker) this.onReport?.(slot.index, m);
+        break;
     }
   }
 
@@ -318,6 +329,7 @@ export class WorkerSet {
     if (slot.worker !== worker) return; // a drained surplus worker or an already replaced one
     slot.worker = undefined;
     slot.listenersFailed = [];
+    this.onWorkerExit?.();
     if (this.stopping) return;
     const lived = Date.now() - slot.startedAt;
     slot.crashes = lived >= STABLE_AFTER_MS ? 1 : slot.crashes + 1;

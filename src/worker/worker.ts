@@ -7,6 +7,7 @@ import { isPrimaryMessage, type WorkerToPrimary } from '../ipc.ts';
 import { Failures } from '../shared/failure.ts';
 import { watchFdExhaustion } from '../shared/fd-limit.ts';
 import { log, setLogRole } from '../shared/log.ts';
+import { healthCounters, startHealthReports } from './health-reports.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { LeaseClient } from './ratelimit/lease-client.ts';
 import { WorkerTelemetry } from './telemetry/telemetry.ts';
@@ -93,6 +94,7 @@ export function runWorker(): void {
           active: registry.active(),
           errors: failures.toJSON(),
           rateLimits: { ...rateLimits.stats() },
+          counters: healthCounters(),
         });
         break;
       case 'reopen_logs':
@@ -120,6 +122,11 @@ export function runWorker(): void {
   });
 
   send({ type: 'hello' });
+  startHealthReports(
+    send,
+    () => revision,
+    () => registry.drainingInflight(),
+  );
 
   // The primary drives shutdown; a SIGTERM/SIGINT sent to the whole process group must not
   // cut this worker's in-flight requests short, so the worker just waits for 'drain'.

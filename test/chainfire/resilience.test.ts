@@ -1,3 +1,4 @@
+// test: serial — it kills processes under load and waits on timings, so it runs alone.
 // The Chainfire source when the store misbehaves, against real etcd: the leader of a 3-member
 // cluster killed under traffic, compaction past the watch revision while FiberLB is cut off,
 // etcd down at boot (last-good, then converge), a corrupt last-good file, lease expiry, and an

@@ -11,6 +11,7 @@ import type {
   PoolConfig,
   RouteConfig,
 } from '../../src/config/model.ts';
+import { DEFAULT_RETRY } from '../../src/config/validate-health.ts';
 import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerHandle, ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { createHttpListener } from '../../src/worker/http/listener.ts';
@@ -23,7 +24,7 @@ import { inProcessLeases } from './rate-limit.ts';
 export const LB = 'lb1';
 
 export function backend(port: number, id = `127.0.0.1:${port}`, address = '127.0.0.1'): BackendConfig {
-  return { id, address, port, weight: 1, adminState: 'enabled' };
+  return { id, address, port, weight: 1, adminState: 'enabled', maxConnections: 0, maxRequests: 0 };
 }
 
 export function poolConfig(
@@ -40,6 +41,10 @@ export function poolConfig(
     queueTimeoutMs: 5000,
     tls: undefined,
     http2: false,
+    retry: DEFAULT_RETRY,
+    outlierDetection: undefined,
+    panicThreshold: 0,
+    slowStartMs: 0,
     backends,
   };
 }

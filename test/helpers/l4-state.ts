@@ -7,6 +7,7 @@ import type {
   PoolConfig,
   Protocol,
 } from '../../src/config/model.ts';
+import { DEFAULT_RETRY } from '../../src/config/validate-health.ts';
 import { Failures } from '../../src/shared/failure.ts';
 import type { ListenerState, WorkerEnv } from '../../src/worker/context.ts';
 import { PoolRuntime } from '../../src/worker/routing/pool-runtime.ts';
@@ -28,6 +29,8 @@ export function l4Pool(
     port,
     weight: 1,
     adminState: 'enabled',
+    maxConnections: 0,
+    maxRequests: 0,
   }));
   return {
     name,
@@ -38,6 +41,10 @@ export function l4Pool(
     queueTimeoutMs: 5000,
     tls: undefined,
     http2: false,
+    retry: DEFAULT_RETRY,
+    outlierDetection: undefined,
+    panicThreshold: 0,
+    slowStartMs: 0,
     backends,
   };
 }

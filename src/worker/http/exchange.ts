@@ -19,6 +19,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { formatDuration } from '../../config/duration.ts';
+import type { PoolConfig } from '../../config/model.ts';
 import { classifyUpstreamError, type ErrorClass, statusForError } from '../../shared/errors.ts';
 import { errorText } from '../../shared/failure.ts';
 import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
@@ -27,6 +28,15 @@ import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import type { RouteTarget } from '../routing/router.ts';
 import { queueOf, type Ticket, type Waiter } from '../upstream/admission.ts';
 import type { Upstream } from '../upstream/http-pools.ts';
+import { outlierFailure, outlierResult } from '../upstream/outlier.ts';
+import {
+  countRetry,
+  countRetryAfterTooLong,
+  isIdempotent,
+  type RetryBudget,
+  retriableFailure,
+  retryAfterMs,
+} from '../upstream/retry.ts';
 import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 import { chunkForTrailers, trailersReach } from './trailers.ts';
@@ -151,6 +161,20 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   private headStatus = 0;
   private headMessage: string | undefined = undefined;
   private headHeaders: Array<string | string[]> | undefined = undefined;
+  // --- retries (upstream/retry.ts) ---
+  /** The pool's budget, counted from start() to the response's close. */
+  private budget: RetryBudget | undefined = undefined;
+  /** Tries after the first. */
+  private attempt = 0;
+  /** Counted in the budget's `retrying` (from the first retry to the close). */
+  private onRetry = false;
+  /** ≥ 0: a status retry was decided and the upstream aborted; wait this long, then retry. */
+  private retryDelay = -1;
+  /** The next try goes to the same backend (nothing else left; see mayRetry). */
+  private sameBackend = false;
+  /** The failure the next try answers if no other backend is left. */
+  private lastClass: ErrorClass = 'upstream_error';
+  private lastError: unknown = undefined;
 
   constructor(owner: ExchangeOwner, state: ListenerState, req: IncomingMessage, res: ServerResponse) {
     this.owner = owner;
@@ -217,6 +241,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
    */
   start(pool: PoolRuntime): void {
     this.pool = pool;
+    this.budget = pool.retryBudget;
+    this.budget.active++;
     if (!this.hasBody()) {
       this.send();
       return;
@@ -250,7 +276,9 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     const pool = this.pool!;
     const target = pool.pick(this);
     if (target === undefined) {
-      this.fail('no_healthy_backend');
+      // A retry found no other backend: the client gets the failure it would have had.
+      if (this.attempt > 0) this.fail(this.lastClass, this.lastError);
+      else this.fail('no_healthy_backend');
       return;
     }
     this.target = target;
@@ -260,6 +288,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.upstream = up;
     this.servername = up.servername;
     if (pool.config.http2) lowerCaseNames(this.headers);
+    // Circuit breaking: the backend's max_requests / max_connections (this worker's share).
+    up.gate.limit(pool.limitOf(target));
     if (up.gate.tryAcquire()) {
       this.slot = true;
       this.dispatch();
@@ -339,6 +369,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     // 1xx (e.g. 103 Early Hints) are not relayed; Node answered 100-continue itself.
     if (statusCode < 200 || this.settled) return;
     this.firstByteAt = performance.now();
+    const pool = this.pool!;
+    outlierResult(pool.config.outlierDetection, this.target!, statusCode);
+    if (statusCode >= 500 && pool.config.retry.onStatus.includes(statusCode) && this.statusRetry(headers)) {
+      controller.abort(ABORTED);
+      return;
+    }
     const max = this.state.listener.limits.maxHeaders;
     // A client that half-closed cannot send another request: say the connection ends.
     // (res.socket is null while queued behind a pipelined response.)
@@ -415,15 +451,100 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     // `_controller` is undefined when the request failed before reaching a socket.
     this.release();
+    if (this.retryDelay >= 0) {
+      // We aborted it for a status retry (statusRetry): go on once it is given back.
+      const delay = this.retryDelay;
+      this.retryDelay = -1;
+      this.retryAfter(delay, true);
+      return;
+    }
     if (this.settled) return; // we aborted it ourselves: the failure is already counted
     // A request body that broke off (the client left mid-body) is the client's failure, even
     // when undici reports it first.
     const req = this.req;
     const cls: ErrorClass =
       this.clientGone() || (req.destroyed && !req.complete) ? this.goneClass() : classifyUpstreamError(err);
-    // Retry seam (later issue): when nothing reached the client (!res.headersSent) and the
-    // body was not consumed (body === null), pick another backend and dispatch again here.
+    if (this.target !== undefined) outlierFailure(this.pool!.config.outlierDetection, this.target, cls);
+    // A refused connection cost the backend nothing, so its retry is outside the budget (which
+    // exists so retries never add load to backends in trouble); every other retry is in it.
+    const free = cls === 'upstream_connect_refused';
+    if (
+      this.mayRetry(cls) &&
+      retriableFailure(cls, isIdempotent(this.method)) &&
+      (free || this.budget!.allow())
+    ) {
+      this.lastClass = cls;
+      this.lastError = err;
+      countRetry(false);
+      this.retryAfter(0, !free);
+      return;
+    }
     this.fail(cls, err);
+  }
+
+  // --- retries ---
+
+  /**
+   * Whether another try is possible at all: attempts left, nothing of a response reached the
+   * client (the held head was not written) and the body can be sent again (none, or read
+   * whole into memory — a streamed body is gone once sent).
+   */
+  private mayRetry(cls?: ErrorClass): boolean {
+    const pool = this.pool;
+    if (pool === undefined || this.attempt >= pool.config.retry.attempts) return false;
+    if (this.res.headersSent || this.clientGone()) return false;
+    if (this.bodyMode !== NO_BODY && this.bodyMode !== BUFFER) return false;
+    // Another backend must be there to try (the ones tried, and this one, are excluded) —
+    // except for a reset pooled socket (the keep-alive race): a new connection to the same
+    // backend is the fix, so a one-backend pool retries there.
+    this.sameBackend = pool.availableCount() <= (this.exclude?.size ?? 0) + 1;
+    return !this.sameBackend || cls === 'upstream_reset';
+  }
+
+  /** A status in retry.on_status: retry (true) if allowed and Retry-After is short enough. */
+  private statusRetry(headers: Record<string, string | string[] | undefined>): boolean {
+    if (!isIdempotent(this.method) || !this.mayRetry()) return false;
+    const wait = retryAfterMs(headers['retry-after']) ?? 0;
+    if (wait > this.pool!.config.retry.maxRetryAfterMs) {
+      countRetryAfterTooLong();
+      return false;
+    }
+    if (!this.budget!.allow()) return false;
+    this.lastClass = 'upstream_error';
+    this.lastError = undefined;
+    this.retryDelay = wait;
+    countRetry(true);
+    return true;
+  }
+
+  /** Try another backend after `delayMs` (the one just tried is excluded from the pick). */
+  private retryAfter(delayMs: number, budgeted: boolean): void {
+    this.attempt++;
+    if (budgeted && !this.onRetry) {
+      this.onRetry = true;
+      this.budget!.retrying++;
+    }
+    // Allocated only on this path: the first try uses no exclude set.
+    if (!this.sameBackend) {
+      const tried = (this.exclude as Set<BackendTarget> | undefined) ?? new Set<BackendTarget>();
+      tried.add(this.target!);
+      this.exclude = tried;
+    }
+    this.controller = null;
+    this.dispatched = false;
+    this.headStatus = 0;
+    this.headMessage = undefined;
+    this.headHeaders = undefined;
+    this.upstream = undefined;
+    // Not from inside undici's callback: the next dispatch starts on a clean stack.
+    if (delayMs === 0) setImmediate(onRetryTimer, this);
+    else setTimeout(onRetryTimer, delayMs, this).unref();
+  }
+
+  /** The retry timer fired. */
+  onRetryDue(): void {
+    if (this.settled) return;
+    this.sendLater();
   }
 
   // --- failures ---
@@ -456,6 +577,8 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       request_id: this.requestId,
       error: errorText(err),
       method: this.method,
+      // Tries on other backends before this failure (absent when none).
+      retries: this.attempt > 0 ? this.attempt : undefined,
     });
     const res = this.res;
     this.headHeaders = undefined;
@@ -471,7 +594,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       cls === 'client_timeout' ||
       cls === 'header_too_large' ||
       cls === 'unsupported_request';
-    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close && !this.h2, this.errorHeaders);
+    // No healthy backend: say when to come back (rise × interval, at least 1 s).
+    const extra =
+      cls === 'no_healthy_backend'
+        ? ['retry-after', String(retryAfterSeconds(this.pool?.config))]
+        : this.errorHeaders;
+    sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close && !this.h2, extra);
   }
 
   /** Answer from the proxy itself without a failure (a redirect): settles the exchange. */
@@ -507,6 +635,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     }
     this.fail(clientErrorClass(code), err);
     this.controller?.abort(ABORTED);
+  }
+
+  /** The pool has no backend to offer (checked before the body is read): 503 with Retry-After. */
+  unavailable(pool: PoolRuntime | undefined): void {
+    this.pool = pool;
+    this.fail('no_healthy_backend');
   }
 
   /** Fail and stop the upstream request (client gone, body too large or too slow). */
@@ -572,6 +706,12 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
   /** The response closed: normal end, or the client went away first. */
   onClientClose(): void {
     if (!this.settled) this.abort(this.goneClass());
+    const b = this.budget;
+    if (b !== undefined) {
+      this.budget = undefined;
+      b.active--;
+      if (this.onRetry) b.retrying--;
+    }
     this.owner.requestClosed(this);
   }
 
@@ -740,6 +880,19 @@ function onBodyTimeout(ex: HttpExchange): void {
 
 function onBodyProgress(ex: HttpExchange): void {
   ex.onBodyProgress();
+}
+
+function onRetryTimer(ex: HttpExchange): void {
+  ex.onRetryDue();
+}
+
+/**
+ * Retry-After for a pool with no healthy backend: the soonest a down backend can be back
+ * (rise × interval of its health check), at least 1 s.
+ */
+function retryAfterSeconds(pool: PoolConfig | undefined): number {
+  const hc = pool?.healthCheck;
+  return hc === undefined ? 1 : Math.max(1, Math.ceil((hc.rise * hc.intervalMs) / 1000));
 }
 
 /**

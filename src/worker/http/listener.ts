@@ -363,7 +363,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     ex.route = route;
     const pool = route.pool;
     if (pool === undefined || pool.availableCount() === 0) {
-      ex.fail('no_healthy_backend');
+      ex.unavailable(pool);
       return;
     }
     const limits = c.limits?.limitsFor(route.index);

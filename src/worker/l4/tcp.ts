@@ -26,6 +26,7 @@ import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 import type { AccessLogSink } from '../telemetry/access-log.ts';
 import { listenerStats } from '../telemetry/record.ts';
+import { outlierFailure, outlierResult } from '../upstream/outlier.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -143,9 +144,15 @@ export function createStreamListener(
   ): void => {
     const { listener, pools } = c.state;
     const pool = poolName === undefined ? undefined : pools.get(poolName);
-    const target = pool?.pick(byKey(clientIp));
-    if (!pool || !target) {
+    const picked = pool?.pick(byKey(clientIp));
+    if (!pool || !picked) {
       fail(c, 'no_healthy_backend', `no healthy backend in pool '${poolName ?? ''}'`);
+      return;
+    }
+    // Circuit breaking: a backend at its max_connections (this worker's share) takes no more.
+    const target = pool.underLimit(picked, clientIp);
+    if (target === undefined) {
+      fail(c, 'queue_full', `every backend of pool '${pool.name}' is at its max_connections`);
       return;
     }
     const { client } = c;
@@ -165,11 +172,19 @@ export function createStreamListener(
     const upStats = env.telemetry?.upstream(backendAddress(target));
     // The same timer serves the connect phase and then idle: 'timeout' tells them apart.
     if (listener.timeouts.connectMs > 0) up.setTimeout(listener.timeouts.connectMs);
+    const od = pool.config.outlierDetection;
     up.on('timeout', () => {
-      if (!c.connected) fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
-      else fail(c, 'client_timeout', 'tcp idle timeout');
+      if (!c.connected) {
+        outlierFailure(od, target, 'upstream_connect_timeout');
+        fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
+      } else fail(c, 'client_timeout', 'tcp idle timeout');
     });
-    up.on('error', (err) => fail(c, classifyUpstreamError(err), 'upstream error', err));
+    up.on('error', (err) => {
+      const cls = classifyUpstreamError(err);
+      // Passive health judges connecting: later errors may be either side's doing.
+      if (!c.connected) outlierFailure(od, target, cls);
+      fail(c, cls, 'upstream error', err);
+    });
     up.once('connect', () => {
       c.connected = true;
       c.connectedAt = performance.now();
@@ -177,6 +192,7 @@ export function createStreamListener(
         upStats.connects++;
         upStats.connectTime.observe((c.connectedAt - c.connectStartedAt) / 1000);
       }
+      outlierResult(od, target, 0);
       const idle = listener.timeouts.idleMs;
       // Both sockets see every byte moved (read on one, write on the other), so either timer
       // firing means nothing moved in either direction for idleMs.

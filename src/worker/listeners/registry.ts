@@ -47,7 +47,7 @@ export class ListenerRegistry {
     const wanted = new Map<string, ListenerState>();
     const nextPools = new Map<string, PoolRuntime>();
     for (const lb of snapshot.config.loadBalancers) {
-      const pools = this.buildPools(lb, nextPools);
+      const pools = this.buildPools(lb, nextPools, snapshot.workers);
       for (const listener of lb.listeners)
         wanted.set(listenerKey(lb, listener), {
           lb,
@@ -114,6 +114,16 @@ export class ListenerRegistry {
     for (const pool of this.pools.values()) pool.setHealth(this.down);
   }
 
+  /** In-flight requests/connections per backend whose admin_state is drain (0 included). */
+  drainingInflight(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const pool of this.pools.values())
+      pool.config.backends.forEach((b, i) => {
+        if (b.adminState === 'drain') out[pool.targets[i]!.key] = pool.targets[i]!.active;
+      });
+    return out;
+  }
+
   active(): number {
     let n = 0;
     for (const h of this.open.values()) n += h.active();
@@ -131,11 +141,12 @@ export class ListenerRegistry {
   private buildPools(
     lb: LoadBalancerConfig,
     into: Map<string, PoolRuntime>,
+    workers: number,
   ): ReadonlyMap<string, PoolRuntime> {
     const byName = new Map<string, PoolRuntime>();
     for (const pool of lb.pools) {
       const id = `${lb.name}/${pool.name}`;
-      const runtime = new PoolRuntime(lb.name, pool, this.down, this.pools.get(id));
+      const runtime = new PoolRuntime(lb.name, pool, this.down, this.pools.get(id), workers);
       byName.set(pool.name, runtime);
       into.set(id, runtime);
     }

@@ -8,8 +8,9 @@
 //
 // Hot path: tryAcquire()/release() with nobody waiting are a compare and an increment; a
 // Ticket (and its timer) exists only for a request that actually waits.
-// Seam: per-backend circuit breaking (a later issue) joins here — a breaker is a Gate whose
-// capacity or admission it changes, with the same waiter and release contract.
+// Per-backend circuit breaking joins here: a backend's max_requests / max_connections (this
+// worker's share) lowers its gate's capacity (limit()), so requests over it wait in the same
+// bounded pool queue, and overflow answers 503 queue_full at once.
 
 /** Who waits for a slot (the HTTP exchange). Exactly one of these is called, once. */
 export interface Waiter {
@@ -78,7 +79,29 @@ export class Gate {
   /** Called once the queue is empty (set when the upstream is retired on reload). */
   private onEmpty: (() => void) | undefined = undefined;
 
-  constructor(readonly capacity: number) {}
+  /** Slots: the upstream's connection count, or less where a circuit breaker says so. */
+  capacity: number;
+
+  constructor(readonly connections: number) {
+    this.capacity = connections;
+  }
+
+  /**
+   * This worker's circuit-breaker limit for the backend (0 = none): capacity becomes
+   * min(connections, limit). Raising it admits waiters at once; lowering it lets the requests
+   * already in flight finish (no new one is admitted until inflight is below it).
+   */
+  limit(limit: number): void {
+    const cap = limit > 0 && limit < this.connections ? limit : this.connections;
+    if (cap === this.capacity) return;
+    this.capacity = cap;
+    while (this.inflight < this.capacity && this.head !== null) {
+      const t = this.head;
+      this.inflight++;
+      this.remove(t);
+      t.waiter.admitted();
+    }
+  }
 
   /** Take a slot if one is free and nobody is waiting ahead (FIFO). */
   tryAcquire(): boolean {
@@ -111,8 +134,9 @@ export class Gate {
   /** A slot holder is done: hand the slot to the oldest waiter, or free it. */
   release(): void {
     const t = this.head;
-    if (t === null) {
-      // Clamped: a stray extra release must not open a slot that does not exist.
+    if (t === null || this.inflight > this.capacity) {
+      // Clamped: a stray extra release must not open a slot that does not exist. Over a
+      // lowered capacity, the slot is not handed on.
       if (this.inflight > 0) this.inflight--;
       return;
     }
