@@ -6,6 +6,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { CAPACITY_USAGE, capacityCommand } from './capacity/command.ts';
 import { CHAINFIRE_USAGE, chainfireCommand } from './chainfire-cli.ts';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
@@ -22,6 +23,7 @@ const USAGE = `usage:
   fiberlb reload [--config FILE]       ask a running FiberLB to re-read its config (admin API)
   fiberlb reload --pid PID             same, by sending SIGHUP to the primary
 ${CHAINFIRE_USAGE}
+${CAPACITY_USAGE}
   fiberlb version`;
 
 const DEFAULT_CONFIG = 'config/fiberlb.yaml';
@@ -231,6 +233,12 @@ async function main(): Promise<void> {
     case 'import':
     case 'export': {
       const r = await chainfireCommand(cmd, args);
+      if (r.usage) throw new UsageError(r.usage);
+      process.exit(r.code);
+      break;
+    }
+    case 'capacity': {
+      const r = await capacityCommand(args);
       if (r.usage) throw new UsageError(r.usage);
       process.exit(r.code);
       break;
