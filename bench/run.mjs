@@ -89,6 +89,7 @@ if (sc.kind === 'stub') {
   process.stderr.write(`scenario ${sc.name} (${sc.title}): ${sc.needs}\n`);
   process.exit(3);
 }
+if (sc.rate && !opt.rate) opt.rate = String(sc.rate); // before --quick's default
 // --quick: proves a scenario runs end to end (1 short round, no waiting for a quiet machine, a
 // fixed rate instead of the calibration); its numbers go to a temp dir, not bench/results.
 if (opt.quick) {
@@ -101,7 +102,6 @@ if (opt.quick) {
 opt.name ??= sc.name;
 opt.out ??= opt.quick ? path.join(os.tmpdir(), 'fiberlb-bench-quick') : path.join(root, 'bench/results');
 if (sc.backend && opt.backend === 'auto') opt.backend = sc.backend;
-if (sc.rate && !opt.rate) opt.rate = String(sc.rate);
 if (sc.noFixed) opt['no-fixed'] = true;
 setBody(sc.bodyBytes);
 if (sc.kind === 'custom') setHttpCheck(sc.check ?? 'tcp');

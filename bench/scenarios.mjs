@@ -83,9 +83,10 @@ export const SCENARIOS = [
   },
   {
     name: 'ws',
-    kind: 'stub',
-    title: 'WebSocket messages/s',
-    needs: 'not written yet: test/helpers/ws.ts has the client/server to build it on',
+    kind: 'custom',
+    title: 'WebSocket messages/s (echo round trips, 64 bytes)',
+    module: './lib/ws.mjs',
+    targets: ['direct', 'fiberlb', 'haproxy'],
   },
   {
     name: 'https',
