@@ -98,8 +98,18 @@ export function writeDaily(dir, day) {
     );
     let head;
     let table;
-    if (r.headline) head = r.headline;
-    else if (!r.custom) {
+    if (r.custom) {
+      head = r.headline;
+      // Its own Markdown has the tables: copy them (every block of | lines).
+      try {
+        const md = readFileSync(path.join(dir, `${file}.md`), 'utf8').split('\n');
+        table = md
+          .map((l, i) => (l.startsWith('|') ? l : md[i - 1]?.startsWith('|') ? '' : null))
+          .filter((l) => l !== null)
+          .join('\n')
+          .trim();
+      } catch {}
+    } else {
       head = httpHeadline(r);
       table = httpTable(r);
     }

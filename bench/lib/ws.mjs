@@ -64,7 +64,7 @@ export async function run({
           const r = await client(root, loadCpu, started.port, durationS);
           const cpuUs = started.child ? cpuDeltaUs(c0, treeCpu(started.child.pid)) : undefined;
           Object.assign(run, r, {
-            cpuUsPerMessage: cpuUs === undefined ? undefined : cpuUs / r.replies,
+            cpuUsPerMessage: cpuUs === undefined ? undefined : cpuUs / r.messages,
             proxyCpuUtil: cpuUs === undefined ? undefined : cpuUs / (r.durationS * 1e6),
           });
           log(
