@@ -51,6 +51,7 @@ function top(file, n = 15) {
   }
   return {
     total,
+    busy: total - (self.get('(idle)') ?? 0),
     rows: [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n),
   };
 }
@@ -66,7 +67,9 @@ async function iperf(port) {
     '-J',
   ]);
   await c.exited;
-  return JSON.parse(c.out.stdout).end.sum_received.bits_per_second / 1e9;
+  const j = JSON.parse(c.out.stdout);
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return j.end.sum_received.bits_per_second / 1e9;
 }
 
 const ipPort = await freePort();
@@ -83,11 +86,9 @@ const runs = [
         'fiberlb',
         '0',
         process.execPath,
-        [path.join(root, 'dist/cli.js'), 'run', '--config', conf],
-        {
-          cwd: root,
-          env: { NODE_ENV: 'production', NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` },
-        },
+        // Cluster workers inherit the primary's execArgv, so each writes its own profile.
+        ['--cpu-prof', `--cpu-prof-dir=${profDir}`, path.join(root, 'dist/cli.js'), 'run', '--config', conf],
+        { cwd: root, env: { NODE_ENV: 'production' } },
       );
       for (let i = 0; i < 100; i++) {
         try {
@@ -95,6 +96,7 @@ const runs = [
         } catch {}
         await sleep(100);
       }
+      await waitForPort(port, { child });
       await sleep(300);
       return { child, port };
     },
@@ -129,7 +131,7 @@ try {
     const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
     console.log(`\n== ${r.name}: ${gbps.toFixed(2)} Gbit/s, proxy CPU ${cpuS.toFixed(2)} s in ${seconds} s`);
     // The busiest profile is the data plane (FiberLB: the worker, not the primary).
-    const tops = files.map((f) => ({ f, ...top(path.join(profDir, f)) })).sort((a, b) => b.total - a.total);
+    const tops = files.map((f) => ({ f, ...top(path.join(profDir, f)) })).sort((a, b) => b.busy - a.busy);
     const best = tops[0];
     if (!best) {
       console.log('  no profile written');
