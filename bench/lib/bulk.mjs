@@ -1,8 +1,9 @@
 // Scenario `l4-bulk`: TCP bulk throughput with iperf3 (Debian's), 1 and 4 parallel streams,
 // direct to an iperf3 server and through each L4 proxy. Same pinning as every scenario: the
 // proxy alone on its core, iperf3 client + server on the load core. Per slot: fresh start of
-// the target, then the 1-stream and the 4-stream run (`iperf3 -c … -t S -P N -J`); Gbit/s is
-// what the server received; proxy CPU is the proxy tree's utime + stime per GB moved.
+// the target, a 1 s unmeasured warm-up transfer, then the 1-stream and the 4-stream run
+// (`iperf3 -c … -t S -P N -J`); Gbit/s is what the server received; proxy CPU is the proxy
+// tree's utime + stime per GB moved.
 
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -76,6 +77,9 @@ export async function run({
         const run = { round };
         try {
           if (started.child) rememberTree(started.child);
+          // Warm-up (JIT, the worker's first connections), not measured.
+          await iperf(loadCpu, started.port, 1, 1);
+          await sleep(300);
           for (const n of STREAMS) {
             const c0 = started.child ? treeCpu(started.child.pid) : undefined;
             const r = await iperf(loadCpu, started.port, durationS, n);
