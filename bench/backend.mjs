@@ -4,7 +4,9 @@ import http from 'node:http';
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
 const host = process.argv[3] ?? '127.0.0.1';
-const body = Buffer.from('hello, world\n');
+// BENCH_BODY_BYTES: another body size (x…x\n), for the 16 KiB scenario.
+const size = Number(process.env.BENCH_BODY_BYTES) || 0;
+const body = Buffer.from(size && size !== 13 ? `${'x'.repeat(size - 1)}\n` : 'hello, world\n');
 
 const server = http.createServer((req, res) => {
   // Drain any request body; respond with a fixed 13-byte body and an explicit length.

@@ -12,7 +12,7 @@
 // keep-alive connections alone (2 workers × 10,000) would exceed this machine's fd limit.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import autocannon from 'autocannon';
 import { backendKey, etcdClient, seed, startChainfireLb } from '../test/helpers/chainfire.ts';
 import { nameServer } from '../test/helpers/cluster-fiberlb.ts';
@@ -127,9 +127,11 @@ try {
     });
   }
   console.log(JSON.stringify(result, null, 2));
-  mkdirSync('bench/results', { recursive: true });
+  // CHAINFIRE_OUT: another file (bench/run.mjs --scenario chainfire --quick writes to a temp dir).
+  const out = process.env.CHAINFIRE_OUT ?? join('bench/results', 'chainfire-propagation.json');
+  mkdirSync(dirname(out), { recursive: true });
   writeFileSync(
-    join('bench/results', 'chainfire-propagation.json'),
+    out,
     `${JSON.stringify({ date: new Date().toISOString(), node: process.version, ...result }, null, 2)}\n`,
   );
 } finally {

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// FiberLB HTTP small-response benchmark. See bench/README.md.
+// FiberLB benchmarks. See bench/README.md.
 //
-//   node bench/run.mjs [--rounds N] [--duration S] [--warmup S] [--connections C]
+//   node bench/run.mjs [--scenario NAME] [--quick] [--list] [--rounds N] [--duration S] [--warmup S] [--connections C]
 //                      [--only a,b] [--skip a,b] [--rate R | --rate-fraction F]
 //                      [--backend auto|nginx|node] [--no-fixed] [--out DIR]
 //                      [--quiet-wait S] [--quiet-threshold F] [--baseline REV]
 //
-// Targets: direct, fiberlb, fiberlb-base (with --baseline), undici, http-proxy-3, haproxy, nginx.
-// Writes bench/results/http-small.json and .md.
+// Scenario http-small (default): direct, fiberlb, fiberlb-base (with --baseline), undici,
+// http-proxy-3, haproxy, nginx. Writes bench/results/<scenario>.json, .md and <date>.md.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildBaseline } from './lib/baseline.mjs';
+import { writeDaily } from './lib/daily.mjs';
 import { autocannon, fixedRate } from './lib/load.mjs';
 import {
   cpuDeltaUs,
@@ -32,7 +33,8 @@ import {
   treeRss,
 } from './lib/proc.mjs';
 import { markdown, ratios, summarize } from './lib/report.mjs';
-import { BODY, startBackend, TARGETS } from './lib/targets.mjs';
+import { BODY, setBody, setHttpCheck, startBackend, TARGETS } from './lib/targets.mjs';
+import { SCENARIOS, scenario } from './scenarios.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
@@ -48,8 +50,11 @@ const { values: opt } = parseArgs({
     'rate-fraction': { type: 'string', default: env.BENCH_RATE_FRACTION ?? '0.5' },
     backend: { type: 'string', default: env.BENCH_BACKEND ?? 'auto' },
     'no-fixed': { type: 'boolean', default: false },
-    out: { type: 'string', default: env.BENCH_OUT ?? path.join(root, 'bench/results') },
-    name: { type: 'string', default: 'http-small' },
+    out: { type: 'string', default: env.BENCH_OUT },
+    name: { type: 'string' },
+    scenario: { type: 'string', default: env.BENCH_SCENARIO ?? 'http-small' },
+    quick: { type: 'boolean', default: false },
+    list: { type: 'boolean', default: false },
     'proxy-cpu': { type: 'string', default: env.BENCH_PROXY_CPU ?? '0' },
     'load-cpu': { type: 'string', default: env.BENCH_LOAD_CPU ?? '1' },
     'quiet-wait': { type: 'string', default: env.BENCH_QUIET_WAIT ?? '60' },
@@ -68,15 +73,50 @@ if (opt.help) {
   process.exit(0);
 }
 
+if (opt.list) {
+  for (const s of SCENARIOS)
+    process.stdout.write(`${s.name.padEnd(13)} ${s.kind === 'stub' ? `(stub: ${s.needs})` : s.title}\n`);
+  process.exit(0);
+}
+const sc = scenario(opt.scenario);
+if (!sc) {
+  process.stderr.write(
+    `unknown scenario "${opt.scenario}" (known: ${SCENARIOS.map((s) => s.name).join(', ')})\n`,
+  );
+  process.exit(2);
+}
+if (sc.kind === 'stub') {
+  process.stderr.write(`scenario ${sc.name} (${sc.title}): ${sc.needs}\n`);
+  process.exit(3);
+}
+if (sc.rate && !opt.rate) opt.rate = String(sc.rate); // before --quick's default
+// --quick: proves a scenario runs end to end (1 short round, no waiting for a quiet machine, a
+// fixed rate instead of the calibration); its numbers go to a temp dir, not bench/results.
+if (opt.quick) {
+  opt.rounds = '1';
+  opt.duration = '2';
+  opt.warmup = '1';
+  opt['quiet-wait'] = '0';
+  opt.rate ??= '2000';
+}
+opt.name ??= sc.name;
+opt.out ??= opt.quick ? path.join(os.tmpdir(), 'fiberlb-bench-quick') : path.join(root, 'bench/results');
+if (sc.backend && opt.backend === 'auto') opt.backend = sc.backend;
+if (sc.noFixed) opt['no-fixed'] = true;
+setBody(sc.bodyBytes);
+if (sc.kind === 'custom') setHttpCheck(sc.check ?? 'tcp');
+const request = sc.uploadBytes ? { method: 'POST', bodyBytes: sc.uploadBytes } : undefined;
+
 const rounds = Math.max(1, Number(opt.rounds));
 const durationS = Math.max(1, Number(opt.duration));
 const warmupS = Math.max(0, Number(opt.warmup));
-const connections = Math.max(1, Number(opt.connections));
+const connections = Math.max(1, Number(sc.connections ?? opt.connections));
 const proxyCpu = opt['proxy-cpu'];
 const quietWaitS = Math.max(0, Number(opt['quiet-wait']));
 const quietThreshold = Number(opt['quiet-threshold']);
 const loadCpu = opt['load-cpu'];
-const names = TARGETS.map((t) => t.name);
+const scenarioTargets = TARGETS.filter((t) => (sc.targets ?? []).includes(t.name));
+const names = scenarioTargets.map((t) => t.name);
 const list = (s) =>
   s
     ? s
@@ -86,11 +126,11 @@ const list = (s) =>
     : undefined;
 for (const n of [...(list(opt.only) ?? []), ...(list(opt.skip) ?? [])]) {
   if (!names.includes(n)) {
-    process.stderr.write(`unknown target "${n}" (known: ${names.join(', ')})\n`);
+    process.stderr.write(`unknown target "${n}" for ${sc.name} (known: ${names.join(', ')})\n`);
     process.exit(2);
   }
 }
-const selected = TARGETS.filter(
+const selected = scenarioTargets.filter(
   (t) => (!list(opt.only) || list(opt.only).includes(t.name)) && !list(opt.skip)?.includes(t.name),
 );
 
@@ -110,12 +150,18 @@ if (opt.baseline) {
 
 const state = {}; // name → { label, version, status, reason, runs: [] }
 const meta = {
+  scenario: sc.name,
+  title: sc.title,
+  ratioTo: sc.ratioTo,
+  quick: opt.quick,
+  loadAverage: os.loadavg(),
   date: new Date().toISOString(),
   node: process.version,
   cpuModel: cpuModel(),
   cores: os.cpus().length,
   kernel: os.release(),
   bodyBytes: Buffer.byteLength(BODY),
+  request,
   proxyCpu,
   loadCpu,
   pinned: tasksetAvailable(),
@@ -133,18 +179,22 @@ const meta = {
 function writeResults() {
   mkdirSync(opt.out, { recursive: true });
   const summaries = Object.fromEntries(Object.entries(state).map(([n, s]) => [n, s.summary]));
-  const result = { meta, targets: state, ratios: ratios(summaries) };
+  const result = custom
+    ? { meta, targets: state, custom: true, headline: custom.headline?.({ meta, targets: state }) }
+    : { meta, targets: state, ratios: ratios(summaries, sc.ratioTo) };
   writeFileSync(path.join(opt.out, `${opt.name}.json`), `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(path.join(opt.out, `${opt.name}.md`), markdown(result));
+  writeFileSync(path.join(opt.out, `${opt.name}.md`), (custom?.markdown ?? markdown)(result));
+  writeDaily(opt.out, meta.date.slice(0, 10));
 }
+const custom = sc.kind === 'custom' ? await import(sc.module) : undefined;
 
 let backend;
-const ctx = () => ({ cpu: proxyCpu, root, tmp, backendPort: backend.port });
+const ctx = (backendPort) => ({ cpu: proxyCpu, root, tmp, backendPort: backendPort ?? backend.port });
 
-/** Start target t; on failure mark it failed (all later rounds skip it). */
-async function startTarget(t) {
+/** Start target t (in front of backendPort, default: the HTTP backend); on failure mark it failed (all later rounds skip it). */
+async function startTarget(t, backendPort) {
   try {
-    return await t.start(ctx());
+    return await t.start({ ...ctx(backendPort), cpu: t.cpu ?? proxyCpu });
   } catch (e) {
     const s = state[t.name];
     s.status = 'failed';
@@ -217,12 +267,12 @@ async function measure(t, round, rate) {
   const sampler = child ? rssSampler(child.pid, 100) : undefined;
   const beRoot = backend.child.pid;
   try {
-    if (warmupS > 0) await autocannon({ root, cpu: loadCpu, port, connections, durationS: warmupS });
+    if (warmupS > 0) await autocannon({ root, cpu: loadCpu, port, connections, durationS: warmupS, request });
     if (child) rememberTree(child); // FiberLB may have forked more processes by now
     const c0 = child ? treeCpu(child.pid) : undefined;
     const b0 = treeCpu(beRoot);
     const meter = foreignMeter();
-    const ac = await autocannon({ root, cpu: loadCpu, port, connections, durationS });
+    const ac = await autocannon({ root, cpu: loadCpu, port, connections, durationS, request });
     const c1 = child ? treeCpu(child.pid) : undefined;
     const b1 = treeCpu(beRoot);
     if (!alive(child))
@@ -297,7 +347,7 @@ async function main() {
   if (!meta.pinned)
     log('warning: taskset not found — processes are NOT pinned to cores; results are noisier');
   if (os.cpus().length < 2) log('warning: fewer than 2 CPUs — proxy and load generator share a core');
-  for (const t of TARGETS) {
+  for (const t of scenarioTargets) {
     if (!selected.includes(t)) continue;
     const reason = t.unavailable();
     state[t.name] = {
@@ -310,6 +360,28 @@ async function main() {
     if (reason) log(`${t.name}: SKIPPED — ${reason}`);
   }
 
+  if (custom) {
+    await custom.run({
+      root,
+      tmp,
+      proxyCpu,
+      loadCpu,
+      rounds,
+      durationS,
+      quick: opt.quick,
+      meta,
+      state,
+      log,
+      startTarget,
+      writeResults,
+      runnable: () => selected.filter((t) => state[t.name].status === 'ok'),
+    });
+    meta.complete = true;
+    meta.loadAverageEnd = os.loadavg();
+    writeResults();
+    log(`\nwrote ${path.join(opt.out, `${opt.name}.json`)} and ${opt.name}.md`);
+    return;
+  }
   backend = await startBackend(opt.backend, { cpu: loadCpu, root, tmp });
   meta.backend = `${backend.describe}, pinned to CPU ${loadCpu}`;
   log(`backend: ${meta.backend} on port ${backend.port}`);
@@ -334,9 +406,16 @@ async function main() {
         const started = await startTarget(t);
         if (!started) continue;
         try {
-          await autocannon({ root, cpu: loadCpu, port: started.port, connections, durationS: 2 });
+          await autocannon({ root, cpu: loadCpu, port: started.port, connections, durationS: 2, request });
           const c0 = started.child ? treeCpu(started.child.pid) : undefined;
-          const ac = await autocannon({ root, cpu: loadCpu, port: started.port, connections, durationS: 3 });
+          const ac = await autocannon({
+            root,
+            cpu: loadCpu,
+            port: started.port,
+            connections,
+            durationS: 3,
+            request,
+          });
           const usPerReq = started.child ? cpuDeltaUs(c0, treeCpu(started.child.pid)) / ac.total : undefined;
           cal[t.name] = { rps: ac.rps, capacity: usPerReq ? 1e6 / usPerReq : ac.rps };
           log(
@@ -383,11 +462,12 @@ async function main() {
     meta.notes.push('the backend exited during the run — results after that point are invalid');
   await stop(backend.child);
   meta.complete = true;
+  meta.loadAverageEnd = os.loadavg();
   writeResults();
 
   // Console summary.
   const summaries = Object.fromEntries(Object.entries(state).map(([n, s]) => [n, s.summary]));
-  const rat = ratios(summaries);
+  const rat = ratios(summaries, sc.ratioTo);
   log('');
   log(`medians over ${rounds} round(s):`);
   for (const [n, s] of Object.entries(state)) {
@@ -407,7 +487,7 @@ async function main() {
       `  ${n.padEnd(12)} ${String(Math.round(m.rps)).padStart(6)} req/s${r.rpsVsDirect ? ` (${Math.round(r.rpsVsDirect * 100)}% of direct)` : ''}` +
         (n === 'direct'
           ? ''
-          : `  ${m.cpuUsPerReq.toFixed(1)} µs/req (${[r.cpuVsUndici && `${r.cpuVsUndici.toFixed(2)}× undici`, r.cpuVsHaproxy && `${r.cpuVsHaproxy.toFixed(2)}× haproxy`].filter(Boolean).join(', ')})`) +
+          : `  ${m.cpuUsPerReq.toFixed(1)} µs/req (${[r.cpuVsUndici && `${r.cpuVsUndici.toFixed(2)}× ${sc.ratioTo ?? 'undici'}`, r.cpuVsHaproxy && `${r.cpuVsHaproxy.toFixed(2)}× haproxy`].filter(Boolean).join(', ')})`) +
         `  p99 ${m.p99Ms} ms` +
         (f ? `  @${f.rate}/s p50 ${Math.round(f.p50Us)} µs p99 ${Math.round(f.p99Us)} µs` : '') +
         (s.summary.peakRssMiB && n !== 'direct' ? `  RSS ${s.summary.peakRssMiB.toFixed(0)} MiB` : ''),

@@ -6,6 +6,7 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { CAPACITY_USAGE, capacityCommand } from './capacity/command.ts';
 import { CHAINFIRE_USAGE, chainfireCommand } from './chainfire-cli.ts';
 import { checkConfigFile } from './config/check.ts';
 import { FileSource } from './config/file-source.ts';
@@ -24,6 +25,7 @@ const USAGE = `usage:
   fiberlb reload --pid PID             same, by sending SIGHUP to the primary
 ${CHAINFIRE_USAGE}
   fiberlb status [--config FILE]       workers, listeners and backends of a running FiberLB (admin API)
+${CAPACITY_USAGE}
   fiberlb version`;
 
 const DEFAULT_CONFIG = 'config/fiberlb.yaml';
@@ -269,6 +271,12 @@ async function main(): Promise<void> {
     }
     case 'status':
       return status(args);
+    case 'capacity': {
+      const r = await capacityCommand(args);
+      if (r.usage) throw new UsageError(r.usage);
+      process.exit(r.code);
+      break;
+    }
     case 'version':
     case '--version':
       process.stdout.write(`fiberlb ${version()} (node ${process.version})\n`);

@@ -7,7 +7,7 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const userName = () => process.env.USER || (isRoot ? 'root' : undefined);
 
 /** HAProxy: one thread, HTTP mode, keep-alive both sides, server connections reused across clients. */
-export function haproxyConfig({ dir, port, backendPort }) {
+export function haproxyConfig({ dir, port, backendPort, mode = 'http' }) {
   const file = path.join(dir, 'haproxy.cfg');
   writeFileSync(
     file,
@@ -17,10 +17,8 @@ export function haproxyConfig({ dir, port, backendPort }) {
   pidfile ${path.join(dir, 'haproxy.pid')}
 
 defaults
-  mode http
-  option http-keep-alive
-  http-reuse always
-  timeout connect 5s
+  mode ${mode}
+${mode === 'http' ? '  option http-keep-alive\n  http-reuse always\n' : ''}  timeout connect 5s
   timeout client 60s
   timeout server 60s
   timeout http-keep-alive 60s
@@ -117,12 +115,26 @@ function healthCheck() {
 }
 
 /** FiberLB config (shape from /work/shared/design.md): 1 worker, one HTTP listener, one pool. */
-export function fiberlbConfig({ dir, port, adminPort, backendPort, listenerExtra = '', accessLog }) {
+export function fiberlbConfig({
+  dir,
+  port,
+  adminPort,
+  backendPort,
+  protocol = 'http',
+  routes = 0,
+  workers = 1,
+  listenerExtra = '',
+  accessLog,
+}) {
+  // routes: N-1 host routes that never match, then a catch-all: every request walks them all.
+  const routeLines = routes
+    ? `        routes:\n${Array.from({ length: routes - 1 }, (_, i) => `          - { match: { host: r${i}.bench.example }, pool: backend }\n`).join('')}          - { match: { path_prefix: / }, pool: backend }\n`
+    : '';
   const file = path.join(dir, 'fiberlb.yaml');
   writeFileSync(
     file,
     `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: ${path.join(dir, 'admin.token')} }
-cluster: { workers: 1 }
+cluster: { workers: ${workers} }
 source: { type: file }
 ${accessLog ? `access_log: { path: ${accessLog} }\n` : ''}load_balancers:
   - name: bench
@@ -132,13 +144,31 @@ ${accessLog ? `access_log: { path: ${accessLog} }\n` : ''}load_balancers:
     listeners:
       - name: http
         port: ${port}
-        protocol: http
+        protocol: ${protocol}
         default_pool: backend
-${listenerExtra ? `        ${listenerExtra}\n` : ''}    pools:
+${listenerExtra ? `        ${listenerExtra}\n` : ''}${routeLines}    pools:
       - name: backend
         algorithm: round_robin
 ${healthCheck()}        backends:
           - { address: 127.0.0.1, port: ${backendPort} }
+`,
+  );
+  return file;
+}
+
+export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+/** NGINX stream (L4) proxy: one worker, one upstream. Needs Debian's libnginx-mod-stream. */
+export function nginxStreamConfig({ dir, port, backendPort }) {
+  const file = path.join(dir, 'nginx.conf');
+  const main = nginxMain(dir, '').replace(/http \{[\s\S]*$/, '');
+  writeFileSync(
+    file,
+    `load_module ${NGINX_STREAM_MODULE};
+${main}stream {
+  upstream be { server 127.0.0.1:${backendPort}; }
+  server { listen 127.0.0.1:${port} reuseport; proxy_pass be; }
+}
 `,
   );
   return file;

@@ -29,12 +29,13 @@ async function runJson(name, cpu, args, { root, timeoutMs }) {
  * Returns { rps, total, durationS, latencyMs: {p50,p90,p99,p999,mean,max}, errors, timeouts, non2xx, selfCpuUs }.
  * autocannon's latency histogram has 1 ms resolution.
  */
-export async function autocannon({ root, cpu, port, connections, durationS }) {
+export async function autocannon({ root, cpu, port, connections, durationS, request }) {
   const args = [
     path.join(root, 'bench/lib/ac-runner.mjs'),
     `http://127.0.0.1:${port}/`,
     String(connections),
     String(durationS),
+    ...(request ? [JSON.stringify(request)] : []),
   ];
   const r = await runJson('autocannon', cpu, args, { root, timeoutMs: (durationS + 30) * 1000 });
   const l = r.latency;

@@ -4,7 +4,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fiberlbConfig, haproxyConfig, nginxBackendConfig, nginxProxyConfig } from './configs.mjs';
+import {
+  fiberlbConfig,
+  haproxyConfig,
+  NGINX_STREAM_MODULE,
+  nginxBackendConfig,
+  nginxProxyConfig,
+  nginxStreamConfig,
+} from './configs.mjs';
 import {
   freePort,
   httpGet,
@@ -16,7 +23,17 @@ import {
   which,
 } from './proc.mjs';
 
-export const BODY = 'hello, world\n';
+// The body every target must serve (verify() checks it). Scenarios with another response size
+// set it with setBody(); a scenario whose backend is not HTTP sets setHttpCheck('tcp') (the port
+// accepts, e.g. iperf3) or false (UDP).
+export let BODY = 'hello, world\n';
+let checkHttp = true;
+export function setBody(bytes) {
+  BODY = bytes ? `${'x'.repeat(bytes - 1)}\n` : 'hello, world\n';
+}
+export function setHttpCheck(on) {
+  checkHttp = on;
+}
 
 // Binaries can be overridden (e.g. a newer build) with HAPROXY_BIN / NGINX_BIN.
 const haproxyBin = () => (process.env.HAPROXY_BIN ? which(process.env.HAPROXY_BIN) : which('haproxy'));
@@ -35,6 +52,8 @@ function outputTail(child) {
 
 /** Check one request through the target; throw with a readable message otherwise. */
 async function verify(port) {
+  if (checkHttp === 'tcp') return waitForPort(port); // not HTTP (iperf3): the port accepts
+  if (checkHttp === false) return; // UDP: readiness comes from the target's own signal
   let last;
   for (let i = 0; i < 20; i++) {
     try {
@@ -58,8 +77,8 @@ function version(cmd, args) {
 }
 
 /** Start a node script that prints "listening <port>". */
-async function startNodeScript(name, cpu, script, args, root) {
-  const child = spawnPinned(name, cpu, process.execPath, [script, ...args], { cwd: root });
+async function startNodeScript(name, cpu, script, args, root, env) {
+  const child = spawnPinned(name, cpu, process.execPath, [script, ...args], { cwd: root, env });
   try {
     await waitForOutput(child, /listening (\d+)/, 10_000);
   } catch (e) {
@@ -106,6 +125,7 @@ export async function startBackend(kind, { cpu, root, tmp }) {
       path.join(root, 'bench/backend.mjs'),
       [String(port)],
       root,
+      { BENCH_BODY_BYTES: String(Buffer.byteLength(BODY)) },
     );
     await verify(port);
     return { kind, port, child, describe: `node:http (bench/backend.mjs, Node ${process.version})` };
@@ -174,11 +194,12 @@ function nodePeer(name, label, pkg, script) {
  * A FiberLB target. `cliPath()` overrides dist/cli.js; `needsCli` makes the target unavailable
  * (skipped, not failed) when no path is given — the baseline build exists only with --baseline.
  */
-function fiberlbTarget(name, label, cliPath, needsCli = false, accessLog = false) {
+function fiberlbTarget(name, label, cliPath, needsCli = false, cfg = {}) {
   return {
     name,
     label,
     isProxy: true,
+    cpu: cfg.cpu,
     // A missing dist/ is reported as a start failure, not a skip.
     unavailable: () => (needsCli && !cliPath() ? 'no baseline build (use --baseline REV)' : undefined),
     version: (ctx) => {
@@ -198,6 +219,7 @@ function fiberlbTarget(name, label, cliPath, needsCli = false, accessLog = false
       // BENCH_FIBERLB_LISTENER: one YAML line added to the fiberlb target's listener only (not
       // the baseline's), e.g. a rate_limit that is never hit, to measure what it costs.
       const listenerExtra = needsCli ? '' : (process.env.BENCH_FIBERLB_LISTENER ?? '');
+      const { accessLog, ...rest } = cfg;
       const conf = fiberlbConfig({
         dir,
         port,
@@ -205,6 +227,7 @@ function fiberlbTarget(name, label, cliPath, needsCli = false, accessLog = false
         backendPort: ctx.backendPort,
         listenerExtra,
         accessLog: accessLog ? path.join(dir, 'access.log') : undefined,
+        ...rest,
       });
       const child = spawnPinned(name, ctx.cpu, process.execPath, [cli, 'run', '--config', conf], {
         cwd: ctx.root,
@@ -221,8 +244,10 @@ function fiberlbTarget(name, label, cliPath, needsCli = false, accessLog = false
         } catch {}
         if (!ready) {
           try {
-            const r = await httpGet(port, '/', '127.0.0.1', 500);
-            ready = r.status === 200 && r.body === BODY;
+            if (checkHttp === true) {
+              const r = await httpGet(port, '/', '127.0.0.1', 500);
+              ready = r.status === 200 && r.body === BODY;
+            }
           } catch {}
         }
         if (!ready) await sleep(100);
@@ -267,13 +292,14 @@ export const TARGETS = [
     'FiberLB + access log to a file (1 worker)',
     () => process.env.FIBERLB_CLI,
     false,
-    true,
+    { accessLog: true },
   ),
   nodePeer('undici', 'undici Pool.stream (minimal)', 'undici', 'undici-stream.mjs'),
   nodePeer('http-proxy-3', 'http-proxy-3 (keep-alive agent)', 'http-proxy-3', 'http-proxy-3.mjs'),
   {
     name: 'haproxy',
     label: 'HAProxy (nbthread 1)',
+    mode: 'http',
     isProxy: true,
     unavailable: () => (haproxyBin() ? undefined : 'haproxy not installed (apt-get install -y haproxy)'),
     version: () =>
@@ -283,7 +309,7 @@ export const TARGETS = [
     async start(ctx) {
       const dir = mkdtempSync(path.join(ctx.tmp, 'haproxy-'));
       const port = await freePort();
-      const conf = haproxyConfig({ dir, port, backendPort: ctx.backendPort });
+      const conf = haproxyConfig({ dir, port, backendPort: ctx.backendPort, mode: this.mode });
       // -db: foreground, no daemon, no master-worker: one process, one thread.
       const child = spawnPinned('haproxy', ctx.cpu, haproxyBin(), ['-db', '-f', conf]);
       try {
@@ -306,11 +332,59 @@ export const TARGETS = [
     async start(ctx) {
       const dir = mkdtempSync(path.join(ctx.tmp, 'nginx-'));
       const port = await freePort();
-      const conf = nginxProxyConfig({ dir, port, backendPort: ctx.backendPort });
+      const conf = (this.stream ? nginxStreamConfig : nginxProxyConfig)({
+        dir,
+        port,
+        backendPort: ctx.backendPort,
+      });
       const child = await startNginx('nginx', ctx.cpu, dir, conf, port);
       return { port, child };
     },
   },
 ];
+
+// ---- more targets, used by scenarios (not by the default http-small run) --------------------
+
+const byName = (n) => TARGETS.find((t) => t.name === n);
+TARGETS.push(
+  fiberlbTarget('fiberlb-tcp', 'FiberLB tcp listener (1 worker)', () => process.env.FIBERLB_CLI, false, {
+    protocol: 'tcp',
+  }),
+  nodePeer('node-pipe', 'node:net pipe (minimal)', 'undici', 'net-pipe.mjs'),
+  fiberlbTarget('fiberlb-udp', 'FiberLB udp listener (1 worker)', () => process.env.FIBERLB_CLI, false, {
+    protocol: 'udp',
+  }),
+  nodePeer('udp-relay', 'node:dgram relay (minimal)', 'undici', 'udp-relay.mjs'),
+  { ...byName('haproxy'), name: 'haproxy-tcp', label: 'HAProxy mode tcp (nbthread 1)', mode: 'tcp' },
+  {
+    ...byName('nginx'),
+    name: 'nginx-stream',
+    label: 'NGINX stream (1 worker)',
+    stream: true,
+    unavailable: () =>
+      !nginxBin()
+        ? 'nginx not installed (apt-get install -y nginx)'
+        : !existsSync(NGINX_STREAM_MODULE)
+          ? `no ${NGINX_STREAM_MODULE} (apt-get install -y libnginx-mod-stream)`
+          : undefined,
+  },
+  fiberlbTarget('fiberlb-10-routes', 'FiberLB, 10 routes', () => process.env.FIBERLB_CLI, false, {
+    routes: 10,
+  }),
+  fiberlbTarget('fiberlb-10k-routes', 'FiberLB, 10,000 routes', () => process.env.FIBERLB_CLI, false, {
+    routes: 10_000,
+  }),
+  fiberlbTarget('fiberlb-w1', 'FiberLB, 1 worker on 2 cores', () => process.env.FIBERLB_CLI, false, {
+    workers: 1,
+    cpu: '0,1',
+  }),
+  fiberlbTarget('fiberlb-w2', 'FiberLB, 2 workers on 2 cores', () => process.env.FIBERLB_CLI, false, {
+    workers: 2,
+    cpu: '0,1',
+  }),
+);
+// node-pipe's version is Node's own.
+byName('node-pipe').version = () => `node ${process.version}`;
+byName('udp-relay').version = () => `node ${process.version}`;
 
 export { outputTail };

@@ -1,0 +1,119 @@
+// The benchmark's report format and scenario switch (bench/run.mjs, bench/lib/daily.mjs), run
+// as a user runs them (node, the real files); no measurement: the result JSON is written here.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ROOT, tempDir } from './helpers/cluster-fiberlb.ts';
+import { parseXml } from './helpers/xml.ts';
+
+const node = (...args: string[]) =>
+  spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+
+function httpResult(scenario: string, date: string) {
+  const max = (rps: number, cpu?: number) => ({
+    rps,
+    rpsMin: rps * 0.9,
+    rpsMax: rps * 1.1,
+    cpuUsPerReq: cpu,
+    cpuMin: cpu && cpu * 0.95,
+    cpuMax: cpu && cpu * 1.05,
+    p50Ms: 1,
+    p99Ms: 2,
+    errors: 0,
+  });
+  return {
+    meta: {
+      scenario,
+      title: `Title of ${scenario} & more`,
+      ratioTo: 'node-pipe',
+      date,
+      node: process.version,
+      rounds: 3,
+      durationS: 10,
+      loadAverage: [0.5, 0.6, 0.7],
+      complete: true,
+    },
+    targets: {
+      direct: { label: 'direct', status: 'ok', runs: [], summary: { max: max(30000) } },
+      'fiberlb-tcp': { label: 'FiberLB tcp', status: 'ok', runs: [], summary: { max: max(20000, 30.5) } },
+      'node-pipe': { label: 'node:net pipe', status: 'ok', runs: [], summary: { max: max(21000, 25) } },
+      'nginx-stream': { label: 'NGINX stream', status: 'skipped', reason: 'no module', runs: [] },
+    },
+  };
+}
+
+describe('bench report', () => {
+  test('<date>.md: the machine, a table and a well-formed SVG chart per scenario of that day', () => {
+    const dir = tempDir('fiberlb-bench-report-');
+    writeFileSync(join(dir, 'l4-tcp.json'), JSON.stringify(httpResult('l4-tcp', '2026-12-01T10:00:00.000Z')));
+    writeFileSync(join(dir, 'routes.json'), JSON.stringify(httpResult('routes', '2026-12-01T11:00:00.000Z')));
+    // Another day and a pre-scenario result: not in this day's report.
+    writeFileSync(join(dir, 'old.json'), JSON.stringify(httpResult('udp', '2026-11-30T10:00:00.000Z')));
+    writeFileSync(
+      join(dir, 'legacy.json'),
+      JSON.stringify({ meta: { date: '2026-12-01T09:00:00Z' }, targets: {} }),
+    );
+    const r = node(
+      '-e',
+      `import('./bench/lib/daily.mjs').then((m) => m.writeDaily(${JSON.stringify(dir)}, '2026-12-01'))`,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const md = readFileSync(join(dir, '2026-12-01.md'), 'utf8');
+    assert.match(md, /^# FiberLB benchmarks, 2026-12-01/);
+    assert.match(md, /^- CPU: .+ × \d+ cores · kernel .+ · Node v/m);
+    assert.match(md, /^- HAProxy: .+ · NGINX: .+ · iperf3: /m);
+    assert.deepEqual(
+      [...md.matchAll(/^## (.+)$/gm)].map((m) => m[1]),
+      [
+        'Machine',
+        'Title of l4-tcp & more (`--scenario l4-tcp`)',
+        'Title of routes & more (`--scenario routes`)',
+      ],
+    );
+    assert.match(md, /load average 0\.50 \/ 0\.60 \/ 0\.70/);
+    // Table: ratios to the scenario's reference (node-pipe) and to direct, skipped targets say why.
+    assert.match(md, /\| FiberLB tcp \| 20,000 \| 18,000–22,000 \| 67% \| 30\.5 \| 29\.0–32\.0 \| 1\.22× \|/);
+    assert.match(md, /\| NGINX stream \| skipped: no module \|/);
+    assert.match(md, /!\[l4-tcp\]\(2026-12-01-l4-tcp\.svg\)/);
+    const svg = parseXml(readFileSync(join(dir, '2026-12-01-l4-tcp.svg'), 'utf8'));
+    const bars = svg.filter((e) => e.name === 'g' && e.attrs.class === 'bar');
+    assert.deepEqual(
+      bars.map((b) => [b.attrs['data-label'], Number(b.attrs['data-value'])]),
+      [
+        ['FiberLB tcp', 30.5],
+        ['node:net pipe', 25],
+      ],
+    );
+    assert.ok(svg.some((e) => e.name === 'title'));
+  });
+
+  test('--list names every scenario; a stub says what it needs and exits 3; unknown exits 2', () => {
+    const list = node('bench/run.mjs', '--list');
+    assert.equal(list.status, 0, list.stderr);
+    for (const name of [
+      'http-small',
+      'http-16k',
+      'upload',
+      'fixed-rate',
+      'l4-tcp',
+      'l4-bulk',
+      'udp',
+      'ws',
+      'routes',
+      'workers',
+      'chainfire',
+    ])
+      assert.match(list.stdout, new RegExp(`^${name} +[^(]`, 'm'), name);
+    for (const name of ['https', 'h2', 'rate-limit', 'metrics-logs'])
+      assert.match(list.stdout, new RegExp(`^${name} +\\(stub: needs the `, 'm'), name);
+    const stub = node('bench/run.mjs', '--scenario', 'https');
+    assert.equal(stub.status, 3);
+    assert.match(stub.stderr, /needs the https listener branch/);
+    const bad = node('bench/run.mjs', '--scenario', 'nope');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /unknown scenario "nope" \(known: http-small, /);
+  });
+});
