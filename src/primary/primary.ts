@@ -69,7 +69,22 @@ export class Primary {
     this.monitor = new HealthMonitor({
       onHealth: (h) => this.workers.broadcastHealth(h),
       liveWorkers: () => this.workers.info().flatMap((w) => (w.pid === undefined ? [] : [w.slot])),
+      // https probes verify and present what the pool's own requests do (pool `tls`).
+      tlsFor: (p) =>
+        p.tls && {
+          ca: p.tls.ca,
+          cert: p.tls.cert,
+          key: p.tls.key,
+          servername: p.tls.servername,
+          rejectUnauthorized: p.tls.verify,
+          minVersion: p.tls.minVersion,
+        },
     });
+    // The admin API's backend view shows the last probes, ejection and drain of each backend.
+    this.obs.api.healthDetail = (key) => {
+      const b = this.monitor.healthReport().backends.find((x) => x.backend === key);
+      return b && { state: b.state, probes: b.probes, outlier: b.outlier ?? null, drain: b.drain ?? null };
+    };
     this.workers.onReport = (slot, m) => {
       if (m.type === 'outlier') this.monitor.outlierReport(m.counts);
       else this.monitor.drainReport(slot, m.revision, m.inflight);
