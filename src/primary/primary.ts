@@ -17,6 +17,7 @@ import { startAdminServer } from './admin/server.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
+import { primaryFeatureFamilies } from './metrics/feature-families.ts';
 import { Observability } from './observability.ts';
 import { BackendOverrides } from './overrides.ts';
 import { type RateLimitService, startRateLimits } from './ratelimit/service.ts';
@@ -80,6 +81,15 @@ export class Primary {
           minVersion: p.tls.minVersion,
         },
     });
+    this.obs.metrics.add('features', () =>
+      primaryFeatureFamilies({
+        health: this.monitor.stats(),
+        rateLimits: this.rateLimits?.stats(),
+        quarantined: Number(
+          (this.source.status?.()?.stats as { quarantined?: number } | undefined)?.quarantined ?? 0,
+        ),
+      }),
+    );
     // The admin API's backend view shows the last probes, ejection and drain of each backend.
     this.obs.api.healthDetail = (key) => {
       const b = this.monitor.healthReport().backends.find((x) => x.backend === key);

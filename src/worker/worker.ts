@@ -10,6 +10,7 @@ import { log, setLogRole } from '../shared/log.ts';
 import { healthCounters, startHealthReports } from './health-reports.ts';
 import { ListenerRegistry } from './listeners/registry.ts';
 import { LeaseClient } from './ratelimit/lease-client.ts';
+import { featureFamilies } from './telemetry/feature-families.ts';
 import { WorkerTelemetry } from './telemetry/telemetry.ts';
 import { TicketKeyRing } from './tls/ticket-keys.ts';
 import { UpstreamPools } from './upstream/http-pools.ts';
@@ -27,6 +28,7 @@ export function runWorker(): void {
   const rateLimits = new LeaseClient({ send: (reqs, returns) => send({ type: 'rl_lease', reqs, returns }) });
   const tickets = new TicketKeyRing();
   const telemetry = new WorkerTelemetry(failures, process.env.FIBERLB_WORKER_SLOT ?? String(worker.id));
+  telemetry.registry.add('features', () => featureFamilies(rateLimits));
   const upstreams = new UpstreamPools({ stats: (address) => telemetry.upstream(address) });
   const registry = new ListenerRegistry({ failures, upstreams, rateLimits, tickets, telemetry });
   // Node reports no error when accept() hits EMFILE (see shared/fd-limit.ts): probe for it.

@@ -1,0 +1,86 @@
+// Metric families of the data plane's features (retries, rate limits, TLS, WebSocket, SNI
+// passthrough, HTTP/2 upstreams, trailers), read from the counters each module keeps for
+// itself: one table, so the names are stable and listed in one place (test/metrics.test.ts
+// pins them). Per worker; the primary sums them.
+
+import { counter, gauge, type MetricFamily } from '../../shared/metrics.ts';
+import { redirectStats } from '../http/redirect.ts';
+import { stats as trailerStats } from '../http/trailers.ts';
+import { stats as tunnelStats } from '../http/upgrade.ts';
+import { stats as passthroughStats } from '../l4/passthrough.ts';
+import type { LeaseClient } from '../ratelimit/lease-client.ts';
+import { tlsStats } from '../tls/https-listener.ts';
+import { stats as muxStats } from '../upstream/h2-mux.ts';
+import { retryStats } from '../upstream/retry.ts';
+import { stats as transportStats } from '../upstream/transport.ts';
+
+const one = (value: number) => [{ labels: {}, value }];
+
+export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
+  const r = retryStats();
+  const rl = rateLimits.stats();
+  const tls = tlsStats();
+  const ws = tunnelStats();
+  const pt = passthroughStats();
+  const up = transportStats();
+  const tr = trailerStats();
+  return [
+    counter('fiberlb_retries_total', 'Requests retried on another backend.', one(r.retries_total)),
+    counter(
+      'fiberlb_retry_budget_exhausted_total',
+      'Retries refused because the pool retry budget was spent.',
+      one(r.retry_budget_exhausted_total),
+    ),
+    counter('fiberlb_rate_limit_decisions_total', 'Rate-limit checks by outcome.', [
+      { labels: { outcome: 'allowed' }, value: rl.allowed },
+      { labels: { outcome: 'limited' }, value: rl.limited },
+      { labels: { outcome: 'dry_run_would_limit' }, value: rl.dry_run_would_limit },
+    ]),
+    counter('fiberlb_rate_limit_leases_total', 'Token leases asked of the primary.', one(rl.leases)),
+    gauge('fiberlb_rate_limit_buckets', 'Rate-limit buckets held by workers.', one(rl.buckets)),
+    counter('fiberlb_tls_handshakes_total', 'TLS handshakes completed on https listeners.', [
+      { labels: { resumed: 'false' }, value: tls.handshakes - tls.resumed },
+      { labels: { resumed: 'true' }, value: tls.resumed },
+    ]),
+    counter(
+      'fiberlb_tls_handshake_failures_total',
+      'TLS handshakes that failed on https listeners.',
+      one(tls.handshakeFailures),
+    ),
+    counter(
+      'fiberlb_http2_sessions_total',
+      'HTTP/2 client sessions on https listeners.',
+      one(tls.h2Sessions),
+    ),
+    counter('fiberlb_redirects_total', 'Requests redirected to https.', one(redirectStats().redirects)),
+    gauge('fiberlb_websocket_tunnels', 'WebSocket tunnels open.', one(ws.active)),
+    counter('fiberlb_websocket_tunnels_total', 'WebSocket upgrades tunnelled.', one(ws.upgraded)),
+    counter('fiberlb_websocket_bytes_total', 'Bytes relayed through WebSocket tunnels.', [
+      { labels: { direction: 'up' }, value: ws.bytesUp },
+      { labels: { direction: 'down' }, value: ws.bytesDown },
+    ]),
+    counter('fiberlb_tls_passthrough_routed_total', 'tls_passthrough connections by how they were routed.', [
+      { labels: { by: 'sni' }, value: pt.routedBySni },
+      { labels: { by: 'default' }, value: pt.routedDefault },
+    ]),
+    counter('fiberlb_upstream_tls_connections_total', 'TLS connections to backends.', [
+      { labels: { resumed: 'false' }, value: up.tlsConnections - up.tlsResumed },
+      { labels: { resumed: 'true' }, value: up.tlsResumed },
+    ]),
+    counter(
+      'fiberlb_upstream_h2_connections_total',
+      'HTTP/2 connections to backends.',
+      one(up.h2Connections),
+    ),
+    counter(
+      'fiberlb_upstream_h2_peer_limited_total',
+      'HTTP/2 backend connections whose peer allowed fewer than 100 streams.',
+      one(muxStats().peerLimited),
+    ),
+    counter(
+      'fiberlb_trailers_dropped_total',
+      'Backend trailers an HTTP/1.x client could not receive.',
+      one(tr.dropped),
+    ),
+  ];
+}
