@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // Chainfire keys → config, without a store: issues located by key and field, quarantine and
 // its dependents, the tenant checks on a load balancer's value, and the last-good file.
 

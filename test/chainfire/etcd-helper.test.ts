@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // The etcd test helper itself: a single member and a 3-member cluster come up healthy on free
 // ports, a killed leader is replaced and can rejoin, and stop() leaves no process or data dir.
 

@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // fiberlb import FILE (one transaction), export (the reverse), plan (what a YAML file would
 // change against Chainfire's current state), and the plan summary a running FiberLB logs on
 // each applied change.

@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // Backend registration: `fiberlb backends ...` straight to the store (ephemeral on a lease kept
 // alive by the command), and the admin API's tenant-scoped writes (401 unknown token, 403 other
 // tenant, nothing written in either case).

@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // 1,000 backends: loaded at start and applied after one transaction in under 1 s (both workers).
 
 import assert from 'node:assert/strict';

@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // source.type: chainfire against a real etcd: initial load at the store revision, changes
 // through the watch, a bad key quarantined (with its dependents) while the rest serves, a
 // multi-key transaction never half-served, and deleting everything applied as an empty state.

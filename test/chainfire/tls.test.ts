@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // source.tls against a real etcd that serves TLS and requires a client certificate: FiberLB
 // connects with the CA and its client certificate; without the client certificate it cannot.
 

@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // Changes in Chainfire while autocannon drives traffic through FiberLB (2 workers): backends
 // added, modified, removed and routes added and removed, with 0 failed requests.
 

@@ -1,3 +1,4 @@
+// test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // source.api: chainfire — the Store over Chainfire's own gRPC names (chainfire.v1), verified
 // through the test shim (test/helpers/chainfire-shim.ts) that forwards those names to a real
 // etcd. Not verified against a Chainfire server (none can run here).
