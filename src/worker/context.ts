@@ -5,7 +5,6 @@
 import type { AccessLogConfig, ListenerConfig, LoadBalancerConfig } from '../config/model.ts';
 import type { Failures } from '../shared/failure.ts';
 import type { LeaseClient } from './ratelimit/lease-client.ts';
-import type { BackendTarget } from './routing/balancer/types.ts';
 import type { PoolRuntime } from './routing/pool-runtime.ts';
 import type { WorkerTelemetry } from './telemetry/telemetry.ts';
 import type { TicketKeyRing } from './tls/ticket-keys.ts';
@@ -76,7 +75,5 @@ export function listenerName(state: ListenerState): string {
   return `${state.lb.name}/${state.listener.name}`;
 }
 
-/** "address:port" of a backend, IPv6 in brackets. */
-export function backendAddress(t: BackendTarget): string {
-  return t.address.includes(':') ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
-}
+// Kept here too for the callers that take every listener fact from the context.
+export { backendAddress } from './routing/balancer/types.ts';

@@ -4,12 +4,32 @@
 
 import type { AccessLogConfig } from '../../config/model.ts';
 import { counter, type MetricFamily } from '../../shared/metrics.ts';
-import { backendAddress } from '../context.ts';
-import type { HttpExchange } from '../http/exchange.ts';
-import type { BackendTarget } from '../routing/balancer/types.ts';
+import { type BackendTarget, backendAddress } from '../routing/balancer/types.ts';
 import { LogWriter } from './log-writer.ts';
 
 /** Where one listener's lines go, and how many of them. */
+
+/**
+ * What an access log line reads from a request (HttpExchange has it): named here so this
+ * module depends on no part of the data plane above it.
+ */
+export interface LoggedExchange {
+  readonly res: { readonly headersSent: boolean; readonly statusCode: number };
+  readonly backend: BackendTarget | undefined;
+  readonly route: { readonly route: string; readonly poolName: string } | undefined;
+  readonly method: string;
+  readonly path: string;
+  readonly peerIp: string;
+  readonly requestId: string;
+  readonly errorClass: string | undefined;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly startedAt: number;
+  readonly dispatchedAt: number;
+  readonly sentAt: number;
+  readonly firstByteAt: number;
+}
+
 export class AccessLogSink {
   constructor(
     readonly writer: LogWriter,
@@ -20,7 +40,7 @@ export class AccessLogSink {
     return this.sample >= 1 || (this.sample > 0 && Math.random() < this.sample);
   }
 
-  http(listener: string, lb: string, ex: HttpExchange, now: number): void {
+  http(listener: string, lb: string, ex: LoggedExchange, now: number): void {
     if (!this.sampled()) return;
     const res = ex.res;
     const t = ex.backend;

@@ -45,3 +45,8 @@ export interface Balancer {
 export type BalancerFactory = (targets: readonly BackendTarget[]) => Balancer;
 
 export type { Algorithm };
+
+/** "address:port" of a backend, IPv6 in brackets. */
+export function backendAddress(t: BackendTarget): string {
+  return t.address.includes(':') ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+}
