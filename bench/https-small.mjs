@@ -216,16 +216,16 @@ load_balancers:
         backends: [{ address: 127.0.0.1, port: ${ctx.backendPort} }]
 `,
       );
-      const env = { NODE_ENV: 'production' };
-      if (ctx.profDir) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${ctx.profDir}`;
+      // --cpu-prof is refused in NODE_OPTIONS; cluster workers inherit the primary's execArgv.
+      const prof = ctx.profDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ctx.profDir, 'fiberlb')}`] : [];
       const child = spawnPinned(
         'fiberlb',
         ctx.cpu,
         process.execPath,
-        [path.join(root, 'dist/cli.js'), 'run', '--config', file],
+        [...prof, path.join(root, 'dist/cli.js'), 'run', '--config', file],
         {
           cwd: root,
-          env,
+          env: { NODE_ENV: 'production' },
         },
       );
       await waitForPort(port, { child, timeoutMs: 20_000 });
@@ -239,7 +239,11 @@ load_balancers:
     version: () => `${pkgVersion('undici')}, Node ${process.version}`,
     async start(ctx) {
       const port = await freePort();
+      const prof = ctx.profDir
+        ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ctx.profDir, 'undici-https')}`]
+        : [];
       const child = spawnPinned('undici-https', ctx.cpu, process.execPath, [
+        ...prof,
         path.join(root, 'bench/peers/undici-https.mjs'),
         String(port),
         `http://127.0.0.1:${ctx.backendPort}`,
@@ -501,7 +505,7 @@ function markdown(result) {
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const list = (s) => s?.split(',').map((x) => x.trim());
 const selected = opt.prof
-  ? TARGETS.filter((t) => t.name === 'fiberlb')
+  ? TARGETS.filter((t) => t.name === 'fiberlb' || t.name === 'undici-https')
   : TARGETS.filter((t) => !opt.only || list(opt.only).includes(t.name));
 const meta = {
   date: new Date().toISOString(),
@@ -587,15 +591,26 @@ process.stdout.write(`${markdown({ meta, targets: state })}`);
 log(`wrote ${path.join(outDir, `${outName}.md`)} and .json`);
 
 if (profDir) {
-  // The worker's profile: the newest .cpuprofile that is not the primary's (largest = busiest).
-  const files = readdirSync(profDir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .map((f) => path.join(profDir, f));
-  const best = files.map((f) => ({ f, size: readFileSync(f).length })).sort((a, b) => b.size - a.size)[0];
-  if (!best) log(`no .cpuprofile in ${profDir} (did the worker exit cleanly?)`);
-  else {
-    const text = summarizeProfile(JSON.parse(readFileSync(best.f, 'utf8')), 15);
-    writeFileSync(path.join(profDir, 'summary.txt'), `${path.basename(best.f)}\n${text}`);
+  // Per profiled target, the busiest profile (FiberLB's primary also writes one; its worker's
+  // has the most non-idle samples) → DIR/<target>.txt.
+  for (const name of ['fiberlb', 'undici-https']) {
+    const d = path.join(profDir, name);
+    let files = [];
+    try {
+      files = readdirSync(d).filter((f) => f.endsWith('.cpuprofile'));
+    } catch {}
+    const profiles = files.map((f) => ({ f, p: JSON.parse(readFileSync(path.join(d, f), 'utf8')) }));
+    const busy = ({ p }) => {
+      const idle = new Set(p.nodes.filter((x) => x.callFrame.functionName === '(idle)').map((x) => x.id));
+      return p.samples.filter((id) => !idle.has(id)).length;
+    };
+    profiles.sort((a, b) => busy(b) - busy(a));
+    if (!profiles.length) {
+      log(`no .cpuprofile for ${name} in ${d} (did it exit cleanly?)`);
+      continue;
+    }
+    const text = `${name}: ${profiles[0].f}\n${summarizeProfile(profiles[0].p, 15)}`;
+    writeFileSync(path.join(profDir, `${name}.txt`), text);
     process.stdout.write(`\n${text}`);
   }
 }
