@@ -359,6 +359,7 @@ async function measure(t, backend, ctx) {
           total: m.r.total,
           usPerConn: child ? m.proxyUs / m.r.total : undefined,
           busy: child ? m.proxyUs / m.wallUs : undefined,
+          clientUsPerConn: m.r.selfCpuUs / Math.max(1, m.r.total),
           resumedShare: t.tls ? m.r.resumed / Math.max(1, m.r.total) : undefined,
           p50us: m.r.latencyUs.p50,
           p99us: m.r.latencyUs.p99,
@@ -389,8 +390,14 @@ function summarize(runs) {
   const s = {};
   for (const [k, fields] of [
     ['ka', ['rps', 'usPerReq', 'busy', 'backendUsPerReq', 'p99ms', 'errors', 'foreign']],
-    ['full', ['rate', 'usPerConn', 'busy', 'p50us', 'p99us', 'errors', 'foreign', 'resumedShare']],
-    ['resumed', ['rate', 'usPerConn', 'busy', 'p50us', 'p99us', 'errors', 'foreign', 'resumedShare']],
+    [
+      'full',
+      ['rate', 'usPerConn', 'busy', 'clientUsPerConn', 'p50us', 'p99us', 'errors', 'foreign', 'resumedShare'],
+    ],
+    [
+      'resumed',
+      ['rate', 'usPerConn', 'busy', 'clientUsPerConn', 'p50us', 'p99us', 'errors', 'foreign', 'resumedShare'],
+    ],
   ]) {
     if (!runs.some((r) => r[k])) continue;
     s[k] = Object.fromEntries(fields.map((f) => [f, med(runs, (r) => r[k]?.[f])]));
@@ -477,20 +484,20 @@ function markdown(result) {
   if (meta.handshakes) {
     L.push('', '## New-connection details', '');
     L.push(
-      '| target | mode | conn/s | proxy µs/conn | proxy core busy | resumed share | p50 µs | p99 µs | errors | other load |',
+      '| target | mode | conn/s | proxy µs/conn | proxy core busy | client µs/conn | resumed share | p50 µs | p99 µs | errors | other load |',
     );
-    L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of Object.values(targets))
       for (const mode of ['full', 'resumed']) {
         const h = t.summary?.[mode];
         if (!h) continue;
         L.push(
-          `| ${t.label} | ${mode} | ${fmt(h.rate)} | ${fmt(h.usPerConn, 0)} | ${pct(h.busy)} | ${pct(h.resumedShare)} | ${fmt(h.p50us)} | ${fmt(h.p99us)} | ${h.errors} | ${pct(h.foreign)} |`,
+          `| ${t.label} | ${mode} | ${fmt(h.rate)} | ${fmt(h.usPerConn, 0)} | ${pct(h.busy)} | ${fmt(h.clientUsPerConn)} | ${pct(h.resumedShare)} | ${fmt(h.p50us)} | ${fmt(h.p99us)} | ${h.errors} | ${pct(h.foreign)} |`,
         );
       }
     L.push(
       '',
-      '- **proxy core busy** well below 100% means the load core (handshake-gen + backend) was the limit of that run, not the proxy: compare µs/conn then, not conn/s.',
+      '- **proxy core busy** well below 100% means the load core (handshake-gen + backend) was the limit of that run, not the proxy: compare µs/conn then, not conn/s. **client µs/conn**: the CPU handshake-gen itself uses per connection (it shares the load core with the backend).',
     );
   }
   L.push(
