@@ -6,8 +6,11 @@ import path from 'node:path';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const userName = () => process.env.USER || (isRoot ? 'root' : undefined);
 
-/** HAProxy: one thread, HTTP mode, keep-alive both sides, server connections reused across clients. */
-export function haproxyConfig({ dir, port, backendPort, mode = 'http' }) {
+/**
+ * HAProxy: one thread, HTTP mode, keep-alive both sides, server connections reused across clients.
+ * `tls: { pem }` (certificate + key in one file) terminates TLS 1.3 on the bind line.
+ */
+export function haproxyConfig({ dir, port, backendPort, mode = 'http', tls }) {
   const file = path.join(dir, 'haproxy.cfg');
   writeFileSync(
     file,
@@ -24,7 +27,7 @@ ${mode === 'http' ? '  option http-keep-alive\n  http-reuse always\n' : ''}  tim
   timeout http-keep-alive 60s
 
 frontend fe
-  bind 127.0.0.1:${port}
+  bind 127.0.0.1:${port}${tls ? ` ssl crt ${tls.pem} ssl-min-ver TLSv1.3 alpn http/1.1` : ''}
   default_backend be
 
 backend be
@@ -59,8 +62,11 @@ ${httpBody}
 `;
 }
 
-/** NGINX as a reverse proxy: upstream keep-alive pool, HTTP/1.1 to the upstream, no access log. */
-export function nginxProxyConfig({ dir, port, backendPort }) {
+/**
+ * NGINX as a reverse proxy: upstream keep-alive pool, HTTP/1.1 to the upstream, no access log.
+ * `tls: { cert, key }` terminates TLS 1.3 (session cache + tickets on, as a typical site has).
+ */
+export function nginxProxyConfig({ dir, port, backendPort, tls }) {
   const file = path.join(dir, 'nginx.conf');
   writeFileSync(
     file,
@@ -73,7 +79,16 @@ export function nginxProxyConfig({ dir, port, backendPort }) {
     keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:${port} reuseport;
+    listen 127.0.0.1:${port}${tls ? ' ssl' : ''} reuseport;${
+      tls
+        ? `
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;`
+        : ''
+    }
     location / {
       proxy_pass http://be;
       proxy_http_version 1.1;

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnPinned, stop } from './proc.mjs';
 
-async function runJson(name, cpu, args, { root, timeoutMs }) {
-  const child = spawnPinned(name, cpu, process.execPath, args, { cwd: root });
+async function runJson(name, cpu, args, { root, timeoutMs, env }) {
+  const child = spawnPinned(name, cpu, process.execPath, args, { cwd: root, env });
   const result = await Promise.race([child.exited, sleep(timeoutMs).then(() => 'timeout')]);
   if (result === 'timeout') {
     await stop(child, 1000);
@@ -29,15 +29,24 @@ async function runJson(name, cpu, args, { root, timeoutMs }) {
  * Returns { rps, total, durationS, latencyMs: {p50,p90,p99,p999,mean,max}, errors, timeouts, non2xx, selfCpuUs }.
  * autocannon's latency histogram has 1 ms resolution.
  */
-export async function autocannon({ root, cpu, port, connections, durationS, request }) {
+export async function autocannon({
+  root,
+  cpu,
+  port,
+  connections,
+  durationS,
+  request,
+  scheme = 'http',
+  env,
+}) {
   const args = [
     path.join(root, 'bench/lib/ac-runner.mjs'),
-    `http://127.0.0.1:${port}/`,
+    `${scheme}://127.0.0.1:${port}/`,
     String(connections),
     String(durationS),
     ...(request ? [JSON.stringify(request)] : []),
   ];
-  const r = await runJson('autocannon', cpu, args, { root, timeoutMs: (durationS + 30) * 1000 });
+  const r = await runJson('autocannon', cpu, args, { root, timeoutMs: (durationS + 30) * 1000, env });
   const l = r.latency;
   return {
     rps: r.requests.total / r.duration,
@@ -67,4 +76,22 @@ export async function fixedRate({ root, cpu, port, connections, durationS, rate,
     String(connections),
   ];
   return runJson('loadgen', cpu, args, { root, timeoutMs: (durationS + warmupS + 30) * 1000 });
+}
+
+/** New connection per request (see handshake-gen.mjs): full or resumed TLS handshakes, or plain TCP. */
+export async function handshakes({ root, cpu, port, concurrency, durationS, warmupS = 1, resume, plain }) {
+  const args = [
+    path.join(root, 'bench/lib/handshake-gen.mjs'),
+    '--port',
+    String(port),
+    '--concurrency',
+    String(concurrency),
+    '--duration',
+    String(durationS),
+    '--warmup',
+    String(warmupS),
+    ...(resume ? ['--resume'] : []),
+    ...(plain ? ['--plain'] : []),
+  ];
+  return runJson('handshake-gen', cpu, args, { root, timeoutMs: (durationS + warmupS + 30) * 1000 });
 }

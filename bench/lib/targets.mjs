@@ -36,8 +36,8 @@ export function setHttpCheck(on) {
 }
 
 // Binaries can be overridden (e.g. a newer build) with HAPROXY_BIN / NGINX_BIN.
-const haproxyBin = () => (process.env.HAPROXY_BIN ? which(process.env.HAPROXY_BIN) : which('haproxy'));
-const nginxBin = () => (process.env.NGINX_BIN ? which(process.env.NGINX_BIN) : which('nginx'));
+export const haproxyBin = () => (process.env.HAPROXY_BIN ? which(process.env.HAPROXY_BIN) : which('haproxy'));
+export const nginxBin = () => (process.env.NGINX_BIN ? which(process.env.NGINX_BIN) : which('nginx'));
 
 const tail = (s, n = 1500) => {
   const t = s.trim();
@@ -71,7 +71,7 @@ async function verify(port) {
 }
 
 /** First line a `cmd -v` prints (nginx prints its version on stderr). */
-function version(cmd, args) {
+export function version(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0].trim() || 'unknown';
 }
@@ -90,9 +90,10 @@ async function startNodeScript(name, cpu, script, args, root, env) {
 
 /**
  * Start nginx in the foreground (`daemon off` is in every generated config, so the master
- * stays our child) with its prefix and logs in `dir`; resolve once `port` serves BODY.
+ * stays our child) with its prefix and logs in `dir`; resolve once `check(port)` passes
+ * (default: GET / over plain HTTP serves BODY).
  */
-async function startNginx(name, cpu, dir, conf, port) {
+export async function startNginx(name, cpu, dir, conf, port, check = verify) {
   const child = spawnPinned(name, cpu, nginxBin(), [
     '-e',
     path.join(dir, 'startup-error.log'),
@@ -103,7 +104,7 @@ async function startNginx(name, cpu, dir, conf, port) {
   ]);
   try {
     await waitForPort(port, { child });
-    await verify(port);
+    await check(port);
   } catch (e) {
     await stop(child);
     throw new Error(`${name} failed: ${e.message}\n${outputTail(child)}`);

@@ -1,0 +1,69 @@
+// Text summary of a V8 .cpuprofile (node --cpu-prof): the top-N functions by self time and the
+// self time per area (FiberLB's dist/, undici, node internals by module, GC, native/program,
+// idle). Usage: node bench/lib/cpuprofile-top.mjs FILE.cpuprofile [N=15]
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function area(url, fn) {
+  if (!url) return fn.startsWith('(') ? fn : '(native)';
+  if (url.includes('/node_modules/')) return `npm ${url.split('/node_modules/').pop().split('/')[0]}`;
+  if (url.includes('/dist/'))
+    return `fiberlb ${url.split('/dist/').pop().split('/').slice(0, -1).join('/') || '.'}`;
+  if (url.startsWith('node:'))
+    return url
+      .replace(/^node:internal\//, 'node:')
+      .split('/')
+      .slice(0, 2)
+      .join('/');
+  return path.basename(url);
+}
+
+/** Returns the summary as text. */
+export function summarizeProfile(profile, n = 15) {
+  const { nodes, samples, startTime, endTime } = profile;
+  const interval = (endTime - startTime) / Math.max(1, samples.length); // µs per sample
+  const byId = new Map(nodes.map((x) => [x.id, x]));
+  const hits = new Map();
+  for (const id of samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  const fns = new Map();
+  const areas = new Map();
+  let total = 0;
+  let idle = 0;
+  for (const [id, h] of hits) {
+    const { callFrame: c } = byId.get(id);
+    const fn = c.functionName || '(anonymous)';
+    if (fn === '(idle)') idle += h;
+    total += h;
+    const key = `${fn}  ${c.url ? `${c.url.replace(/^file:\/\/.*?\/(dist|node_modules)\//, '$1/')}:${c.lineNumber + 1}` : ''}`;
+    fns.set(key, (fns.get(key) ?? 0) + h);
+    const a = area(c.url, fn);
+    areas.set(a, (areas.get(a) ?? 0) + h);
+  }
+  const busy = total - idle;
+  const ms = (h) => ((h * interval) / 1000).toFixed(0).padStart(7);
+  const p = (h) => `${((h / busy) * 100).toFixed(1).padStart(5)}%`;
+  const out = [
+    `${samples.length} samples over ${((endTime - startTime) / 1e6).toFixed(1)} s (${interval.toFixed(0)} µs each); busy ${((busy / total) * 100).toFixed(0)}% (idle excluded from the % below)`,
+    '',
+    `top ${n} functions by self time:`,
+    '    ms   busy%  function  location',
+  ];
+  for (const [k, h] of [...fns]
+    .filter(([k]) => !k.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n))
+    out.push(`${ms(h)} ${p(h)}  ${k}`);
+  out.push('', 'self time by area:');
+  for (const [k, h] of [...areas]
+    .filter(([k]) => k !== '(idle)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 20))
+    out.push(`${ms(h)} ${p(h)}  ${k}`);
+  return `${out.join('\n')}\n`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [file, n] = process.argv.slice(2);
+  process.stdout.write(summarizeProfile(JSON.parse(readFileSync(file, 'utf8')), Number(n ?? 15)));
+}
