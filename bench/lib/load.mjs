@@ -29,16 +29,7 @@ async function runJson(name, cpu, args, { root, timeoutMs, env }) {
  * Returns { rps, total, durationS, latencyMs: {p50,p90,p99,p999,mean,max}, errors, timeouts, non2xx, selfCpuUs }.
  * autocannon's latency histogram has 1 ms resolution.
  */
-export async function autocannon({
-  root,
-  cpu,
-  port,
-  connections,
-  durationS,
-  request,
-  scheme = 'http',
-  env,
-}) {
+export async function autocannon({ root, cpu, port, connections, durationS, request, scheme = 'http', env }) {
   const args = [
     path.join(root, 'bench/lib/ac-runner.mjs'),
     `${scheme}://127.0.0.1:${port}/`,
