@@ -43,6 +43,8 @@ export class Primary {
   private rateLimits: RateLimitService | undefined;
   private readonly tickets: TicketKeyRotation;
   private reloadsApplied = 0;
+  /** The source revision of the config served: a watch wake-up at the same one has nothing new. */
+  private sourceRevision: number | undefined;
   /** Admin API actions on backends, applied on top of every config loaded. */
   private readonly overrides = new BackendOverrides();
   /** Metrics, admin API views, dashboard (obs.metrics and obs.api are where modules plug in). */
@@ -112,6 +114,7 @@ export class Primary {
     // Before any worker is forked: they inherit the raised limit.
     logNofile(raiseNofileToHard());
     const first = await this.load();
+    if (first === 'unchanged') throw new Error('unreachable: only a watch reload can be unchanged');
     if (!first.applied) {
       for (const line of first.issues) process.stderr.write(`${line}\n`);
       log('error', 'initial config is invalid; not starting', {
@@ -196,7 +199,9 @@ export class Primary {
     if (this.shuttingDown) return Promise.resolve(this.outcome(false, ['shutting down']));
     if (!this.inFlight) {
       log('info', 'reload', { trigger });
-      const run = this.load().then((r) => (r.applied ? this.apply() : r));
+      const run = this.load(trigger).then((r) =>
+        r === 'unchanged' ? this.outcome(true, []) : r.applied ? this.apply() : r,
+      );
       this.inFlight = run.finally(() => {
         this.inFlight = undefined;
       });
@@ -298,9 +303,14 @@ export class Primary {
   }
 
   /** Read and validate; on success the new config and snapshot are current (not yet sent). */
-  private async load(): Promise<ReloadOutcome> {
+  private async load(trigger = 'start'): Promise<ReloadOutcome | 'unchanged'> {
     const result = await this.source.load();
     if (!result.ok) return this.reject(result.issues.map(formatIssue));
+    // A watch that fired while the previous reload was reading already had its change read
+    // then. Applying it again would take a revision of our own and leave the served revision
+    // ahead of the store's. SIGHUP and admin reloads still apply: they re-read files.
+    if (trigger === 'watch' && result.revision === this.sourceRevision) return 'unchanged';
+    this.sourceRevision = result.revision;
     const next = result.config;
     if (this.started) {
       const changed = restartOnlyChanges(this.started, next.static);

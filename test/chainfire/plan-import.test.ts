@@ -61,7 +61,7 @@ test('import writes one transaction; export gives it back; plan diffs against th
   const running = f.lb.configFile;
   const applied = async () => {
     const rev = Number((await c.getAll().prefix('/fiberlb/').exec()).header.revision);
-    await eventually(async () => (await f.health()).revision === rev);
+    await eventually(() => f.appliedEverywhere(rev));
     return rev;
   };
 

@@ -49,7 +49,7 @@ test('leader killed during traffic: routing unaffected, watch resumes, no event 
       .put(backendKey('web', 'seq'))
       .value(JSON.stringify({ address: '127.0.0.1', port: b.port, weight: i }));
   const rev = Number((await survivors.getAll().prefix('/fiberlb/').exec()).header.revision);
-  await eventually(async () => (await f.health()).revision === rev, 15_000, 'store revision served');
+  await eventually(() => f.appliedEverywhere(rev), 15_000, 'store revision served');
   const r = await load;
   assert.equal(r.errors, 0);
   assert.equal(r.non2xx, 0);
@@ -82,11 +82,7 @@ test('compaction past the watch revision while cut off: re-listed, converged', a
   const rev = Number((await c.get('/other/noise').exec()).header.revision);
   await c.kv.compact({ revision: rev, physical: true });
   await proxy.restore();
-  await eventually(
-    async () => (await f.health()).revision === rev,
-    20_000,
-    'converged after compaction',
-  ).catch((e: Error) => {
+  await eventually(() => f.appliedEverywhere(rev), 20_000, 'converged after compaction').catch((e: Error) => {
     throw new Error(`${e.message}\n${f.lb.output()}`);
   });
   assert.equal(await body(port), '200 b');
@@ -169,7 +165,7 @@ test('lease expiry removes a backend', async (t) => {
     'lease expired',
   );
   const rev = Number((await c.getAll().prefix('/fiberlb/').exec()).header.revision);
-  await eventually(async () => (await f.health()).revision === rev);
+  await eventually(() => f.appliedEverywhere(rev));
   for (let i = 0; i < 10; i++) assert.equal(await body(port), '200 a');
 });
 

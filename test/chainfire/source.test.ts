@@ -1,7 +1,7 @@
 // test: serial — real etcd members on ports picked free: alone, no other test can take them first.
 // source.type: chainfire against a real etcd: initial load at the store revision, changes
 // through the watch, a bad key quarantined (with its dependents) while the rest serves, a
-// multi-key transaction never half-served, and deleting everything applied as an empty state.
+// multi-key transaction never half-served, a burst of changes ending at the store revision, and deleting everything applied as an empty state.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -72,7 +72,7 @@ describe('chainfire source', () => {
     await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: be[2]!.port }));
     await c.delete().key(backendKey('web', 'b1'));
     const rev = await storeRevision();
-    await eventually(async () => (await f.health()).revision === rev);
+    await eventually(() => f.appliedEverywhere(rev));
     for (let i = 0; i < 8; i++) assert.equal(await body(port), '200 three');
   });
 
@@ -86,7 +86,7 @@ describe('chainfire source', () => {
     await c.put(backendKey('web', 'b9')).value(JSON.stringify({ address: '127.0.0.1', port: 70000 }));
     await c.put('/fiberlb/nonsense').value('{}');
     const rev = await storeRevision();
-    await eventually(async () => (await f.health()).revision === rev);
+    await eventually(() => f.appliedEverywhere(rev));
     const q = (await f.status()).source_state.quarantined as Array<Record<string, string>>;
     const by = new Map(q.map((x) => [x.key, x]));
     assert.deepEqual(by.get(poolKey('w', 'bad')), {
@@ -155,7 +155,7 @@ describe('chainfire source', () => {
       failure: [],
     });
     const rev = Number(res.header.revision);
-    await eventually(async () => (await f.health()).revision === rev);
+    await eventually(() => f.appliedEverywhere(rev));
     await new Promise((r) => setTimeout(r, 200));
     stop = true;
     await Promise.all(loops);
@@ -167,11 +167,25 @@ describe('chainfire source', () => {
     assert.deepEqual((await f.status()).source_state.quarantined, []);
   });
 
+  test('a burst of changes while reloads are in flight: the served revision ends at the store revision', async () => {
+    // Puts spaced around the source's debounce, so watch wake-ups arrive while a reload runs.
+    for (let i = 0; i < 40; i++) {
+      const value = { address: '127.0.0.1', port: be[0]!.port, weight: 1 + (i % 5) };
+      await c.put(backendKey('green', 'g1')).value(JSON.stringify(value));
+      await new Promise((r) => setTimeout(r, i % 15));
+    }
+    const rev = await storeRevision();
+    await eventually(() => f.appliedEverywhere(rev), 10_000, `revision ${rev} served`);
+    await new Promise((r) => setTimeout(r, 300)); // a late, repeated reload would show here
+    assert.equal((await f.health()).revision, rev, 'no revision of our own on top of the store');
+  });
+
   test('deleting every key is an explicit empty state, applied', async () => {
     await c.delete().prefix('/fiberlb/');
     const rev = await storeRevision();
-    await eventually(async () => (await f.health()).revision === rev);
-    await assert.rejects(body(port)); // the listener is closed: nothing is served
+    await eventually(() => f.appliedEverywhere(rev));
+    const after = await body(port).catch((err: Error) => err);
+    assert.ok(after instanceof Error, `the listener is closed: nothing is served (got ${String(after)})`);
     const s = await f.status();
     assert.equal(s.source_state.keys, 0);
     // And back.

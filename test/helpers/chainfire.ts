@@ -37,7 +37,9 @@ export interface ChainfireLb {
   readonly admin: number;
   readonly token: string;
   status(): Promise<Record<string, unknown> & { revision: number; source_state: Record<string, unknown> }>;
-  health(): Promise<{ revision: number; workers_ready: number; status: string }>;
+  health(): Promise<{ revision: number; workers: number; workers_ready: number; status: string }>;
+  /** True once the primary serves `rev` and every worker has applied it (listeners opened/closed). */
+  appliedEverywhere(rev: number): Promise<boolean>;
 }
 
 export function chainfireYaml(o: {
@@ -76,6 +78,10 @@ export async function startChainfireLb(
   const lb = await startLb(file, admin, 20_000, { until: opts.until ?? 'ok' });
   const { readFileSync } = await import('node:fs');
   const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  const health = async () =>
+    (await (await fetch(`http://127.0.0.1:${admin}/healthz`)).json()) as Awaited<
+      ReturnType<ChainfireLb['health']>
+    >;
   return {
     lb,
     dir,
@@ -87,7 +93,11 @@ export async function startChainfireLb(
       });
       return (await r.json()) as never;
     },
-    health: async () => (await (await fetch(`http://127.0.0.1:${admin}/healthz`)).json()) as never,
+    health,
+    appliedEverywhere: async (rev) => {
+      const h = await health();
+      return h.revision === rev && h.workers_ready === h.workers;
+    },
   };
 }
 
