@@ -101,16 +101,28 @@ export const SCENARIOS = [
     needs: 'needs the https listener branch (ALPN h2)',
   },
   {
+    name: 'health',
+    kind: 'http',
+    title: 'Health checks, outlier detection, retries, slow start and circuit breakers on (none hit)',
+    targets: ['direct', 'fiberlb', 'fiberlb-health'],
+    ratioTo: 'fiberlb',
+    noFixed: true,
+  },
+  {
     name: 'rate-limit',
-    kind: 'stub',
+    kind: 'http',
     title: 'Rate limiter on but not hit',
-    needs: 'needs the rate limiter branch',
+    targets: ['direct', 'fiberlb', 'fiberlb-ratelimit'],
+    ratioTo: 'fiberlb',
+    noFixed: true,
   },
   {
     name: 'metrics-logs',
-    kind: 'stub',
-    title: 'Metrics and access logs on',
-    needs: 'needs the metrics / access log branch',
+    kind: 'http',
+    title: 'Access logs to a file on (metrics are always on: --baseline REV before them gives their cost)',
+    targets: ['direct', 'fiberlb', 'fiberlb-log', 'fiberlb-base'],
+    ratioTo: 'fiberlb',
+    noFixed: true,
   },
 ];
 

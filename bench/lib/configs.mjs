@@ -139,6 +139,8 @@ export function fiberlbConfig({
   routes = 0,
   workers = 1,
   listenerExtra = '',
+  poolExtra = '',
+  backendExtra = '',
   accessLog,
 }) {
   // routes: N-1 host routes that never match, then a catch-all: every request walks them all.
@@ -164,8 +166,8 @@ ${accessLog ? `access_log: { path: ${accessLog} }\n` : ''}load_balancers:
 ${listenerExtra ? `        ${listenerExtra}\n` : ''}${routeLines}    pools:
       - name: backend
         algorithm: round_robin
-${healthCheck()}        backends:
-          - { address: 127.0.0.1, port: ${backendPort} }
+${healthCheck()}${poolExtra}        backends:
+          - { address: 127.0.0.1, port: ${backendPort}${backendExtra} }
 `,
   );
   return file;

@@ -195,6 +195,13 @@ function nodePeer(name, label, pkg, script) {
  * A FiberLB target. `cliPath()` overrides dist/cli.js; `needsCli` makes the target unavailable
  * (skipped, not failed) when no path is given — the baseline build exists only with --baseline.
  */
+/** Pool keys for fiberlb-health: every issue-7 mechanism on, none of them ever triggered. */
+const HEALTH_POOL = `        health_check: { type: http, path: /, interval: 1s, timeout: 500ms }
+        outlier_detection: { consecutive_failures: 5, on_status: [502, 503, 504] }
+        retry: { attempts: 2, on_status: [502, 503] }
+        slow_start: 10s
+`;
+
 function fiberlbTarget(name, label, cliPath, needsCli = false, cfg = {}) {
   return {
     name,
@@ -219,8 +226,9 @@ function fiberlbTarget(name, label, cliPath, needsCli = false, cfg = {}) {
       const [port, adminPort] = [await freePort(), await freePort()];
       // BENCH_FIBERLB_LISTENER: one YAML line added to the fiberlb target's listener only (not
       // the baseline's), e.g. a rate_limit that is never hit, to measure what it costs.
-      const listenerExtra = needsCli ? '' : (process.env.BENCH_FIBERLB_LISTENER ?? '');
       const { accessLog, ...rest } = cfg;
+      const listenerExtra =
+        rest.listenerExtra ?? (needsCli ? '' : (process.env.BENCH_FIBERLB_LISTENER ?? ''));
       const conf = fiberlbConfig({
         dir,
         port,
@@ -294,6 +302,28 @@ export const TARGETS = [
     () => process.env.FIBERLB_CLI,
     false,
     { accessLog: true },
+  ),
+  // The current build with what issue 7 adds switched on: an active http health check, passive
+  // outlier detection, retries on 502/503, slow start and a circuit breaker (none of them hit).
+  fiberlbTarget(
+    'fiberlb-health',
+    'FiberLB + health checks, outliers, retries (1 worker)',
+    () => process.env.FIBERLB_CLI,
+    false,
+    {
+      poolExtra: HEALTH_POOL,
+      backendExtra: ', max_connections: 100000, max_requests: 100000',
+    },
+  ),
+  // The current build with a rate limit that is never hit (rate and burst 1,000,000/s).
+  fiberlbTarget(
+    'fiberlb-ratelimit',
+    'FiberLB + rate limit, not hit (1 worker)',
+    () => process.env.FIBERLB_CLI,
+    false,
+    {
+      listenerExtra: 'rate_limit: { key: client_ip, rate: 1000000, burst: 1000000 }',
+    },
   ),
   nodePeer('undici', 'undici Pool.stream (minimal)', 'undici', 'undici-stream.mjs'),
   nodePeer('http-proxy-3', 'http-proxy-3 (keep-alive agent)', 'http-proxy-3', 'http-proxy-3.mjs'),
