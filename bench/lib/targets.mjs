@@ -22,6 +22,7 @@ import {
   waitForPort,
   which,
 } from './proc.mjs';
+import { VARIANTS } from './variants.mjs';
 
 // The body every target must serve (verify() checks it). Scenarios with another response size
 // set it with setBody(); a scenario whose backend is not HTTP sets setHttpCheck('tcp') (the port
@@ -195,13 +196,6 @@ function nodePeer(name, label, pkg, script) {
  * A FiberLB target. `cliPath()` overrides dist/cli.js; `needsCli` makes the target unavailable
  * (skipped, not failed) when no path is given — the baseline build exists only with --baseline.
  */
-/** Pool keys for fiberlb-health: every issue-7 mechanism on, none of them ever triggered. */
-const HEALTH_POOL = `        health_check: { type: http, path: /, interval: 1s, timeout: 500ms }
-        outlier_detection: { consecutive_failures: 5, on_status: [502, 503, 504] }
-        retry: { attempts: 2, on_status: [502, 503] }
-        slow_start: 10s
-`;
-
 function fiberlbTarget(name, label, cliPath, needsCli = false, cfg = {}) {
   return {
     name,
@@ -301,7 +295,7 @@ export const TARGETS = [
     'FiberLB + access log to a file (1 worker)',
     () => process.env.FIBERLB_CLI,
     false,
-    { accessLog: true },
+    VARIANTS.log,
   ),
   // The current build with what issue 7 adds switched on: an active http health check, passive
   // outlier detection, retries on 502/503, slow start and a circuit breaker (none of them hit).
@@ -310,10 +304,7 @@ export const TARGETS = [
     'FiberLB + health checks, outliers, retries (1 worker)',
     () => process.env.FIBERLB_CLI,
     false,
-    {
-      poolExtra: HEALTH_POOL,
-      backendExtra: ', max_connections: 100000, max_requests: 100000',
-    },
+    VARIANTS.health,
   ),
   // The current build with a rate limit that is never hit (rate and burst 1,000,000/s).
   fiberlbTarget(
@@ -321,9 +312,7 @@ export const TARGETS = [
     'FiberLB + rate limit, not hit (1 worker)',
     () => process.env.FIBERLB_CLI,
     false,
-    {
-      listenerExtra: 'rate_limit: { key: client_ip, rate: 1000000, burst: 1000000 }',
-    },
+    VARIANTS.ratelimit,
   ),
   nodePeer('undici', 'undici Pool.stream (minimal)', 'undici', 'undici-stream.mjs'),
   nodePeer('http-proxy-3', 'http-proxy-3 (keep-alive agent)', 'http-proxy-3', 'http-proxy-3.mjs'),

@@ -48,11 +48,12 @@ export class AccessLogSink {
     const q = ex.path.indexOf('?');
     const route = ex.route;
     // Built by hand (strings through JSON.stringify for escaping): about twice as fast as
-    // stringifying an object, and this runs once per logged request.
+    // stringifying an object, and this runs once per logged request. The parts that depend
+    // only on the listener, the route or the backend are formatted once and cached.
     this.writer.write(
-      `{"ts":"${isoNow()}","type":"http","listener":${str(listener)}` +
-        `,"route":${route ? str(route.route) : 'null'},"pool":${route ? str(`${lb}/${route.poolName}`) : 'null'}` +
-        `,"backend":${t ? str(t.key) : 'null'},"backend_address":${t ? str(backendAddress(t)) : 'null'}` +
+      `{"ts":"${isoNow()}","type":"http","listener":${this.listenerPart(listener)}` +
+        `${route ? routePart(route, lb) : ',"route":null,"pool":null'}` +
+        `${t ? backendPart(t) : ',"backend":null,"backend_address":null'}` +
         `,"client":${str(ex.peerIp)},"method":${str(ex.method)}` +
         // The path without its query string (which may carry credentials).
         `,"path":${str(q < 0 ? ex.path : ex.path.slice(0, q))}` +
@@ -64,6 +65,16 @@ export class AccessLogSink {
         `,"request_id":${ex.requestId ? str(ex.requestId) : 'null'}` +
         `,"error_class":${ex.errorClass ? str(ex.errorClass) : 'null'}}`,
     );
+  }
+
+  private lastListener = '';
+  private lastListenerPart = '';
+  private listenerPart(listener: string): string {
+    if (listener !== this.lastListener) {
+      this.lastListener = listener;
+      this.lastListenerPart = str(listener);
+    }
+    return this.lastListenerPart;
   }
 
   l4(line: L4Line): void {
@@ -99,6 +110,28 @@ export interface L4Line {
   readonly durationMs: number;
   readonly connectMs: number | undefined;
   readonly errorClass: string | undefined;
+}
+
+// Routes and backends are objects that live as long as their snapshot: their log fragments
+// are cached on them weakly (a reload's new objects get new fragments).
+const routeParts = new WeakMap<object, string>();
+function routePart(route: { readonly route: string; readonly poolName: string }, lb: string): string {
+  let p = routeParts.get(route);
+  if (p === undefined) {
+    p = `,"route":${str(route.route)},"pool":${str(`${lb}/${route.poolName}`)}`;
+    routeParts.set(route, p);
+  }
+  return p;
+}
+const backendParts = new WeakMap<BackendTarget, string>();
+function backendPart(t: BackendTarget): string {
+  let p = backendParts.get(t);
+  // A target's address never changes (pool-runtime.ts makes a new object for a new address).
+  if (p === undefined) {
+    p = `,"backend":${str(t.key)},"backend_address":${str(backendAddress(t))}`;
+    backendParts.set(t, p);
+  }
+  return p;
 }
 
 function ms(x: number): number {

@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// CPU profile of FiberLB's HTTP path: the built FiberLB (1 worker, --cpu-prof) pinned to CPU 0,
+// autocannon and the node backend on CPU 1, like the bench. One variant per run, so a feature's
+// cost shows up as functions that appear (or grow) against `plain`. Run after `npm run build`:
+//   node bench/profile-http.mjs [variant=plain] [seconds=8] [outDir=bench/results/profiles]
+// Variants: plain, ratelimit (a limit never hit), health (fiberlb-health's pool keys), log
+// (access log to a file). Prints the worker's top self-time functions and µs/req; the
+// .cpuprofile is kept (open it in Chrome DevTools or speedscope for the flame graph).
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { fiberlbConfig } from './lib/configs.mjs';
+import { summarizeProfile } from './lib/cpuprofile-top.mjs';
+import { autocannon } from './lib/load.mjs';
+import {
+  cpuDeltaUs,
+  freePort,
+  httpGet,
+  installCleanupHandlers,
+  spawnPinned,
+  stop,
+  treeCpu,
+  waitForOutput,
+} from './lib/proc.mjs';
+import { VARIANTS } from './lib/variants.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const variant = process.argv[2] ?? 'plain';
+const seconds = Number(process.argv[3] ?? 8);
+const outDir = path.resolve(process.argv[4] ?? path.join(root, 'bench/results/profiles'));
+if (!VARIANTS[variant]) {
+  console.error(`unknown variant ${variant}; one of ${Object.keys(VARIANTS).join(', ')}`);
+  process.exit(2);
+}
+installCleanupHandlers();
+mkdirSync(outDir, { recursive: true });
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'fiberlb-prof-'));
+
+const backendPort = await freePort();
+const backend = spawnPinned('backend', '1', process.execPath, [
+  path.join(root, 'bench/backend.mjs'),
+  String(backendPort),
+]);
+await waitForOutput(backend, /listening/);
+const [port, adminPort] = [await freePort(), await freePort()];
+const cfg = VARIANTS[variant];
+const conf = fiberlbConfig({
+  dir: tmp,
+  port,
+  adminPort,
+  backendPort,
+  ...cfg,
+  accessLog: cfg.accessLog ? path.join(tmp, 'access.log') : undefined,
+});
+const profDir = mkdtempSync(path.join(tmp, 'prof-'));
+const lb = spawnPinned(
+  'fiberlb',
+  '0',
+  process.execPath,
+  // Cluster workers inherit the primary's execArgv, so each writes its own profile.
+  ['--cpu-prof', `--cpu-prof-dir=${profDir}`, path.join(root, 'dist/cli.js'), 'run', '--config', conf],
+  { cwd: root, env: { NODE_ENV: 'production' } },
+);
+try {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await httpGet(adminPort, '/healthz', '127.0.0.1', 500)).status === 200) break;
+    } catch {}
+    await sleep(100);
+  }
+  await autocannon({ root, cpu: '1', port, connections: 50, durationS: 2 }); // warm-up
+  const c0 = treeCpu(lb.pid);
+  const r = await autocannon({ root, cpu: '1', port, connections: 50, durationS: seconds });
+  const cpuUs = cpuDeltaUs(c0, treeCpu(lb.pid));
+  console.log(
+    `== ${variant}: ${Math.round(r.rps)} req/s, ${(cpuUs / r.total).toFixed(1)} µs/req (primary + worker, profiler on), errors ${r.errors}, non-2xx ${r.non2xx}`,
+  );
+  // SIGTERM: the primary stops its worker, each writes its profile as it exits.
+  await stop(lb, 10_000);
+  await sleep(500);
+  const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+  // The busiest profile is the data plane (the worker ran under load the whole time).
+  const busy = (p) => {
+    const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+    return p.samples.filter((id) => !idle.has(id)).length;
+  };
+  const [worker] = files
+    .map((f) => ({ f, p: JSON.parse(readFileSync(path.join(profDir, f), 'utf8')) }))
+    .sort((a, b) => busy(b.p) - busy(a.p));
+  if (!worker) throw new Error('no profile written');
+  process.stdout.write(summarizeProfile(worker.p, 25));
+  const dest = path.join(outDir, `http-${variant}.cpuprofile`);
+  renameSync(path.join(profDir, worker.f), dest);
+  console.log(`\nprofile: ${path.relative(root, dest)}`);
+} finally {
+  await stop(lb, 5_000);
+  await stop(backend);
+}
