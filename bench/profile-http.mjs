@@ -4,7 +4,9 @@
 // cost shows up as functions that appear (or grow) against `plain`. Run after `npm run build`:
 //   node bench/profile-http.mjs [variant=plain] [seconds=8] [outDir=bench/results/profiles]
 // Variants: plain, ratelimit (a limit never hit), health (fiberlb-health's pool keys), log
-// (access log to a file). Prints the worker's top self-time functions and µs/req; the
+// (access log to a file). Prints the worker's top self-time functions, its CPU share per
+// FiberLB file (a feature's cost = the share of its files: timing resolution-free, unlike
+// µs/req on a noisy machine) and µs/req; the
 // .cpuprofile is kept (open it in Chrome DevTools or speedscope for the flame graph).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { fiberlbConfig } from './lib/configs.mjs';
-import { summarizeProfile } from './lib/cpuprofile-top.mjs';
+import { ownerShares, summarizeProfile } from './lib/cpuprofile-top.mjs';
 import { autocannon } from './lib/load.mjs';
 import {
   cpuDeltaUs,
@@ -91,6 +93,9 @@ try {
     .sort((a, b) => busy(b.p) - busy(a.p));
   if (!worker) throw new Error('no profile written');
   process.stdout.write(summarizeProfile(worker.p, 25));
+  console.log('\nworker CPU by FiberLB file (innermost dist/ frame; a feature = the sum of its files):');
+  for (const { file, percent } of ownerShares(worker.p).slice(0, 30))
+    console.log(`${percent.toFixed(2).padStart(7)}%  ${file}`);
   const dest = path.join(outDir, `http-${variant}.cpuprofile`);
   renameSync(path.join(profDir, worker.f), dest);
   console.log(`\nprofile: ${path.relative(root, dest)}`);

@@ -67,3 +67,33 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [file, n] = process.argv.slice(2);
   process.stdout.write(summarizeProfile(JSON.parse(readFileSync(file, 'utf8')), Number(n ?? 15)));
 }
+
+/**
+ * Busy samples per FiberLB file, each sample given to the innermost frame from dist/: what a
+ * module costs itself plus what it calls outside FiberLB (node, undici), not its FiberLB
+ * callees. A feature's share of the worker's CPU is the sum over its files.
+ */
+export function ownerShares(profile) {
+  const { nodes, samples } = profile;
+  const byId = new Map(nodes.map((x) => [x.id, x]));
+  const parent = new Map();
+  for (const n of nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  let busy = 0;
+  const owners = new Map();
+  for (const id of samples) {
+    if (byId.get(id).callFrame.functionName === '(idle)') continue;
+    busy++;
+    let owner = '(outside FiberLB code)';
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+      const url = byId.get(cur).callFrame.url;
+      if (url.includes('/dist/')) {
+        owner = url.split('/dist/').pop();
+        break;
+      }
+    }
+    owners.set(owner, (owners.get(owner) ?? 0) + 1);
+  }
+  return [...owners]
+    .map(([file, n]) => ({ file, percent: (100 * n) / busy }))
+    .sort((a, b) => b.percent - a.percent);
+}
