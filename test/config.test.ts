@@ -387,7 +387,13 @@ describe('valid config', () => {
   test('defaults are filled in', () => {
     const config = ok(parseConfigText(BASE, '/etc/fiberlb/fiberlb.yaml', { cpuCount: 3 }));
     assert.deepEqual(config.static, {
-      admin: { address: '127.0.0.1', port: 9092, tokenFile: undefined, metricsOpen: false },
+      admin: {
+        address: '127.0.0.1',
+        port: 9092,
+        tokenFile: undefined,
+        metricsOpen: false,
+        stateFile: '/etc/fiberlb/.fiberlb/admin-state.json',
+      },
       cluster: { workers: 3, drainTimeoutMs: 30_000, ticketRotationMs: 3_600_000 },
       source: { type: 'file', watch: false },
       rateLimitStore: undefined,

@@ -39,6 +39,12 @@ export interface AdminConfig {
   readonly tenantTokens?: string | undefined;
   /** Serve GET /metrics without the bearer token (for a Prometheus on the management network). */
   readonly metricsOpen: boolean;
+  /**
+   * Source file only: where the admin API's backend overrides are persisted (and read back at
+   * start). Default `admin-state.json` in token_file's directory, else `.fiberlb/admin-state.json`
+   * next to the config file. Undefined with Chainfire (the actions write the store).
+   */
+  readonly stateFile?: string | undefined;
 }
 
 export interface ClusterConfig {

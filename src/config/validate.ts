@@ -163,15 +163,61 @@ function validateAdmin(w: Walker, top: Fields): AdminConfig {
     'token_file',
     'tenant_tokens',
     'metrics_open',
+    'state_file',
   ]);
   const tenantTokens = w.filePath(f, 'tenant_tokens');
+  const tokenFile = w.filePath(f, 'token_file');
+  const stateFile = validateStateFile(w, f, top, [tokenFile, tenantTokens]);
   return {
     address: w.address(f, 'address', checkIpLiteral) ?? '127.0.0.1',
     port: w.port(f, 'port', 9092) ?? 9092,
-    tokenFile: w.filePath(f, 'token_file'),
+    tokenFile,
     ...(tenantTokens !== undefined ? { tenantTokens } : {}),
     metricsOpen: w.bool(f, 'metrics_open', false),
+    ...(stateFile !== undefined ? { stateFile } : {}),
   };
+}
+
+/**
+ * admin.state_file: file source only (with Chainfire the actions write the store); not a path
+ * another admin file uses (the token would be overwritten). `others`: token_file, tenant_tokens.
+ */
+function validateStateFile(
+  w: Walker,
+  f: Fields,
+  top: Fields,
+  others: ReadonlyArray<string | undefined>,
+): string | undefined {
+  const src = top.get('source');
+  const chainfire =
+    src?.kind === 'map' &&
+    src.entries.some((e) => e.key === 'type' && e.value.kind === 'scalar' && e.value.value === 'chainfire');
+  if (chainfire) {
+    if (f.has('state_file'))
+      w.report(
+        f.keyPos('state_file'),
+        f.at('state_file'),
+        'only allowed with source type file (with chainfire, admin actions write the store)',
+      );
+    return undefined;
+  }
+  const raw = w.str(f, 'state_file');
+  // Default: where FiberLB already writes (the token file's directory), else next to the config.
+  const tokenFile = others[0];
+  if (raw === undefined)
+    return f.has('state_file')
+      ? undefined
+      : tokenFile !== undefined
+        ? resolve(dirname(tokenFile), 'admin-state.json')
+        : resolve(w.baseDir, '.fiberlb/admin-state.json');
+  const given = resolve(w.baseDir, raw);
+  const reason = raw.endsWith('/')
+    ? 'must name a file, not a directory'
+    : others.includes(given)
+      ? 'must not be the token_file or tenant_tokens file'
+      : undefined;
+  if (reason) w.report(f.get('state_file')!.pos, f.at('state_file'), reason);
+  return reason ? undefined : given;
 }
 
 function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): ClusterConfig {

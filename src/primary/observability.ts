@@ -12,6 +12,7 @@ import type { HealthBody, ReloadOutcome } from './health.ts';
 import { addPrimaryCollectors } from './metrics/primary-families.ts';
 import { CONTENT_TYPE, PrometheusEndpoint } from './metrics/prometheus.ts';
 import type { BackendOverrides } from './overrides.ts';
+import type { OverridesStateFile } from './overrides-state.ts';
 import type { WorkerSet } from './worker-set.ts';
 
 /** What the primary exposes to them. */
@@ -19,6 +20,8 @@ export interface PrimaryInternals {
   readonly workers: WorkerSet;
   readonly failures: Failures;
   readonly overrides: BackendOverrides;
+  /** admin.state_file (file source), once the first config is read. */
+  stateFile(): OverridesStateFile | undefined;
   revision(): number;
   source(): string;
   config(): Config | undefined;
@@ -68,6 +71,8 @@ export class Observability {
       workers: () => p.workers.info(),
       down: () => new Set(p.workers.currentHealth().down),
       overrides: p.overrides,
+      failures: p.failures,
+      stateFile: () => p.stateFile(),
       reapply: (reason) => p.reapply(reason),
       reload: () => p.reload(),
       legacyStatus: () => p.legacyStatus(),

@@ -1,9 +1,9 @@
-// Runtime overrides from the admin API: a backend drained, disabled or enabled, or given
-// another weight, on top of whatever config is loaded. They live in the primary and are
-// applied to every config it loads, so a file reload does not undo a drain; the result is
-// broadcast to the workers as a new snapshot. They are not persisted: a restarted primary
-// serves the config as written. (With the Chainfire source, issue 10, these actions will write
-// the backend's key in the store instead, and the store's watch brings them back here.)
+// Runtime overrides from the admin API (source file): a backend drained, disabled or enabled,
+// or given another weight, on top of whatever config is loaded. They live in the primary and
+// are applied to every config it loads, so a file reload does not undo a drain; the result is
+// broadcast to the workers as a new snapshot. They are persisted to admin.state_file
+// (overrides-state.ts) and restored at start. With the Chainfire source the actions write the
+// backend's key in the store instead (admin/store-actions.ts) and this set stays empty.
 
 import { type AdminState, backendKey, type DynamicConfig } from '../config/model.ts';
 import { deepFreeze } from '../config/snapshot.ts';
@@ -33,6 +33,12 @@ export class BackendOverrides {
 
   clear(key: string): boolean {
     return this.byKey.delete(key);
+  }
+
+  /** Put back exactly `o` (undefined: none), e.g. a saved one, or the one before a failed write. */
+  restore(key: string, o: BackendOverride | undefined): void {
+    if (o === undefined) this.byKey.delete(key);
+    else this.byKey.set(key, o);
   }
 
   /**

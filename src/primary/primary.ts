@@ -14,13 +14,16 @@ import { log, setLogRole } from '../shared/log.ts';
 import { configRoute, routes } from './admin/config-route.ts';
 import { registrationRoute } from './admin/registration.ts';
 import { startAdminServer } from './admin/server.ts';
+import { StoreActions } from './admin/store-actions.ts';
 import { adminExposureWarnings, loadOrCreateToken } from './admin/token.ts';
 import { HealthMonitor } from './health/monitor.ts';
 import { computeHealth, type HealthBody, type ReloadOutcome } from './health.ts';
 import { primaryFeatureFamilies } from './metrics/feature-families.ts';
 import { Observability } from './observability.ts';
 import { BackendOverrides } from './overrides.ts';
+import { OverridesStateFile, restoreOverrides, saveAfterDrop } from './overrides-state.ts';
 import { type RateLimitService, startRateLimits } from './ratelimit/service.ts';
+import { RevisionWaiter } from './revision-wait.ts';
 import { TicketKeyRotation } from './ticket-keys.ts';
 import { WorkerSet } from './worker-set.ts';
 
@@ -47,6 +50,10 @@ export class Primary {
   private sourceRevision: number | undefined;
   /** Admin API actions on backends, applied on top of every config loaded. */
   private readonly overrides = new BackendOverrides();
+  /** Where they are persisted (source file, admin.state_file); read back at start. */
+  private stateFile: OverridesStateFile | undefined;
+  /** Source revisions loaded: a Chainfire admin action waits for its own write here. */
+  private readonly sourceLoaded = new RevisionWaiter();
   /** Metrics, admin API views, dashboard (obs.metrics and obs.api are where modules plug in). */
   readonly obs: Observability;
   /** Active probes, passive ejections and drains; its down set goes to every worker. */
@@ -59,6 +66,7 @@ export class Primary {
       workers: this.workers,
       failures: this.failures,
       overrides: this.overrides,
+      stateFile: () => this.stateFile,
       revision: () => this.revision,
       source: () => this.source.description,
       config: () => this.config,
@@ -146,6 +154,13 @@ export class Primary {
     } catch (err) {
       return { ok: false, reason: `admin.tenant_tokens: ${(err as Error).message}` };
     }
+    // Chainfire: backend actions write the store, scoped like the registration endpoints.
+    if (registration)
+      this.obs.api.writer = new StoreActions(
+        registration.access,
+        (rev) => this.waitSourceServed(rev),
+        this.failures,
+      );
     try {
       this.admin = await startAdminServer(
         admin,
@@ -155,6 +170,7 @@ export class Primary {
           registration?.route,
           configRoute(token, () => this.snapshot),
         ),
+        registration?.access.tenant,
       );
     } catch (err) {
       log('error', 'listen failed', {
@@ -289,6 +305,21 @@ export class Primary {
     return this.apply();
   }
 
+  /** A Chainfire admin action wrote store revision `rev`: wait until every worker serves it. */
+  private async waitSourceServed(rev: number): Promise<ReloadOutcome> {
+    const deadline = Date.now() + APPLY_TIMEOUT_MS;
+    const loaded = await this.sourceLoaded.until(rev, APPLY_TIMEOUT_MS);
+    const served = loaded && (await this.workers.waitApplied(this.revision, deadline - Date.now()));
+    return this.outcome(
+      true,
+      served
+        ? []
+        : [
+            `written at store revision ${rev}, but not served by every worker of this FiberLB within ${APPLY_TIMEOUT_MS / 1000} s`,
+          ],
+    );
+  }
+
   private outcome(applied: boolean, issues: readonly string[]): ReloadOutcome {
     const h = this.health().body;
     return {
@@ -320,11 +351,18 @@ export class Primary {
           source: this.source.description,
         });
     }
+    // The first config: the overrides saved by the last run come back before it is applied.
+    const stateFile = next.static.admin.stateFile;
+    if (trigger === 'start' && stateFile !== undefined && next.static.source.type === 'file') {
+      this.stateFile = new OverridesStateFile(stateFile);
+      await restoreOverrides(this.stateFile, this.overrides, this.failures);
+    }
     this.config = next;
     this.reloadsApplied++;
     const { config: served, dropped } = this.overrides.apply(next.dynamic);
     for (const backend of dropped)
       log('warn', 'admin override dropped: the backend is no longer in the config', { backend });
+    if (dropped.length > 0 && this.stateFile) saveAfterDrop(this.stateFile, this.overrides, this.failures);
     this.snapshot = {
       // Above the last one served: an admin action may have taken revisions of its own.
       revision: Math.max(result.revision, this.revision + 1),
@@ -333,6 +371,7 @@ export class Primary {
       config: served,
       accessLog: next.static.accessLog,
     };
+    this.sourceLoaded.reached(result.revision);
     log('info', 'config loaded', { revision: this.snapshot.revision, source: this.source.description });
     this.obs.change({
       revision: this.snapshot.revision,

@@ -114,6 +114,30 @@ export const ERROR_CATALOG = {
     false,
     'tls_passthrough: no valid ClientHello (not TLS, malformed, truncated, over 32 KiB, or not within `client_header`)',
   ),
+  admin_store_unavailable: c(
+    503,
+    'process',
+    false,
+    'an admin API backend action could not read or write Chainfire (unreachable, timed out, refused); nothing was written',
+  ),
+  admin_backend_gone: c(
+    404,
+    'process',
+    false,
+    'an admin API backend action found no Chainfire key for a backend this FiberLB serves (removed meanwhile); nothing was written',
+  ),
+  admin_write_conflict: c(
+    409,
+    'process',
+    false,
+    "an admin API backend action's guarded write lost to a concurrent change on every bounded retry; nothing was written",
+  ),
+  admin_state_file: c(
+    500,
+    'process',
+    false,
+    '`admin.state_file` could not be written (the action is refused, nothing changes) or read at start (served without its overrides)',
+  ),
 } as const satisfies Record<string, ErrorClassInfo>;
 
 export type ErrorClass = keyof typeof ERROR_CATALOG;

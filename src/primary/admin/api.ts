@@ -1,15 +1,21 @@
 // The admin API's answers, computed from what the primary holds: the served config (with the
 // runtime overrides applied), health, workers. Actions (drain / enable / disable / weight /
-// reset) change the overrides and wait until every worker applied the resulting snapshot.
+// reset) go to a BackendWriter (backend-writer.ts): the persisted overrides with the file
+// source, the backend's Chainfire key with the Chainfire source; the answer waits until every
+// worker serves the result.
 
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { backendKey, type Config, type DynamicConfig } from '../../config/model.ts';
+import type { Failures } from '../../shared/failure.ts';
 import type { HealthBody, ReloadOutcome } from '../health.ts';
 import type { BackendOverrides } from '../overrides.ts';
+import type { OverridesStateFile } from '../overrides-state.ts';
 import type { WorkerInfo } from '../worker-set.ts';
+import type { BackendWriter } from './backend-writer.ts';
+import { OverrideActions } from './override-actions.ts';
 import { redactedConfig } from './redact.ts';
-import type { ActionResult, AdminApi, BackendAction } from './routes.ts';
+import { type ActionResult, ADMIN_CALLER, type AdminApi, type BackendAction, type Caller } from './routes.ts';
 
 /** What the admin API reads from (and asks of) the primary. */
 export interface PrimaryView {
@@ -24,6 +30,9 @@ export interface PrimaryView {
   workers(): WorkerInfo[];
   down(): ReadonlySet<string>;
   readonly overrides: BackendOverrides;
+  readonly failures: Failures;
+  /** admin.state_file with the file source, once the first config is read. */
+  stateFile(): OverridesStateFile | undefined;
   /** Rebuild the snapshot with the current overrides, send it, wait for the workers. */
   reapply(reason: string): Promise<ReloadOutcome>;
   reload(): Promise<ReloadOutcome>;
@@ -49,8 +58,17 @@ export class AdminApiImpl implements AdminApi {
   /** Set by the health checker once it exists; until then backends show only the down list. */
   healthDetail: HealthDetail | undefined;
   live: LiveFeed | undefined;
+  /** Where backend actions go; the primary sets the Chainfire one at start for that source. */
+  writer: BackendWriter;
 
-  constructor(private readonly p: PrimaryView) {}
+  constructor(private readonly p: PrimaryView) {
+    this.writer = new OverrideActions({
+      overrides: p.overrides,
+      stateFile: () => p.stateFile(),
+      reapply: (reason) => p.reapply(reason),
+      failures: p.failures,
+    });
+  }
 
   health() {
     return this.p.health();
@@ -89,6 +107,7 @@ export class AdminApiImpl implements AdminApi {
       workers_ready: h.workers_ready,
       listeners_failed: h.listeners_failed,
       overrides: this.p.overrides.entries().length,
+      backend_actions: this.writer.status(),
     };
   }
 
@@ -184,21 +203,29 @@ export class AdminApiImpl implements AdminApi {
     });
   }
 
-  async backendAction(lb: string, pool: string, id: string, a: BackendAction): Promise<ActionResult> {
+  async backendAction(
+    lb: string,
+    pool: string,
+    id: string,
+    a: BackendAction,
+    caller: Caller = ADMIN_CALLER,
+  ): Promise<ActionResult> {
     const list = this.backends(lb, pool) as BackendView[] | undefined;
     if (list === undefined) return { status: 404, body: { error: `pool ${lb}/${pool} not found` } };
     const b = list.find((x) => x.id === id);
     if (!b) return { status: 404, body: { error: `backend ${id} not found in pool ${lb}/${pool}` } };
     const key = b.key;
-    if (a.kind === 'reset') this.p.overrides.clear(key);
-    else if (a.kind === 'weight') this.p.overrides.set(key, { weight: a.weight });
-    else this.p.overrides.set(key, { adminState: a.adminState });
-    const what = a.kind === 'reset' ? 'reset' : a.kind === 'weight' ? `weight ${a.weight}` : a.adminState;
-    const r = await this.p.reapply(`admin: ${key} ${what}`);
-    const now = (this.backends(lb, pool) as BackendView[]).find((x) => x.key === key);
+    const w = await this.writer.write({ lb, pool, id, key }, a, caller);
+    if (!w.ok)
+      return {
+        status: w.status,
+        body: { error: w.error, ...(w.errorClass ? { error_class: w.errorClass } : {}) },
+      };
+    const r = w.outcome;
+    const now = (this.backends(lb, pool) as BackendView[] | undefined)?.find((x) => x.key === key);
     return {
       status: r.ok ? 200 : 503,
-      body: { ok: r.ok, revision: r.revision, issues: r.issues, backend: now ?? null },
+      body: { ok: r.ok, revision: r.revision, issues: r.issues, backend: now ?? null, ...w.extra },
     };
   }
 

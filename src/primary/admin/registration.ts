@@ -11,11 +11,12 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import YAML from 'yaml';
-import type { StaticConfig } from '../../config/model.ts';
+import type { ChainfireSourceConfig, StaticConfig } from '../../config/model.ts';
 import { openStore } from '../../config/sources/chainfire/connect.ts';
 import {
   findPool,
   listBackends,
+  type PoolRef,
   putBackend,
   RegistrationError,
   removeBackend,
@@ -27,7 +28,7 @@ import { tokenMatches } from './token.ts';
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 
-interface Tenant {
+export interface Tenant {
   readonly org: string;
   readonly project: string;
 }
@@ -59,26 +60,57 @@ export function registrationStats(): Readonly<Record<string, number>> {
   return { ...counters };
 }
 
-/** undefined when the source is not Chainfire (the endpoints then do not exist: 404). */
-export function registrationRoute(
-  cfg: StaticConfig,
-): { route: AdminRoute; close(): Promise<void> } | undefined {
+/**
+ * Who may write which backend keys, and the store they are written to: the tenant tokens, the
+ * org/project scope check, and one store client opened on first use. Shared by these
+ * endpoints and the /api/v1 backend actions (admin/store-actions.ts), so both scope alike.
+ */
+export interface TenantAccess {
+  readonly source: ChainfireSourceConfig;
+  /** The tenant a bearer header belongs to (undefined: not a tenant token). */
+  tenant(header: string | undefined): Tenant | undefined;
+  /** May `tenant` write the keys of `pool`? Its load balancer's org and project must be the tenant's. */
+  allowed(tenant: Tenant, pool: PoolRef): boolean;
+  store(): Store;
+  close(): Promise<void>;
+}
+
+export function tenantAccess(cfg: StaticConfig): TenantAccess | undefined {
   const src = cfg.source;
   if (src.type !== 'chainfire') return undefined;
   const tokens = cfg.admin.tenantTokens
     ? readTenantTokens(cfg.admin.tenantTokens)
     : new Map<string, Tenant>();
   let store: Store | undefined;
+  return {
+    source: src,
+    tenant: (header) => tenantFor(tokens, header),
+    allowed: (tenant, pool) => pool.org === tenant.org && pool.project === tenant.project,
+    store: () => {
+      store ??= openStore(src);
+      return store;
+    },
+    close: async () => store?.close(),
+  };
+}
+
+/** undefined when the source is not Chainfire (the endpoints then do not exist: 404). */
+export function registrationRoute(
+  cfg: StaticConfig,
+): { route: AdminRoute; close(): Promise<void>; access: TenantAccess } | undefined {
+  const access = tenantAccess(cfg);
+  if (!access) return undefined;
+  const src = access.source;
   const route: AdminRoute = async (req, res, path) => {
     if (path !== '/v1/backends') return false;
-    const tenant = tenantFor(tokens, req.headers.authorization);
+    const tenant = access.tenant(req.headers.authorization);
     if (!tenant) {
       counters.denied_401++;
       json(res, 401, { error: 'missing or unknown tenant token (admin.tenant_tokens)' });
       return true;
     }
     try {
-      store ??= openStore(src);
+      const store = access.store();
       const url = new URL(req.url ?? '/', 'http://admin');
       const input =
         req.method === 'GET'
@@ -91,7 +123,7 @@ export function registrationRoute(
         input.pool,
         typeof input.lb === 'string' ? input.lb : undefined,
       );
-      if (pool.org !== tenant.org || pool.project !== tenant.project) {
+      if (!access.allowed(tenant, pool)) {
         counters.denied_403++;
         json(res, 403, { error: `pool '${input.pool}' belongs to another tenant` });
         return true;
@@ -150,7 +182,7 @@ export function registrationRoute(
     }
     return true;
   };
-  return { route, close: async () => store?.close() };
+  return { route, close: () => access.close(), access };
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

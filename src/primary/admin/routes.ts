@@ -20,7 +20,13 @@ export interface AdminApi {
   pools(): unknown[];
   /** undefined: no such pool. */
   backends(lb: string, pool: string): unknown[] | undefined;
-  backendAction(lb: string, pool: string, backend: string, action: BackendAction): Promise<ActionResult>;
+  backendAction(
+    lb: string,
+    pool: string,
+    backend: string,
+    action: BackendAction,
+    caller: Caller,
+  ): Promise<ActionResult>;
   /** Static dashboard files by name ("index.html"); undefined = none. */
   asset(name: string): { contentType: string; text: string } | undefined;
   /** Server-sent events for the dashboard (GET /api/v1/events); writes `res` itself. */
@@ -36,7 +42,17 @@ export type BackendAction =
 
 export type ActionResult =
   | { readonly status: 200 | 503; readonly body: Record<string, unknown> }
-  | { readonly status: 404 | 409; readonly body: { error: string } };
+  | { readonly status: number; readonly body: { error: string; readonly [k: string]: unknown } };
+
+/**
+ * Who called: the admin token (everything), or a tenant token from admin.tenant_tokens
+ * (Chainfire only; backend actions on its own org/project's pools, as /v1/backends scopes them).
+ */
+export type Caller =
+  | { readonly kind: 'admin' }
+  | { readonly kind: 'tenant'; readonly org: string; readonly project: string };
+
+export const ADMIN_CALLER: Caller = { kind: 'admin' };
 
 export type Reply =
   | { readonly status: number; readonly json: unknown }
@@ -49,14 +65,18 @@ export interface RouteContext {
   readonly query: URLSearchParams;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  readonly caller: Caller;
 }
 
 export interface Route {
   readonly method: 'GET' | 'POST';
   /** "/api/v1/pools/{lb}/{pool}/backends": `{name}` matches one path segment. */
   readonly path: string;
-  /** open: no token; metrics: open only with admin.metrics_open; token: bearer token. */
-  readonly auth: 'open' | 'token' | 'metrics';
+  /**
+   * open: no token; metrics: open only with admin.metrics_open; token: the admin bearer token;
+   * scoped: the admin token or a tenant token (the handler checks the tenant's scope).
+   */
+  readonly auth: 'open' | 'token' | 'metrics' | 'scoped';
   /** undefined when the handler wrote the response itself (SSE). */
   handle(ctx: RouteContext): Reply | undefined | Promise<Reply | undefined>;
 }
@@ -65,8 +85,8 @@ const ok = (json: unknown): Reply => ({ status: 200, json });
 const notFound = (what: string): Reply => ({ status: 404, json: { error: `${what} not found` } });
 
 function action(kind: BackendAction): Route['handle'] {
-  return async ({ api, params }) => {
-    const r = await api.backendAction(params.lb!, params.pool!, params.backend!, kind);
+  return async ({ api, params, caller }) => {
+    const r = await api.backendAction(params.lb!, params.pool!, params.backend!, kind, caller);
     return { status: r.status, json: r.body };
   };
 }
@@ -112,26 +132,26 @@ export const ROUTES: readonly Route[] = [
   {
     method: 'POST',
     path: `${BACKEND}/drain`,
-    auth: 'token',
+    auth: 'scoped',
     handle: action({ kind: 'admin_state', adminState: 'drain' }),
   },
   {
     method: 'POST',
     path: `${BACKEND}/disable`,
-    auth: 'token',
+    auth: 'scoped',
     handle: action({ kind: 'admin_state', adminState: 'disabled' }),
   },
   {
     method: 'POST',
     path: `${BACKEND}/enable`,
-    auth: 'token',
+    auth: 'scoped',
     handle: action({ kind: 'admin_state', adminState: 'enabled' }),
   },
-  { method: 'POST', path: `${BACKEND}/reset`, auth: 'token', handle: action({ kind: 'reset' }) },
+  { method: 'POST', path: `${BACKEND}/reset`, auth: 'scoped', handle: action({ kind: 'reset' }) },
   {
     method: 'POST',
     path: `${BACKEND}/weight`,
-    auth: 'token',
+    auth: 'scoped',
     handle: async (ctx) => {
       const w = (ctx.body as { weight?: unknown } | undefined)?.weight;
       if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > 1000)

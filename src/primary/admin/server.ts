@@ -5,7 +5,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AdminConfig } from '../../config/model.ts';
-import { type AdminApi, matchRoute, type Reply, ROUTES } from './routes.ts';
+import { ADMIN_CALLER, type AdminApi, type Caller, matchRoute, type Reply, ROUTES } from './routes.ts';
 import { tokenMatches } from './token.ts';
 
 /** Request bodies the admin API accepts (a weight, an empty action): small. */
@@ -14,11 +14,17 @@ const MAX_BODY = 16 * 1024;
 /** Routes with their own auth, tried before the table (Chainfire registration: tenant tokens). */
 export type ExtraRoutes = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean>;
 
+/** A tenant token's org/project (Chainfire's admin.tenant_tokens), for `scoped` routes. */
+export type TenantLookup = (
+  authorization: string | undefined,
+) => { org: string; project: string } | undefined;
+
 export function startAdminServer(
   cfg: AdminConfig,
   token: string,
   api: AdminApi,
   extra?: ExtraRoutes,
+  tenants?: TenantLookup,
 ): Promise<Server> {
   const server = createServer((req, res) => {
     void handle(req, res).catch((err: Error) => {
@@ -33,9 +39,14 @@ export function startAdminServer(
     if (m === 'method') return json(res, 405, { error: `method ${req.method} not allowed` });
     if (m === undefined) return json(res, 404, { error: 'not found' });
     const open = m.route.auth === 'open' || (m.route.auth === 'metrics' && cfg.metricsOpen);
+    let caller: Caller = ADMIN_CALLER;
     if (!open && !tokenMatches(token, req.headers.authorization)) {
-      req.resume();
-      return json(res, 401, { error: 'missing or wrong bearer token (see admin.token_file)' });
+      const tenant = m.route.auth === 'scoped' ? tenants?.(req.headers.authorization) : undefined;
+      if (!tenant) {
+        req.resume();
+        return json(res, 401, { error: 'missing or wrong bearer token (see admin.token_file)' });
+      }
+      caller = { kind: 'tenant', org: tenant.org, project: tenant.project };
     }
     const body = req.method === 'POST' || req.method === 'PUT' ? await readBody(req) : undefined;
     if (body === null) return json(res, 413, { error: `request body over ${MAX_BODY} bytes` });
@@ -54,6 +65,7 @@ export function startAdminServer(
       req,
       res,
       query: url.searchParams,
+      caller,
     });
     if (reply !== undefined) send(res, reply);
   }

@@ -2,8 +2,8 @@
 // exactly like a fresh read). Written atomically: temp file, fsync, rename over, fsync the
 // directory, so a crash leaves either the old file or the new one, never half of one.
 
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../../shared/atomic-file.ts';
 
 export interface LastGood {
   readonly revision: number;
@@ -14,34 +14,13 @@ export interface LastGood {
 const FORMAT = 1;
 
 export async function writeLastGood(path: string, state: LastGood): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const body = JSON.stringify({
     format: FORMAT,
     revision: state.revision,
     prefix: state.prefix,
     kvs: Object.fromEntries(state.kvs),
   });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const f = await open(tmp, 'w', 0o600);
-  try {
-    await f.writeFile(body);
-    await f.sync();
-  } finally {
-    await f.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await writeFileAtomic(path, body);
 }
 
 /** The saved state, or why there is none usable (missing, unreadable, corrupt, other prefix). */

@@ -95,19 +95,98 @@ export async function setAdminState(
   state: 'enabled' | 'drain',
 ): Promise<{ key: string; revision: number }> {
   const key = backendKeyFor(prefix, pool, backendId(address, port));
-  for (let attempt = 0; attempt < 5; attempt++) {
+  const r = await patchBackend(
+    store,
+    key,
+    { admin_state: state },
+    `no backend ${backendId(address, port)} in pool '${pool.poolId}'`,
+  );
+  return { key, revision: r.revision };
+}
+
+/** How often a guarded write is tried again after losing to a concurrent change. */
+export const PATCH_ATTEMPTS = 5;
+
+/**
+ * Set fields of an existing backend key's JSON value, guarded by its mod_revision: when the key
+ * changed between the read and the write, the write is refused by the store and tried again on
+ * the new value (at most PATCH_ATTEMPTS times, then 409), so a concurrent change is never lost.
+ * A key on a lease (an ephemeral registration) stays on that lease. Every failure leaves the
+ * key as it was: a refused transaction writes nothing.
+ */
+export async function patchBackend(
+  store: Store,
+  key: string,
+  patch: { readonly admin_state?: 'enabled' | 'drain' | 'disabled'; readonly weight?: number },
+  missing = `no backend key ${key}`,
+): Promise<{ key: string; revision: number; value: Record<string, unknown>; attempts: number }> {
+  for (let attempt = 1; attempt <= PATCH_ATTEMPTS; attempt++) {
     const { kvs } = await store.range(key);
     const kv = kvs.find((x) => x.key === key);
-    if (!kv)
-      throw new RegistrationError(`no backend ${backendId(address, port)} in pool '${pool.poolId}'`, 404);
-    const value = { ...(JSON.parse(kv.value) as object), admin_state: state };
-    const r = await store.txn(
-      [{ put: key, value: JSON.stringify(value), ...(kv.lease !== '0' ? { lease: kv.lease } : {}) }],
-      [{ key, modRevision: kv.modRevision }],
-    );
-    if (r.ok) return { key, revision: r.revision };
+    if (!kv) throw new RegistrationError(missing, 404);
+    let old: unknown;
+    try {
+      old = JSON.parse(kv.value);
+    } catch {
+      old = undefined;
+    }
+    if (old === null || typeof old !== 'object' || Array.isArray(old))
+      throw new RegistrationError(`${key} does not hold a JSON object; not changed`, 409);
+    const value = { ...(old as Record<string, unknown>), ...patch };
+    let r: { ok: boolean; revision: number };
+    try {
+      r = await store.txn(
+        [{ put: key, value: JSON.stringify(value), ...(kv.lease !== '0' ? { lease: kv.lease } : {}) }],
+        [{ key, modRevision: kv.modRevision }],
+      );
+    } catch (err) {
+      // The registrant's lease ran out between the read and the write: the key is going.
+      if (/lease not found/i.test((err as Error).message))
+        throw new RegistrationError(`${missing} (its lease expired)`, 404);
+      throw err;
+    }
+    if (r.ok) return { key, revision: r.revision, value, attempts: attempt };
   }
-  throw new RegistrationError(`backend ${key} keeps changing; try again`, 409);
+  throw new RegistrationError(
+    `backend ${key} kept changing (${PATCH_ATTEMPTS} guarded writes lost to concurrent changes); nothing written, try again`,
+    409,
+  );
+}
+
+/**
+ * The store key of the backend a FiberLB serves as `lbName/poolName/id` (names and id as the
+ * assembled config has them: a value's `name`/`id` win over the key's segment), with its pool.
+ */
+export async function findBackend(
+  store: Store,
+  prefix: string,
+  lbName: string,
+  poolName: string,
+  id: string,
+): Promise<{ pool: PoolRef; key: string }> {
+  const { kvs: lbs } = await store.range(`${prefix}loadbalancers/`);
+  const lb = lbs
+    .map((kv) => ({ kv, ref: parseKey(prefix, kv.key) }))
+    .find(({ kv, ref }) => ref?.kind === 'lb' && nameOf(kv.value, 'name', ref.lbId) === lbName);
+  if (lb?.ref?.kind !== 'lb')
+    throw new RegistrationError(`no load balancer '${lbName}' under ${prefix}loadbalancers/`, 404);
+  const pool = await findPool(store, prefix, poolName, lb.ref.lbId);
+  const { kvs } = await store.range(`${prefix}backends/${pool.poolId}/`);
+  for (const kv of kvs) {
+    const ref = parseKey(prefix, kv.key);
+    if (ref?.kind === 'backend' && nameOf(kv.value, 'id', ref.backendId) === id) return { pool, key: kv.key };
+  }
+  throw new RegistrationError(`no key for backend '${id}' under ${prefix}backends/${pool.poolId}/`, 404);
+}
+
+/** value[field] when the value is JSON with that string field, else the key's segment. */
+function nameOf(value: string, field: string, fallback: string): string {
+  try {
+    const v = JSON.parse(value) as Record<string, unknown>;
+    return typeof v?.[field] === 'string' ? (v[field] as string) : fallback;
+  } catch {
+    return fallback; // a quarantined value: still addressable by its key
+  }
 }
 
 export async function removeBackend(
