@@ -555,7 +555,7 @@ class LimitedUpgrade implements LimitedRequest<PoolRuntime> {
   // While a lease is asked for nobody else watches the socket (Node's server dropped its
   // listeners at the upgrade, http-proxy has not added its own yet). It is still read into
   // its own buffer (bounded by its highWaterMark; bytes stay there for the tunnel), so a FIN
-  // shows as 'end' and a reset as 'error'.
+  // with nothing unread ahead of it shows as 'end', a reset as 'error'.
   private watching = false;
   private readonly onError = (): void => {
     this.socket.destroy();
