@@ -299,6 +299,8 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       proto: this.proto,
       peerIp: info.ip,
       peerTrusted: info.trusted,
+      // Upgrades pass the same L7 rate limits as plain requests.
+      limits: c.limits,
     };
     this.tunnels.handle(site, req, socket, head);
   }

@@ -13,7 +13,10 @@
 // Any server's 'upgrade' event can call Tunnels.handle() (http today, https once it opens).
 // Upgrades other than WebSocket (h2c, ...) are refused with 501.
 //
-// Limits: a tunnel is a client connection, so connection_limit bounds tunnels too (Node's
+// Limits: an upgrade request passes the same L7 `rate_limit`s as any request (listener's and
+// route's, ratelimit/request-limits.ts), after routing and before the backend pick; over one it
+// gets the HTTP path's 429 on the raw socket and nothing reaches a backend.
+// A tunnel is a client connection, so connection_limit bounds tunnels too (Node's
 // maxConnections counts upgraded sockets). Tunnels do not take one of the backend's in-flight
 // request slots (upstream/admission.ts): a slot held for hours would starve plain requests.
 // They do count as the backend's active connections for least_connections.
@@ -34,10 +37,11 @@ import {
 import { errorText } from '../../shared/failure.ts';
 import { log } from '../../shared/log.ts';
 import { backendAddress, type ListenerState, listenerName, type WorkerEnv } from '../context.ts';
+import type { LimitedRequest, RequestLimits } from '../ratelimit/request-limits.ts';
 import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
-import type { Router } from '../routing/router.ts';
+import type { Router, RouteTarget } from '../routing/router.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
 import { PLAIN_TRANSPORT, tlsClientOptions, transportKey } from '../upstream/transport.ts';
 import { clientIp, type RequestHead, rewriteRequestHeaders, validAuthority } from './headers.ts';
@@ -64,6 +68,8 @@ export interface UpgradeSite {
   /** Normalized peer address (after PROXY protocol) and whether it is a trusted proxy. */
   readonly peerIp: string;
   readonly peerTrusted: boolean;
+  /** The listener's L7 rate limits (its own and its routes'), undefined when it has none. */
+  readonly limits: RequestLimits<PoolRuntime> | undefined;
 }
 
 const counters = {
@@ -212,18 +218,39 @@ export class Tunnels {
       return;
     }
     const pool = route.pool;
-    const target = pool?.pick(
+    if (pool === undefined || pool.availableCount() === 0) {
+      this.unavailable(site, socket, route, rh);
+      return;
+    }
+    const limits = site.limits?.limitsFor(route.index);
+    if (limits !== undefined) {
+      // As for a plain request (listener.ts): after routing, before the pick, on the client's
+      // own headers (req.headers is replaced only in tunnel()).
+      const u = new LimitedUpgrade(this, site, req, socket, head, rh, route);
+      site.limits!.admit(u, limits, route.index, pool, false);
+      u.admitCalled();
+      return;
+    }
+    this.tunnel(site, req, socket, head, rh, route, pool);
+  }
+
+  /** Past routing and rate limits: pick a backend and hand the request to http-proxy. */
+  tunnel(
+    site: UpgradeSite,
+    req: IncomingMessage,
+    socket: Socket,
+    head: Buffer,
+    rh: RequestHead,
+    route: RouteTarget,
+    pool: PoolRuntime,
+  ): void {
+    const l = site.state.listener;
+    const upgrade = req.headers.upgrade ?? '';
+    const target = pool.pick(
       byKey(clientIp(site.peerIp, site.peerTrusted, rh.forwardedFor, l.trustedProxies)),
     );
-    if (pool === undefined || target === undefined) {
-      this.refuse(
-        site,
-        socket,
-        'no_healthy_backend',
-        `no healthy backend in pool '${route.poolName}'`,
-        undefined,
-        rh,
-      );
+    if (target === undefined) {
+      this.unavailable(site, socket, route, rh);
       return;
     }
 
@@ -261,8 +288,27 @@ export class Tunnels {
     t.watchClient();
   }
 
+  private unavailable(site: UpgradeSite, socket: Socket, route: RouteTarget, rh: RequestHead): void {
+    const msg = `no healthy backend in pool '${route.poolName}'`;
+    this.refuse(site, socket, 'no_healthy_backend', msg, undefined, rh);
+  }
+
+  /**
+   * Over an L7 rate limit: what the HTTP path sends (exchange.ts fail/sendError: 429, body
+   * naming the class, X-Request-Id, Retry-After and RateLimit-*), counted as `rate_limited`.
+   */
+  rateLimited(site: UpgradeSite, socket: Socket, rh: RequestHead, headers: string[], msg: string): void {
+    this.env.failures.report('rate_limited', 'upgrade refused', {
+      listener: listenerName(site.state),
+      client: site.peerIp,
+      request_id: rh.requestId || undefined,
+      error: msg,
+    });
+    answer(socket, statusForError('rate_limited'), 'rate_limited', headers, rh.requestId);
+  }
+
   /** Answer an upgrade request we will not tunnel, count it, close. */
-  private refuse(
+  refuse(
     site: UpgradeSite,
     socket: Socket,
     cls: ErrorClass,
@@ -276,7 +322,9 @@ export class Tunnels {
       request_id: rh?.requestId || undefined,
       error: err === undefined ? msg : errorText(err),
     });
-    answer(socket, statusForError(cls), msg);
+    // A class without a status (client_abort) has nobody to answer.
+    if (ERROR_CATALOG[cls].status === undefined) socket.destroy();
+    else answer(socket, statusForError(cls), msg);
   }
 
   /** A tunnel has closed on both sides. */
@@ -497,18 +545,119 @@ class Tunnel {
   }
 }
 
+/**
+ * An upgrade request waiting on the L7 rate limits (LimitedRequest): the limiter calls
+ * proceed() or refuse() once, at once or after the primary answered a lease request.
+ */
+class LimitedUpgrade implements LimitedRequest<PoolRuntime> {
+  private done = false;
+  private key: string | undefined = undefined;
+  // While a lease is asked for nobody else watches the socket (Node's server dropped its
+  // listeners at the upgrade, http-proxy has not added its own yet). It is still read into
+  // its own buffer (bounded by its highWaterMark; bytes stay there for the tunnel), so a FIN
+  // with nothing unread ahead of it shows as 'end', a reset as 'error'.
+  private watching = false;
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+  private readonly onGone = (): void => {
+    if (this.settle()) this.aborted();
+  };
+
+  constructor(
+    private readonly owner: Tunnels,
+    private readonly site: UpgradeSite,
+    readonly req: IncomingMessage,
+    private readonly socket: Socket,
+    private readonly head: Buffer,
+    private readonly rh: RequestHead,
+    private readonly route: RouteTarget,
+  ) {}
+
+  get host(): string | undefined {
+    return this.rh.host;
+  }
+
+  /** The client address, by the same trusted-proxy rule as a plain request's. */
+  hashKey(): string {
+    this.key ??= clientIp(
+      this.site.peerIp,
+      this.site.peerTrusted,
+      this.rh.forwardedFor,
+      this.site.state.listener.trustedProxies,
+    );
+    return this.key;
+  }
+
+  /** admit() returned: if it did not decide yet, watch the socket until it does. */
+  admitCalled(): void {
+    if (this.done) return;
+    const s = this.socket;
+    this.watching = true;
+    s.on('error', this.onError);
+    s.once('end', this.onGone);
+    s.once('close', this.onGone);
+  }
+
+  /** First decision wins; stop watching the socket. */
+  private settle(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.watching) {
+      const s = this.socket;
+      s.off('error', this.onError);
+      s.off('end', this.onGone);
+      s.off('close', this.onGone);
+    }
+    return true;
+  }
+
+  /** The client left (FIN, reset) while the lease was asked for: as a plain request's. */
+  private aborted(): void {
+    const msg = 'client closed before the upgrade completed';
+    this.owner.refuse(this.site, this.socket, 'client_abort', msg, undefined, this.rh);
+  }
+
+  proceed(pool: PoolRuntime): void {
+    if (!this.settle()) return;
+    if (this.socket.destroyed) {
+      this.aborted();
+      return;
+    }
+    try {
+      this.owner.tunnel(this.site, this.req, this.socket, this.head, this.rh, this.route, pool);
+    } catch (err) {
+      // Possibly called from a lease answer: a bug must cost one connection, not the worker.
+      this.owner.refuse(this.site, this.socket, 'internal_error', 'upgrade failed', err, this.rh);
+    }
+  }
+
+  refuse(headers: string[], message: string): void {
+    if (!this.settle()) return;
+    if (this.socket.destroyed) this.aborted();
+    else this.owner.rateLimited(this.site, this.socket, this.rh, headers, message);
+  }
+}
+
 /** A short HTTP answer on the raw socket, then close (destroyed once flushed). */
-function answer(socket: Socket, status: number, text: string): void {
+function answer(
+  socket: Socket,
+  status: number,
+  text: string,
+  extra?: readonly string[],
+  requestId = '',
+): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
   const reason = http.STATUS_CODES[status] ?? '';
   const body = `${status} ${reason}: ${text}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  let head = `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`;
+  if (requestId !== '') head += `x-request-id: ${requestId}\r\n`;
+  if (extra !== undefined)
+    for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
+  socket.end(`${head}connection: close\r\n\r\n${body}`);
   socket.destroySoon();
   // A client that never reads must not hold the socket: cut it if it has not flushed soon.
   setTimeout(() => socket.destroy(), FLUSH_MS).unref();

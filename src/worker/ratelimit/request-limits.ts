@@ -26,15 +26,20 @@ import {
   type LeaseWaiter,
 } from './lease-client.ts';
 
-/** What the limiter needs from a request (the HTTP exchange). */
+/**
+ * What the limiter needs from a request: a plain one (http/exchange.ts HttpExchange) or a
+ * WebSocket upgrade (http/upgrade.ts LimitedUpgrade), so both pass the same limits.
+ */
 export interface LimitedRequest<P> {
   /** The client address (socket peer, or XFF / PROXY from a trusted peer). */
   hashKey(): string;
+  /** The request's Host (after rewriting), for `key: host`. */
   readonly host: string | undefined;
+  /** The client's own request headers, for `key: header:NAME`. */
   readonly req: { readonly headers: IncomingHttpHeaders };
-  /** Passed every limit: go on to the backend. */
+  /** Passed every limit (called at most once): go on to the backend. */
   proceed(pool: P, expectContinue: boolean): void;
-  /** Over a limit: answer 429 with these extra headers. */
+  /** Over a limit (called at most once): answer 429 with these extra headers. */
   refuse(headers: string[], message: string): void;
 }
 
