@@ -431,6 +431,7 @@ describe('valid config', () => {
                 maxSessions: 10_000,
                 bufferBodyBytes: 65_536,
                 minBodyRate: 256,
+                drainBodyBytes: 1_048_576,
               },
               trustedProxies: [],
               acceptProxyProtocol: false,
@@ -571,6 +572,7 @@ describe('valid config', () => {
       maxSessions: 10_000,
       bufferBodyBytes: 65_536,
       minBodyRate: 256,
+      drainBodyBytes: 1_048_576,
     });
     assert.deepEqual(
       l.trustedProxies.map((c) => [c.text, c.family, c.prefix]),

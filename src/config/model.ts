@@ -134,6 +134,9 @@ export interface ListenerLimits {
   readonly maxBodyBytes: number;
   /** http: bodies up to this size are read whole before an upstream is taken (0 = never). */
   readonly bufferBodyBytes: number;
+  /** http: after an early response, the most body bytes read and dropped to keep the
+   * connection (more: closed after the response; 0 = always close). */
+  readonly drainBodyBytes: number;
   /** http: slowest request body accepted, bytes/s over a sliding window (0 = no minimum). */
   readonly minBodyRate: number;
   /** udp: max concurrent client sessions per worker. */

@@ -727,6 +727,7 @@ const LIMIT_KEYS = [
   'max_sessions',
   'buffer_body',
   'min_body_rate',
+  'drain_body',
 ] as const;
 
 function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): ListenerLimits {
@@ -736,6 +737,7 @@ function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): L
   allowedOn(w, f, 'max_sessions', protocol, ['udp']);
   allowedOn(w, f, 'buffer_body', protocol, HTTP);
   allowedOn(w, f, 'min_body_rate', protocol, HTTP);
+  allowedOn(w, f, 'drain_body', protocol, HTTP);
   return {
     maxHeaderBytes: w.size(f, 'max_header_bytes', 16 * 1024, 1024, 1024 * 1024),
     // 100 like Envoy (HAProxy: 101). Node alone would pass 1000 and drop the rest silently.
@@ -748,6 +750,9 @@ function validateLimits(w: Walker, f: Fields, protocol: Protocol | undefined): L
     // bodies that trickle; Kestrel's MinRequestBodyDataRate (240 B/s) is the same idea.
     minBodyRate: w.size(f, 'min_body_rate', 256, 0, 1024 * 1024 * 1024),
     maxSessions: w.int(f, 'max_sessions', 1, Number.MAX_SAFE_INTEGER, 10_000),
+    // 1 MiB: NGINX's client_max_body_size default, and cheap to read on a fast link; what a
+    // client still owes past it costs less as a new connection than as bytes read for nothing.
+    drainBodyBytes: w.size(f, 'drain_body', 1024 * 1024, 0, 16 * 1024 * 1024),
   };
 }
 

@@ -100,6 +100,7 @@ export function listenerConfig(port: number, o: ListenerOverrides = {}): Listene
       maxBodyBytes: 0,
       maxSessions: 1000,
       bufferBodyBytes: 0,
+      drainBodyBytes: 1024 * 1024,
       minBodyRate: 0,
       ...limits,
     },

@@ -91,6 +91,7 @@ export function l4Listener(protocol: Protocol, port: number, o: L4ListenerOverri
       maxBodyBytes: 1 << 20,
       maxSessions: 1000,
       bufferBodyBytes: 0,
+      drainBodyBytes: 1024 * 1024,
       minBodyRate: 0,
       ...limits,
     },

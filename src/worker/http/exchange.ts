@@ -37,6 +37,7 @@ import {
   retriableFailure,
   retryAfterMs,
 } from '../upstream/retry.ts';
+import { drainBody } from './body-drain.ts';
 import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 import { chunkForTrailers, trailersReach } from './trailers.ts';
@@ -61,14 +62,18 @@ type Tagged<T> = T & { [kExchange]?: HttpExchange };
 const ABORTED = new Error('request settled by the proxy');
 
 const NO_HEADERS: string[] = [];
+/** The prefix of a streamed body that was not buffered first. */
+const NO_PREFIX = Buffer.alloc(0);
 
 // How the request body travels (bodyMode).
 const NO_BODY = 0;
 /** Read whole into `buffered`, then dispatched as one Buffer. */
 const BUFFER = 1;
-/** The client's stream itself is the upstream body (undici reads it). */
+/** The client's stream itself is the upstream body (undici reads it): HTTP/2 only, where
+ * undici destroying it resets one stream, not the connection. */
 const STREAM = 2;
-/** Was buffering, outgrew buffer_body: `body` is a SplicedBody we feed. */
+/** `body` is a SplicedBody we feed: an HTTP/1.x body that streams (from the start, or after
+ * it outgrew buffer_body). */
 const SPLICE = 3;
 
 export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Waiter, PickContext {
@@ -266,8 +271,15 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       req.on('end', onReqEnd);
       return;
     }
-    this.bodyMode = STREAM;
-    this.body = req;
+    if (this.h2) {
+      this.bodyMode = STREAM;
+      this.body = req;
+    } else {
+      // Never the client's own stream: undici destroys the body it has when the backend
+      // answers early, and a destroyed request stalls Node's parser on the connection.
+      this.bodyMode = SPLICE;
+      this.body = new SplicedBody(req, NO_PREFIX);
+    }
     this.send();
   }
 
@@ -354,9 +366,10 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     }
     // Hook the body only now: a 'data' listener switches the stream to flowing, and undici
     // attaches its own right after this call (same tick), so no chunk can be missed.
-    if (this.bodyMode === STREAM && !this.bodyHooked) {
+    if (this.bodyMode !== NO_BODY && !this.bodyHooked) {
       this.bodyHooked = true;
       this.req.on('data', onReqData);
+      if (this.bodyMode === SPLICE) this.req.on('end', onReqEnd);
     }
   }
 
@@ -446,6 +459,26 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
     this.settled = true;
     this.stopBodyTimer();
     this.res.end();
+    // The backend answered before it had all of the client's body. Node's parser goes on to
+    // the next request on this connection only once this body is read to its end.
+    if (this.bodyMode === SPLICE && !this.req.readableEnded) {
+      // Only bytes already off the socket are left (the stream may be paused): drop them.
+      if (this.req.complete) this.req.resume();
+      // The client still sends: read the rest (bounded), or close (body-drain.ts). A draining
+      // listener closes this connection after the response anyway.
+      else if (!this.owner.draining) this.drainRest();
+    }
+  }
+
+  private drainRest(): void {
+    const l = this.state.listener;
+    const total = l.timeouts.clientBodyTotalMs;
+    drainBody(this.req, this.res, this.chunked ? -1 : this.contentLength - this.bodyBytes, {
+      maxBytes: l.limits.drainBodyBytes,
+      gapMs: l.timeouts.clientBodyMs,
+      // bodyStartedAt is set whenever client_body_total is on (startBodyTimers).
+      deadlineMs: total > 0 ? Math.max(1, total - (Date.now() - this.bodyStartedAt)) : 0,
+    });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {

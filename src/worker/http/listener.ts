@@ -24,6 +24,7 @@ import { Router } from '../routing/router.ts';
 import type { AccessLogSink } from '../telemetry/access-log.ts';
 import { listenerStats, recordHttp } from '../telemetry/record.ts';
 import type { ListenerStats } from '../telemetry/stats.ts';
+import { isDraining, isLingering } from './body-drain.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { h2RequestHead } from './h2.ts';
 import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
@@ -278,6 +279,11 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   // --- per request ---
 
   private handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+    // Closing after an early response (body-drain.ts): what follows that body is not served.
+    if (req.httpVersionMajor === 1 && isLingering(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
     const c = this.current;
     this.inflight++;
     const ex = new HttpExchange(this, c.state, req, res);
@@ -383,6 +389,12 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   private onClientError(err: Error & { code?: string }, socket: Duplex): void {
     const code = err.code ?? '';
+    // Reading the rest of a body already answered (body-drain.ts): the client closing or
+    // garbling it costs nobody anything, and nothing more is owed to it.
+    if (isDraining(socket)) {
+      socket.destroy();
+      return;
+    }
     // The request being read is in flight (its body broke off or is malformed, or llhttp
     // refused it after emitting it): its exchange settles it, once, with the client's class.
     // Node's parser is done with this connection either way: close once the answer is out.

@@ -2,8 +2,11 @@
 // - BodyBuffer: a small body read whole into memory before an upstream connection is taken,
 //   so a slow small upload holds none (limits.buffer_body).
 // - RateWindow: bytes received over a sliding window, for limits.min_body_rate.
-// - SplicedBody: a chunked body that outgrew buffer_body while being read, forwarded as the
-//   bytes already read followed by the rest of the client's stream.
+// - SplicedBody: the body undici reads when it streams: a chunked body that outgrew buffer_body
+//   (the bytes already read, then the rest of the client's stream), or any streamed HTTP/1.x
+//   body (no prefix). undici destroys the body it was given when the backend answers early;
+//   it must never be the client's own stream, whose destruction stalls Node's parser on that
+//   connection (body-drain.ts reads the rest instead).
 
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
@@ -91,7 +94,7 @@ export class RateWindow {
 }
 
 /**
- * The buffered prefix, then the rest of `req` as it arrives. The exchange feeds it (push())
+ * The buffered prefix (may be empty), then the rest of `req` as it arrives. The exchange feeds it (push())
  * from its own 'data' listener and pauses `req` when this stream is full; reading resumes it.
  * Destroying it (undici does on abort) leaves the client's stream to the exchange.
  */
