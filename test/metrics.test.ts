@@ -21,6 +21,8 @@ const NAMES = [
   'fiberlb_backend_down',
   'fiberlb_backend_serving',
   'fiberlb_backends_drained_total',
+  'fiberlb_body_drain_bytes_total',
+  'fiberlb_body_drains_total',
   'fiberlb_config_info',
   'fiberlb_config_quarantined_keys',
   'fiberlb_config_reloads_total',

@@ -4,6 +4,7 @@
 // pins them). Per worker; the primary sums them.
 
 import { counter, gauge, type MetricFamily } from '../../shared/metrics.ts';
+import { bodyDrainStats } from '../http/body-drain.ts';
 import { redirectStats } from '../http/redirect.ts';
 import { stats as trailerStats } from '../http/trailers.ts';
 import { stats as tunnelStats } from '../http/upgrade.ts';
@@ -52,6 +53,7 @@ export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
       'HTTP/2 client sessions on https listeners.',
       one(tls.h2Sessions),
     ),
+    ...drainFamilies(),
     counter('fiberlb_redirects_total', 'Requests redirected to https.', one(redirectStats().redirects)),
     gauge('fiberlb_websocket_tunnels', 'WebSocket tunnels open.', one(ws.active)),
     counter('fiberlb_websocket_tunnels_total', 'WebSocket upgrades tunnelled.', one(ws.upgraded)),
@@ -81,6 +83,24 @@ export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
       'fiberlb_trailers_dropped_total',
       'Backend trailers an HTTP/1.x client could not receive.',
       one(tr.dropped),
+    ),
+  ];
+}
+
+/** Request bodies left unread by an early response: dropped (keep-alive goes on) or closed. */
+function drainFamilies(): MetricFamily[] {
+  const d = bodyDrainStats();
+  return [
+    counter('fiberlb_body_drains_total', 'Request bodies left after an early response, by how they ended.', [
+      { labels: { result: 'drained' }, value: d.completed },
+      { labels: { result: 'closed_over_limit' }, value: d.closedOverLimit },
+      { labels: { result: 'closed_timeout' }, value: d.closedTimeout },
+      { labels: { result: 'client_gone' }, value: d.clientGone },
+    ]),
+    counter(
+      'fiberlb_body_drain_bytes_total',
+      'Request body bytes read and dropped after an early response.',
+      one(d.bytes),
     ),
   ];
 }
