@@ -257,3 +257,48 @@ export function markdown(result) {
 function firstLines(s, n = 6) {
   return String(s).split('\n').slice(0, n).join(' ⏎ ').replace(/\|/g, '\\|');
 }
+
+/** A custom scenario's report opens with these: title, --quick note, machine, load average. */
+export function scenarioHeader(meta) {
+  const L = [`# ${meta.title}`, ''];
+  if (meta.quick) L.push('**--quick run: proves the scenario works; not a result.**', '');
+  L.push(
+    `- Date: ${meta.date} · Node ${meta.node} · ${meta.cpuModel} × ${meta.cores} cores · kernel ${meta.kernel}`,
+  );
+  L.push(
+    `- Load average (1/5/15 min) at the start: ${meta.loadAverage.map((x) => x.toFixed(2)).join(' / ')}`,
+  );
+  return L;
+}
+
+/**
+ * Over a target's successful runs (each with a `rate`): rounds, the rate's median, min and max,
+ * and the median of each of `keys`.
+ */
+export function rateSummary(runs, keys = []) {
+  const ok = runs.filter((x) => !x.error);
+  const rates = ok.map((x) => x.rate);
+  const out = {
+    rounds: ok.length,
+    rate: median(rates),
+    rateMin: rates.length ? Math.min(...rates) : null,
+    rateMax: rates.length ? Math.max(...rates) : null,
+  };
+  for (const k of keys) out[k] = median(ok.map((x) => x[k]));
+  return out;
+}
+
+/** The front-page chart of a scenario whose summaries carry rateSummary's figures. */
+export function rateHeadline(metric, targets) {
+  return {
+    metric,
+    bars: Object.values(targets)
+      .filter((t) => t.summary?.rate != null)
+      .map((t) => ({
+        label: t.label,
+        value: t.summary.rate,
+        min: t.summary.rateMin,
+        max: t.summary.rateMax,
+      })),
+  };
+}

@@ -4,40 +4,13 @@
 // tsx) on the load core, the proxy alone on its core; per slot a fresh start, 1 s warm-up, then
 // the measured run. A message crosses the proxy twice (request and echo).
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuDeltaUs, rememberTree, spawnPinned, stop, treeCpu, waitForOutput } from './proc.mjs';
-import { median } from './report.mjs';
+import { wsEchoes } from './load.mjs';
+import { spawnPinned, stop, waitForOutput } from './proc.mjs';
+import { rateHeadline, rateSummary, scenarioHeader } from './report.mjs';
+import { clientRun, measureRounds, per } from './rounds.mjs';
 
-async function client(root, cpu, port, seconds) {
-  const c = spawnPinned(
-    'ws-client',
-    cpu,
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'bench/lib/ws-client.ts'), String(port), String(seconds)],
-    { cwd: root },
-  );
-  const res = await Promise.race([c.exited, sleep((seconds + 20) * 1000).then(() => 'timeout')]);
-  if (res === 'timeout') {
-    await stop(c);
-    throw new Error('ws client did not finish');
-  }
-  const line = c.out.stdout.trim().split('\n').pop();
-  if (!line?.startsWith('{')) throw new Error(`ws client printed no JSON: ${c.out.stderr.slice(-400)}`);
-  return JSON.parse(line);
-}
-
-export async function run({
-  root,
-  loadCpu,
-  rounds,
-  durationS,
-  meta,
-  state,
-  log,
-  startTarget,
-  writeResults,
-  runnable,
-}) {
+export async function run(ctx) {
+  const { root, loadCpu, durationS, meta, log } = ctx;
   const echo = spawnPinned(
     'ws-echo',
     loadCpu,
@@ -47,49 +20,23 @@ export async function run({
   );
   const port = Number((await waitForOutput(echo, /listening (\d+)/))[1]);
   meta.backend = `WebSocket echo (bench/peers/ws-echo.ts), pinned to CPU ${loadCpu}`;
+  const client = (p, seconds) => wsEchoes({ root, cpu: loadCpu, port: p, durationS: seconds });
   try {
-    for (let round = 1; round <= rounds; round++) {
-      const order = runnable();
-      const k = (round - 1) % Math.max(1, order.length);
-      const rotated = [...order.slice(k), ...order.slice(0, k)];
-      log(`round ${round}/${rounds}: ${rotated.map((t) => t.name).join(' → ')}`);
-      for (const t of rotated) {
-        const started = await startTarget(t, port);
-        if (!started) continue;
-        const run = { round };
-        try {
-          await client(root, loadCpu, started.port, 1); // warm-up: sessions, JIT
-          if (started.child) rememberTree(started.child);
-          const c0 = started.child ? treeCpu(started.child.pid) : undefined;
-          const r = await client(root, loadCpu, started.port, durationS);
-          const cpuUs = started.child ? cpuDeltaUs(c0, treeCpu(started.child.pid)) : undefined;
-          Object.assign(run, r, {
-            cpuUsPerMessage: cpuUs === undefined ? undefined : cpuUs / r.messages,
-            proxyCpuUtil: cpuUs === undefined ? undefined : cpuUs / (r.durationS * 1e6),
-          });
-          log(
-            `  ${t.name.padEnd(12)} ${Math.round(r.rate)} messages/s${run.cpuUsPerMessage ? `, ${run.cpuUsPerMessage.toFixed(1)} µs each (core ${Math.round(run.proxyCpuUtil * 100)}%)` : ''}`,
-          );
-        } catch (e) {
-          run.error = e.message;
-          log(`  ${t.name}: ${e.message}`);
-        } finally {
-          if (started.child) await stop(started.child);
-        }
-        state[t.name].runs.push(run);
-        const ok = state[t.name].runs.filter((x) => !x.error);
-        const rates = ok.map((x) => x.rate);
-        state[t.name].summary = {
-          rounds: ok.length,
-          rate: median(rates),
-          rateMin: rates.length ? Math.min(...rates) : null,
-          rateMax: rates.length ? Math.max(...rates) : null,
-          cpuUsPerMessage: median(ok.map((x) => x.cpuUsPerMessage)),
-          proxyCpuUtil: median(ok.map((x) => x.proxyCpuUtil)),
-        };
-      }
-      writeResults();
-    }
+    await measureRounds(
+      ctx,
+      port,
+      async (started, run, t) => {
+        const { r, cpuUs } = await clientRun(started, client, durationS);
+        Object.assign(run, r, {
+          cpuUsPerMessage: per(cpuUs, r.messages),
+          proxyCpuUtil: per(cpuUs, r.durationS * 1e6),
+        });
+        log(
+          `  ${t.name.padEnd(12)} ${Math.round(r.rate)} messages/s${run.cpuUsPerMessage ? `, ${run.cpuUsPerMessage.toFixed(1)} µs each (core ${Math.round(run.proxyCpuUtil * 100)}%)` : ''}`,
+        );
+      },
+      (runs) => rateSummary(runs, ['cpuUsPerMessage', 'proxyCpuUtil']),
+    );
   } finally {
     await stop(echo);
   }
@@ -99,14 +46,7 @@ const f0 = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
 const f1 = (x) => (x == null ? '–' : x.toFixed(1));
 
 export function markdown({ meta, targets }) {
-  const L = [`# ${meta.title}`, ''];
-  if (meta.quick) L.push('**--quick run: proves the scenario works; not a result.**', '');
-  L.push(
-    `- Date: ${meta.date} · Node ${meta.node} · ${meta.cpuModel} × ${meta.cores} cores · kernel ${meta.kernel}`,
-  );
-  L.push(
-    `- Load average (1/5/15 min) at the start: ${meta.loadAverage.map((x) => x.toFixed(2)).join(' / ')}`,
-  );
+  const L = scenarioHeader(meta);
   L.push(
     `- Backend: ${meta.backend}; client: 20 connections × 4 messages (64 bytes) in flight; proxy on CPU ${meta.proxyCpu}; ${meta.rounds} round(s) × ${meta.durationS} s, medians`,
     '',
@@ -138,15 +78,5 @@ export function markdown({ meta, targets }) {
 }
 
 export function headline({ targets }) {
-  return {
-    metric: 'WebSocket echo messages per second, median and min–max (higher is better)',
-    bars: Object.values(targets)
-      .filter((t) => t.summary?.rate != null)
-      .map((t) => ({
-        label: t.label,
-        value: t.summary.rate,
-        min: t.summary.rateMin,
-        max: t.summary.rateMax,
-      })),
-  };
+  return rateHeadline('WebSocket echo messages per second, median and min–max (higher is better)', targets);
 }
