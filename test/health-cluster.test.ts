@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import autocannon from 'autocannon';
-import { startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { lbConfigHead, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { adminReload, adminStatus, healthBackends, startHcLb, waitFor } from './helpers/health-backends.ts';
 import { readToEnd, tcpConnect, tcpEcho } from './helpers/l4-backends.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
@@ -118,16 +118,7 @@ describe('health end to end (2 workers)', () => {
     const port = await freeTcpPort();
     const file = writeConfig(
       dir,
-      `
-admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
-cluster: { workers: 2, drain_timeout: 1s }
-load_balancers:
-  - name: l4
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: raw, port: ${port}, protocol: tcp, default_pool: echo }
+      `${lbConfigHead(admin, 'workers: 2, drain_timeout: 1s', 'l4')}      - { name: raw, port: ${port}, protocol: tcp, default_pool: echo }
     pools:
       - name: echo
         health_check: { type: tcp, interval: ${INTERVAL}ms, timeout: 100ms, rise: 2, fall: 2 }

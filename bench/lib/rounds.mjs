@@ -1,8 +1,10 @@
 // The round loop every measuring scenario shares (bench/README.md, "Per target and round"):
 // targets interleaved, the order rotated one place each round so that noise spreads over all
 // of them, results written after every round. For the custom scenarios (udp, ws, l4-bulk) also
-// the slot: the target started fresh, measured, and stopped even when the measurement failed.
+// the slot: the target started fresh, measured, and stopped even when the measurement failed;
+// and for the echo scenarios (udp, ws) the whole measurement around their load client.
 import { cpuDeltaUs, rememberTree, stop, treeCpu } from './proc.mjs';
+import { rateSummary } from './report.mjs';
 
 /** `order` rotated by `round - 1` places (rounds count from 1). */
 export function rotated(order, round) {
@@ -56,15 +58,29 @@ export function proxyCpu(started) {
 }
 
 /**
- * A load client's measured run against a started target: first 1 s unmeasured (sessions, JIT),
- * then `client(port, durationS)` with the target's CPU across it: { r, cpuUs }.
+ * measureRounds for an echo scenario's load client (udp, ws): per slot 1 s unmeasured (sessions,
+ * JIT), then `client(port, durationS)` with the target's CPU across it. The run is the client's
+ * figures plus `[cpuKey]` (proxy CPU µs per one of the `units(r)` it counted) and proxyCpuUtil;
+ * `line(r)` is logged with those; the summary is rateSummary() of both plus `extra(okRuns)`.
  */
-export async function clientRun(started, client, durationS) {
-  await client(started.port, 1);
-  if (started.child) rememberTree(started.child);
-  const cpu = proxyCpu(started);
-  const r = await client(started.port, durationS);
-  return { r, cpuUs: cpu() };
+export async function clientRounds(ctx, backendPort, { client, cpuKey, units, line, extra = () => ({}) }) {
+  const { durationS, log } = ctx;
+  await measureRounds(
+    ctx,
+    backendPort,
+    async (started, run, t) => {
+      await client(started.port, 1);
+      if (started.child) rememberTree(started.child);
+      const cpu = proxyCpu(started);
+      const r = await client(started.port, durationS);
+      const cpuUs = cpu();
+      Object.assign(run, r, { [cpuKey]: per(cpuUs, units(r)), proxyCpuUtil: per(cpuUs, r.durationS * 1e6) });
+      log(
+        `  ${t.name.padEnd(12)} ${line(r)}${run[cpuKey] ? `, ${run[cpuKey].toFixed(1)} µs each (core ${Math.round(run.proxyCpuUtil * 100)}%)` : ''}`,
+      );
+    },
+    (runs) => ({ ...rateSummary(runs, [cpuKey, 'proxyCpuUtil']), ...extra(runs.filter((x) => !x.error)) }),
+  );
 }
 
 /** `cpuUs / n`, or undefined when there is no CPU figure (direct). */

@@ -5,11 +5,11 @@
 import path from 'node:path';
 import { udpRoundTrips } from './load.mjs';
 import { spawnPinned, stop, waitForOutput } from './proc.mjs';
-import { rateHeadline, rateSummary, scenarioHeader } from './report.mjs';
-import { clientRun, measureRounds, per } from './rounds.mjs';
+import { rateHeadline, scenarioHeader } from './report.mjs';
+import { clientRounds } from './rounds.mjs';
 
 export async function run(ctx) {
-  const { root, loadCpu, durationS, meta, log } = ctx;
+  const { root, loadCpu, meta } = ctx;
   const echo = spawnPinned('udp-echo', loadCpu, process.execPath, [
     path.join(root, 'bench/peers/udp-echo.mjs'),
   ]);
@@ -17,24 +17,13 @@ export async function run(ctx) {
   meta.backend = `node:dgram echo (bench/peers/udp-echo.mjs), pinned to CPU ${loadCpu}`;
   const client = (p, seconds) => udpRoundTrips({ root, cpu: loadCpu, port: p, durationS: seconds });
   try {
-    await measureRounds(
-      ctx,
-      port,
-      async (started, run, t) => {
-        const { r, cpuUs } = await clientRun(started, client, durationS);
-        Object.assign(run, r, {
-          cpuUsPerDatagram: per(cpuUs, r.replies),
-          proxyCpuUtil: per(cpuUs, r.durationS * 1e6),
-        });
-        log(
-          `  ${t.name.padEnd(12)} ${Math.round(r.rate)} round trips/s, lost ${r.lost}${run.cpuUsPerDatagram ? `, ${run.cpuUsPerDatagram.toFixed(1)} µs each (core ${Math.round(run.proxyCpuUtil * 100)}%)` : ''}`,
-        );
-      },
-      (runs) => ({
-        ...rateSummary(runs, ['cpuUsPerDatagram', 'proxyCpuUtil']),
-        lost: runs.filter((x) => !x.error).reduce((n, x) => n + x.lost, 0),
-      }),
-    );
+    await clientRounds(ctx, port, {
+      client,
+      cpuKey: 'cpuUsPerDatagram',
+      units: (r) => r.replies,
+      line: (r) => `${Math.round(r.rate)} round trips/s, lost ${r.lost}`,
+      extra: (ok) => ({ lost: ok.reduce((n, x) => n + x.lost, 0) }),
+    });
   } finally {
     await stop(echo);
   }

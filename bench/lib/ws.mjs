@@ -6,11 +6,11 @@
 import path from 'node:path';
 import { wsEchoes } from './load.mjs';
 import { spawnPinned, stop, waitForOutput } from './proc.mjs';
-import { rateHeadline, rateSummary, scenarioHeader } from './report.mjs';
-import { clientRun, measureRounds, per } from './rounds.mjs';
+import { rateHeadline, scenarioHeader } from './report.mjs';
+import { clientRounds } from './rounds.mjs';
 
 export async function run(ctx) {
-  const { root, loadCpu, durationS, meta, log } = ctx;
+  const { root, loadCpu, meta } = ctx;
   const echo = spawnPinned(
     'ws-echo',
     loadCpu,
@@ -22,21 +22,12 @@ export async function run(ctx) {
   meta.backend = `WebSocket echo (bench/peers/ws-echo.ts), pinned to CPU ${loadCpu}`;
   const client = (p, seconds) => wsEchoes({ root, cpu: loadCpu, port: p, durationS: seconds });
   try {
-    await measureRounds(
-      ctx,
-      port,
-      async (started, run, t) => {
-        const { r, cpuUs } = await clientRun(started, client, durationS);
-        Object.assign(run, r, {
-          cpuUsPerMessage: per(cpuUs, r.messages),
-          proxyCpuUtil: per(cpuUs, r.durationS * 1e6),
-        });
-        log(
-          `  ${t.name.padEnd(12)} ${Math.round(r.rate)} messages/s${run.cpuUsPerMessage ? `, ${run.cpuUsPerMessage.toFixed(1)} µs each (core ${Math.round(run.proxyCpuUtil * 100)}%)` : ''}`,
-        );
-      },
-      (runs) => rateSummary(runs, ['cpuUsPerMessage', 'proxyCpuUtil']),
-    );
+    await clientRounds(ctx, port, {
+      client,
+      cpuKey: 'cpuUsPerMessage',
+      units: (r) => r.messages,
+      line: (r) => `${Math.round(r.rate)} messages/s`,
+    });
   } finally {
     await stop(echo);
   }

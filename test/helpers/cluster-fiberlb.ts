@@ -125,6 +125,23 @@ export async function nameServer(
   };
 }
 
+/**
+ * The head of a cluster test's config: the admin API on `admin` (token file admin.token beside
+ * the config), `cluster: { <cluster> }`, and LB `lb` (org o, project p, vip 127.0.0.1) up to its
+ * `listeners:` key; the listener items (indented 6) follow.
+ */
+export function lbConfigHead(admin: number, cluster: string, lb: string): string {
+  return `admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
+cluster: { ${cluster} }
+load_balancers:
+  - name: ${lb}
+    org: o
+    project: p
+    vip: 127.0.0.1
+    listeners:
+`;
+}
+
 type NameServer = Awaited<ReturnType<typeof nameServer>>;
 
 export interface PubWebLb {
@@ -155,15 +172,7 @@ export async function startPubWebLb(t: TestContext, workers: number): Promise<Pu
   const [adminPort, httpPort] = [await freeTcpPort(), await freeTcpPort()];
   const file = writeConfig(
     dir,
-    `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: ${workers} }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
+    `${lbConfigHead(adminPort, `workers: ${workers}`, 'pub')}      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
     pools:
       - name: web
         backends:

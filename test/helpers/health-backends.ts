@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { type RunningLb, startLb, tempDir, writeConfig } from './cluster-fiberlb.ts';
+import { lbConfigHead, type RunningLb, startLb, tempDir, writeConfig } from './cluster-fiberlb.ts';
 import { freeTcpPort } from './net.ts';
 
 export interface HealthBackend {
@@ -121,16 +121,7 @@ export interface HcPool {
  * backends b0, b1, … on `ports`; admin API on `admin` with a token file.
  */
 export function hcYaml(admin: number, api: number, ports: readonly number[], o: HcPool): string {
-  return `
-admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
-cluster: { workers: 2, drain_timeout: 2s }
-load_balancers:
-  - name: hc
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: api, port: ${api}, protocol: http, default_pool: web }
+  return `${lbConfigHead(admin, 'workers: 2, drain_timeout: 2s', 'hc')}      - { name: api, port: ${api}, protocol: http, default_pool: web }
     pools:
       - name: web
         health_check: ${o.healthCheck}
