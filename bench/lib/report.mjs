@@ -302,3 +302,45 @@ export function rateHeadline(metric, targets) {
       })),
   };
 }
+
+/**
+ * The results table of an echo scenario (udp, ws), one row a target: rate, its range, vs
+ * direct, proxy CPU per unit (`cpuKey`) against target `ref`'s, that CPU, core busy, then the
+ * `extra` columns ([heading, (summary) => cell]). `head` names the rate, vs-ref and CPU columns.
+ */
+export function echoTable(targets, { head, cpuKey, ref, extra = [] }) {
+  const columns = [
+    'target',
+    'version',
+    ...head.slice(0, 1),
+    'range',
+    'vs direct',
+    ...head.slice(1),
+    'core busy',
+  ];
+  columns.push(...extra.map(([h]) => h));
+  const L = [`| ${columns.join(' | ')} |`, `|---|---|${'---:|'.repeat(columns.length - 2)}`];
+  const d = targets.direct?.summary;
+  const base = targets[ref]?.summary;
+  const r = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+  for (const t of Object.values(targets)) {
+    const s = t.summary;
+    const row = `| ${t.label} | ${t.version ?? ''} |`;
+    if (!s) {
+      const why = t.status === 'skipped' ? `skipped: ${t.reason}` : 'failed';
+      L.push(`${row} ${why} |${' |'.repeat(columns.length - 3)}`);
+      continue;
+    }
+    const cells = [
+      f0(s.rate),
+      `${f0(s.rateMin)}–${f0(s.rateMax)}`,
+      r(s.rate, d?.rate),
+      r(s[cpuKey], base?.[cpuKey]),
+      f1(s[cpuKey]),
+      pct(s.proxyCpuUtil),
+      ...extra.map(([, cell]) => cell(s)),
+    ];
+    L.push(`${row} ${cells.join(' | ')} |`);
+  }
+  return L;
+}

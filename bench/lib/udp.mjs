@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { udpRoundTrips } from './load.mjs';
 import { spawnPinned, stop, waitForOutput } from './proc.mjs';
-import { rateHeadline, scenarioHeader } from './report.mjs';
+import { echoTable, rateHeadline, scenarioHeader } from './report.mjs';
 import { clientRounds } from './rounds.mjs';
 
 export async function run(ctx) {
@@ -29,9 +29,6 @@ export async function run(ctx) {
   }
 }
 
-const f0 = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
-const f1 = (x) => (x == null ? '–' : x.toFixed(1));
-
 export function markdown({ meta, targets }) {
   const L = scenarioHeader(meta);
   L.push(
@@ -39,24 +36,13 @@ export function markdown({ meta, targets }) {
     '',
   );
   L.push(
-    '| target | version | round trips/s | range | vs direct | vs node:dgram relay | proxy CPU µs per round trip | core busy | lost |',
+    ...echoTable(targets, {
+      head: ['round trips/s', 'vs node:dgram relay', 'proxy CPU µs per round trip'],
+      cpuKey: 'cpuUsPerDatagram',
+      ref: 'udp-relay',
+      extra: [['lost', (s) => s.lost]],
+    }),
   );
-  L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-  const d = targets.direct?.summary;
-  const relay = targets['udp-relay']?.summary;
-  for (const t of Object.values(targets)) {
-    const s = t.summary;
-    if (!s) {
-      L.push(
-        `| ${t.label} | ${t.version ?? ''} | ${t.status === 'skipped' ? `skipped: ${t.reason}` : 'failed'} | | | | | | |`,
-      );
-      continue;
-    }
-    const r = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
-    L.push(
-      `| ${t.label} | ${t.version ?? ''} | ${f0(s.rate)} | ${f0(s.rateMin)}–${f0(s.rateMax)} | ${r(s.rate, d?.rate)} | ${r(s.cpuUsPerDatagram, relay?.cpuUsPerDatagram)} | ${f1(s.cpuUsPerDatagram)} | ${s.proxyCpuUtil == null ? '–' : `${Math.round(s.proxyCpuUtil * 100)}%`} | ${s.lost} |`,
-    );
-  }
   L.push('', '"vs node:dgram relay" compares proxy CPU per round trip (lower is better).');
   return `${L.join('\n')}\n`;
 }

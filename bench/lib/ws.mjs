@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { wsEchoes } from './load.mjs';
 import { spawnPinned, stop, waitForOutput } from './proc.mjs';
-import { rateHeadline, scenarioHeader } from './report.mjs';
+import { echoTable, rateHeadline, scenarioHeader } from './report.mjs';
 import { clientRounds } from './rounds.mjs';
 
 export async function run(ctx) {
@@ -33,9 +33,6 @@ export async function run(ctx) {
   }
 }
 
-const f0 = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
-const f1 = (x) => (x == null ? '–' : x.toFixed(1));
-
 export function markdown({ meta, targets }) {
   const L = scenarioHeader(meta);
   L.push(
@@ -43,24 +40,12 @@ export function markdown({ meta, targets }) {
     '',
   );
   L.push(
-    '| target | version | messages/s | range | vs direct | CPU vs HAProxy | proxy CPU µs per message | core busy |',
+    ...echoTable(targets, {
+      head: ['messages/s', 'CPU vs HAProxy', 'proxy CPU µs per message'],
+      cpuKey: 'cpuUsPerMessage',
+      ref: 'haproxy',
+    }),
   );
-  L.push('|---|---|---:|---:|---:|---:|---:|---:|');
-  const d = targets.direct?.summary;
-  const relay = targets.haproxy?.summary;
-  for (const t of Object.values(targets)) {
-    const s = t.summary;
-    if (!s) {
-      L.push(
-        `| ${t.label} | ${t.version ?? ''} | ${t.status === 'skipped' ? `skipped: ${t.reason}` : 'failed'} | | | | | |`,
-      );
-      continue;
-    }
-    const r = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
-    L.push(
-      `| ${t.label} | ${t.version ?? ''} | ${f0(s.rate)} | ${f0(s.rateMin)}–${f0(s.rateMax)} | ${r(s.rate, d?.rate)} | ${r(s.cpuUsPerMessage, relay?.cpuUsPerMessage)} | ${f1(s.cpuUsPerMessage)} | ${s.proxyCpuUtil == null ? '–' : `${Math.round(s.proxyCpuUtil * 100)}%`} |`,
-    );
-  }
   L.push(
     '',
     '"vs HAProxy" compares proxy CPU per message (lower is better); a message is an echo round trip, so it crosses the proxy twice.',
