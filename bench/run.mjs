@@ -33,6 +33,7 @@ import {
   treeRss,
 } from './lib/proc.mjs';
 import { markdown, ratios, summarize } from './lib/report.mjs';
+import { eachRound } from './lib/rounds.mjs';
 import { BODY, setBody, setHttpCheck, startBackend, TARGETS } from './lib/targets.mjs';
 import { SCENARIOS, scenario } from './scenarios.mjs';
 
@@ -442,21 +443,14 @@ async function main() {
     if (rate) log(`fixed rate: ${rate} req/s (${meta.fixedRateBasis})`);
   }
 
-  for (let round = 1; round <= rounds; round++) {
-    const order = runnable();
-    const k = (round - 1) % Math.max(1, order.length);
-    const rotated = [...order.slice(k), ...order.slice(0, k)];
-    log(`round ${round}/${rounds}: ${rotated.map((t) => t.name).join(' → ')}`);
-    for (const t of rotated) {
-      if (state[t.name].status !== 'ok') continue;
-      const run = await measure(t, round, rate);
-      if (!run) continue;
-      state[t.name].runs.push(run);
-      log(`  ${t.name.padEnd(12)} ${fmtRun(run)}`);
-      state[t.name].summary = summarize(state[t.name].runs);
-    }
-    writeResults();
-  }
+  await eachRound({ rounds, runnable, log, writeResults }, async (t, round) => {
+    if (state[t.name].status !== 'ok') return;
+    const run = await measure(t, round, rate);
+    if (!run) return;
+    state[t.name].runs.push(run);
+    log(`  ${t.name.padEnd(12)} ${fmtRun(run)}`);
+    state[t.name].summary = summarize(state[t.name].runs);
+  });
 
   if (!alive(backend.child))
     meta.notes.push('the backend exited during the run — results after that point are invalid');

@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { checkConfigFile } from '../src/config/check.ts';
-import { poolTlsWarnings, readPem } from '../src/config/pool-tls.ts';
+import { readPem } from '../src/config/material.ts';
+import { poolTlsWarnings } from '../src/config/pool-tls.ts';
 import { formatIssue, parseConfigText } from '../src/config/validate.ts';
 import { upstreamCerts } from './helpers/upstream-certs.ts';
 

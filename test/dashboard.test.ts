@@ -7,13 +7,13 @@
 // test-artifacts/dashboard.png.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { nameServer, ROOT, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
-import { freeTcpPort, sleep } from './helpers/net.ts';
+import { ROOT, startPubWebLb, tempDir } from './helpers/cluster-fiberlb.ts';
+import { sleep } from './helpers/net.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -30,32 +30,7 @@ function get(port: number): Promise<void> {
 
 describe('dashboard', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} not installed` }, () => {
   test('loads clean, shows the backends and a backend going out, live', async (t) => {
-    const a = await nameServer('a');
-    const b = await nameServer('b');
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const dir = tempDir();
-    const [adminPort, httpPort] = [await freeTcpPort(), await freeTcpPort()];
-    const file = writeConfig(
-      dir,
-      `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: 1 }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
-    pools:
-      - name: web
-        backends:
-          - { id: a, address: 127.0.0.1, port: ${a.port} }
-          - { id: b, address: 127.0.0.1, port: ${b.port} }
-`,
-    );
-    const lb = await startLb(file, adminPort);
-    t.after(() => lb.stop());
-    const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    const { adminPort, httpPort, token, backendAction } = await startPubWebLb(t, 1);
 
     const browser = await chromium.launchPersistentContext(tempDir('fiberlb-chromium-'), {
       executablePath: CHROMIUM,
@@ -105,12 +80,7 @@ load_balancers:
     await traffic;
 
     // b goes out (admin action): the page shows it within a few seconds, with the reason.
-    const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/pools/pub/web/backends/b/disable`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-    });
-    assert.equal(r.status, 200);
-    await r.body?.cancel();
+    assert.equal(await backendAction('b', 'disable'), 200);
     const t0 = Date.now();
     await page.waitForFunction(
       () => document.querySelector('#backends tr[data-backend="pub/web/b"] td.out')?.textContent === 'out',

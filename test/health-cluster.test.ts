@@ -7,13 +7,12 @@
 // Passive outlier detection ejects a backend that answers 500s and lets it back.
 
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import autocannon from 'autocannon';
-import { startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
-import { adminStatus, healthBackend, waitFor } from './helpers/health-backends.ts';
+import { lbConfigHead, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { adminReload, adminStatus, healthBackends, startHcLb, waitFor } from './helpers/health-backends.ts';
 import { readToEnd, tcpConnect, tcpEcho } from './helpers/l4-backends.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
@@ -21,41 +20,7 @@ const INTERVAL = 200;
 const RISE = 2;
 const FALL = 2;
 
-function yaml(o: {
-  admin: number;
-  api: number;
-  ports: number[];
-  pool?: string;
-  backendExtra?: string[];
-}): string {
-  return `
-admin: { address: 127.0.0.1, port: ${o.admin}, token_file: admin.token }
-cluster: { workers: 2, drain_timeout: 2s }
-load_balancers:
-  - name: hc
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: api, port: ${o.api}, protocol: http, default_pool: web }
-    pools:
-      - name: web
-        health_check: { type: http, path: /healthz, interval: ${INTERVAL}ms, timeout: 100ms, rise: ${RISE}, fall: ${FALL} }
-${o.pool ?? ''}
-        backends:
-${o.ports.map((p, i) => `          - { id: b${i}, address: 127.0.0.1, port: ${p}${o.backendExtra?.[i] ?? ''} }`).join('\n')}
-`;
-}
-
-async function reload(admin: number, dir: string): Promise<number> {
-  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
-  const r = await fetch(`http://127.0.0.1:${admin}/reload`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}` },
-  });
-  await r.text();
-  return r.status;
-}
+const HC = `{ type: http, path: /healthz, interval: ${INTERVAL}ms, timeout: 100ms, rise: ${RISE}, fall: ${FALL} }`;
 
 /** A server on `port` that accepts and resets every connection, counting them. */
 async function resetter(port: number): Promise<{ count: () => number; close(): Promise<void> }> {
@@ -83,18 +48,12 @@ async function resetter(port: number): Promise<{ count: () => number; close(): P
 
 describe('health end to end (2 workers)', () => {
   test('kill one of three backends under load: no client error, no traffic after fall × interval, back after rise × interval with slow start', async (t) => {
-    const bs = await Promise.all([healthBackend('a'), healthBackend('b'), healthBackend('c')]);
-    t.after(() => Promise.all(bs.map((b) => b.close())));
-    const c = bs[2]!;
-    const dir = tempDir();
-    const admin = await freeTcpPort();
-    const api = await freeTcpPort();
-    const file = writeConfig(
-      dir,
-      yaml({ admin, api, ports: bs.map((b) => b.port), pool: '        slow_start: 2s' }),
-    );
-    const lb = await startLb(file, admin);
-    t.after(() => lb.stop());
+    const bs = await healthBackends(t, 'a', 'b', 'c');
+    const c = bs[2];
+    const { lb, dir, admin, api } = await startHcLb(t, bs, {
+      healthCheck: HC,
+      pool: '        slow_start: 2s',
+    });
 
     const run = autocannon({ url: `http://127.0.0.1:${api}/x`, connections: 10, duration: 8 });
     t.after(() => run.stop());
@@ -159,16 +118,7 @@ describe('health end to end (2 workers)', () => {
     const port = await freeTcpPort();
     const file = writeConfig(
       dir,
-      `
-admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
-cluster: { workers: 2, drain_timeout: 1s }
-load_balancers:
-  - name: l4
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: raw, port: ${port}, protocol: tcp, default_pool: echo }
+      `${lbConfigHead(admin, 'workers: 2, drain_timeout: 1s', 'l4')}      - { name: raw, port: ${port}, protocol: tcp, default_pool: echo }
     pools:
       - name: echo
         health_check: { type: tcp, interval: ${INTERVAL}ms, timeout: 100ms, rise: 2, fall: 2 }
@@ -191,17 +141,8 @@ load_balancers:
   });
 
   test('drain: no new requests to a draining backend, in-flight ones finish, then "backend drained"', async (t) => {
-    const a = await healthBackend('a');
-    const b = await healthBackend('b');
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const dir = tempDir();
-    const admin = await freeTcpPort();
-    const api = await freeTcpPort();
-    const cfg = (drain: boolean) =>
-      yaml({ admin, api, ports: [a.port, b.port], backendExtra: ['', drain ? ', admin_state: drain' : ''] });
-    const file = writeConfig(dir, cfg(false));
-    const lb = await startLb(file, admin);
-    t.after(() => lb.stop());
+    const [a, b] = await healthBackends(t, 'a', 'b');
+    const { lb, dir, file, admin, api, config } = await startHcLb(t, [a, b], { healthCheck: HC });
     // Slow requests until at least one is in flight at b.
     const slow: Array<Promise<number>> = [];
     for (let i = 0; i < 10 && b.traffic === 0; i++) {
@@ -210,8 +151,8 @@ load_balancers:
     }
     await waitFor('a request in flight at b', () => b.traffic > 0, 2000);
     const atB = b.traffic;
-    writeFileSync(file, cfg(true));
-    assert.equal(await reload(admin, dir), 200);
+    writeFileSync(file, config({ healthCheck: HC, backendExtra: ['', ', admin_state: drain'] }));
+    assert.equal(await adminReload(admin, dir), 200);
     for (let i = 0; i < 10; i++) assert.equal(await (await fetch(`http://127.0.0.1:${api}/x`)).text(), 'a');
     assert.equal(b.traffic, atB, 'no new request reached the draining backend');
     await waitFor(
@@ -236,23 +177,11 @@ load_balancers:
   });
 
   test('outlier detection: a backend answering 500s is ejected for all workers, then returns', async (t) => {
-    const a = await healthBackend('a');
-    const b = await healthBackend('b');
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const dir = tempDir();
-    const admin = await freeTcpPort();
-    const api = await freeTcpPort();
-    const file = writeConfig(
-      dir,
-      yaml({
-        admin,
-        api,
-        ports: [a.port, b.port],
-        pool: '        outlier_detection: { consecutive_failures: 3, on_status: [500], base_ejection_time: 1500ms, max_ejection_percent: 50 }',
-      }),
-    );
-    const lb = await startLb(file, admin);
-    t.after(() => lb.stop());
+    const [a, b] = await healthBackends(t, 'a', 'b');
+    const { lb, dir, admin, api } = await startHcLb(t, [a, b], {
+      healthCheck: HC,
+      pool: '        outlier_detection: { consecutive_failures: 3, on_status: [500], base_ejection_time: 1500ms, max_ejection_percent: 50 }',
+    });
     b.trafficStatus = 500;
     // Enough requests for 3 failures at b across both workers.
     for (let i = 0; i < 12; i++) await (await fetch(`http://127.0.0.1:${api}/x`)).text();

@@ -13,8 +13,15 @@ import type { HealthCheckConfig } from '../src/config/model.ts';
 import { HealthMonitor } from '../src/primary/health/monitor.ts';
 import { Prober, type ProbeState, probe } from '../src/primary/health/prober.ts';
 import { captureLog } from './helpers/capture-log.ts';
-import { startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
-import { adminStatus, healthBackend, waitFor } from './helpers/health-backends.ts';
+import { tempDir } from './helpers/cluster-fiberlb.ts';
+import {
+  adminReload,
+  adminStatus,
+  healthBackend,
+  healthBackends,
+  startHcLb,
+  waitFor,
+} from './helpers/health-backends.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
 function check(o: Partial<HealthCheckConfig> = {}): HealthCheckConfig {
@@ -298,43 +305,13 @@ describe('Prober', () => {
   });
 });
 
-function clusterYaml(o: {
-  admin: number;
-  api: number;
-  ports: number[];
-  interval: string;
-  extra?: string;
-}): string {
-  return `
-admin: { address: 127.0.0.1, port: ${o.admin}, token_file: admin.token }
-cluster: { workers: 2, drain_timeout: 2s }
-load_balancers:
-  - name: hc
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: api, port: ${o.api}, protocol: http, default_pool: web }
-    pools:
-      - name: web
-        health_check: { type: http, path: /healthz, expect_status: "200-299", body_contains: ok, interval: ${o.interval}, timeout: 100ms, rise: 2, fall: 2 }
-        backends:
-${o.ports.map((p, i) => `          - { id: b${i}, address: 127.0.0.1, port: ${p} }`).join('\n')}
-${o.extra ?? ''}`;
-}
-
 describe('health checks in a running FiberLB (2 workers)', () => {
   test('probes run once per backend, not per worker; a failing backend stops getting traffic; a reload keeps its state', async (t) => {
-    const a = await healthBackend('a');
-    const b = await healthBackend('b');
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const dir = tempDir();
-    const admin = await freeTcpPort();
-    const api = await freeTcpPort();
-    const yaml = clusterYaml({ admin, api, ports: [a.port, b.port], interval: '200ms' });
-    const file = writeConfig(dir, yaml);
-    const lb = await startLb(file, admin);
-    t.after(() => lb.stop());
+    const [a, b] = await healthBackends(t, 'a', 'b');
+    const { lb, dir, file, admin, api, yaml } = await startHcLb(t, [a, b], {
+      healthCheck:
+        '{ type: http, path: /healthz, expect_status: "200-299", body_contains: ok, interval: 200ms, timeout: 100ms, rise: 2, fall: 2 }',
+    });
 
     // Probe count over a measured window: one prober per backend = window / 200 ms each.
     const p0 = a.probes;
@@ -370,13 +347,7 @@ describe('health checks in a running FiberLB (2 workers)', () => {
 
     // A reload (same backends, another interval) keeps b down: no flap back to traffic.
     writeFileSync(file, yaml.replace('interval: 200ms', 'interval: 250ms'));
-    const r = await fetch(`http://127.0.0.1:${admin}/reload`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${(await import('node:fs')).readFileSync(`${dir}/admin.token`, 'utf8').trim()}`,
-      },
-    });
-    assert.equal(r.status, 200);
+    assert.equal(await adminReload(admin, dir), 200);
     for (let i = 0; i < 20; i++) await (await fetch(`http://127.0.0.1:${api}/x`)).text();
     assert.equal(b.traffic, before, 'still no traffic to b after the reload');
     assert.deepEqual((await adminStatus(admin, dir)).health.down, ['hc/web/b1']);

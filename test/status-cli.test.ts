@@ -4,11 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { CLI, nameServer, ROOT, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
-import { freeTcpPort } from './helpers/net.ts';
+import { CLI, ROOT, startPubWebLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 
 const ESC = String.fromCharCode(27);
 
@@ -24,32 +21,7 @@ function status(file: string, env: Record<string, string> = {}) {
 
 describe('fiberlb status', () => {
   test('tables, a backend out with its reason, token from the environment, colours only on a TTY', async (t) => {
-    const a = await nameServer('a');
-    const b = await nameServer('b');
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const dir = tempDir();
-    const [adminPort, httpPort] = [await freeTcpPort(), await freeTcpPort()];
-    const file = writeConfig(
-      dir,
-      `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: 2 }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
-    pools:
-      - name: web
-        backends:
-          - { id: a, address: 127.0.0.1, port: ${a.port} }
-          - { id: b, address: 127.0.0.1, port: ${b.port} }
-`,
-    );
-    const lb = await startLb(file, adminPort);
-    t.after(() => lb.stop());
-    const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    const { file, httpPort, token, a, b, backendAction } = await startPubWebLb(t, 2);
 
     const first = status(file);
     assert.equal(first.code, 0, first.err);
@@ -66,12 +38,7 @@ load_balancers:
     );
     assert.match(first.out, /^0 +\d+ +1 +ready +0$/m);
 
-    const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/pools/pub/web/backends/b/drain`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-    });
-    assert.equal(r.status, 200);
-    await r.body?.cancel();
+    assert.equal(await backendAction('b', 'drain'), 200);
     // The environment's token is used (the file's would work too): a wrong one fails cleanly.
     const bad = status(file, { FIBERLB_ADMIN_TOKEN: 'x'.repeat(32) });
     assert.equal(bad.code, 1);

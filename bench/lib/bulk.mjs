@@ -7,17 +7,9 @@
 
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  cpuDeltaUs,
-  freePort,
-  rememberTree,
-  spawnPinned,
-  stop,
-  treeCpu,
-  waitForPort,
-  which,
-} from './proc.mjs';
-import { median } from './report.mjs';
+import { exitWithin, freePort, rememberTree, spawnPinned, stop, waitForPort, which } from './proc.mjs';
+import { median, scenarioHeader } from './report.mjs';
+import { measureRounds, per, proxyCpu } from './rounds.mjs';
 
 const STREAMS = [1, 4];
 
@@ -33,11 +25,7 @@ async function iperf(cpu, port, seconds, streams) {
     String(streams),
     '-J',
   ]);
-  const res = await Promise.race([child.exited, sleep((seconds + 20) * 1000).then(() => 'timeout')]);
-  if (res === 'timeout') {
-    await stop(child);
-    throw new Error('iperf3 client did not finish');
-  }
+  await exitWithin(child, (seconds + 20) * 1000, 'iperf3 client');
   const j = JSON.parse(child.out.stdout);
   if (j.error) throw new Error(`iperf3: ${j.error}`);
   return {
@@ -47,18 +35,8 @@ async function iperf(cpu, port, seconds, streams) {
   };
 }
 
-export async function run({
-  tmp: _tmp,
-  loadCpu,
-  rounds,
-  durationS,
-  meta,
-  state,
-  log,
-  startTarget,
-  writeResults,
-  runnable,
-}) {
+export async function run(ctx) {
+  const { loadCpu, durationS, meta, log } = ctx;
   if (!which('iperf3')) throw new Error('iperf3 not installed (apt-get install -y iperf3)');
   meta.iperf3 = spawnSync('iperf3', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
   const port = await freePort();
@@ -66,45 +44,31 @@ export async function run({
   await waitForPort(port, { child: server });
   meta.backend = `${meta.iperf3} server (-s), pinned to CPU ${loadCpu}`;
   try {
-    for (let round = 1; round <= rounds; round++) {
-      const order = runnable();
-      const k = (round - 1) % Math.max(1, order.length);
-      const rotated = [...order.slice(k), ...order.slice(0, k)];
-      log(`round ${round}/${rounds}: ${rotated.map((t) => t.name).join(' → ')}`);
-      for (const t of rotated) {
-        const started = await startTarget(t, port);
-        if (!started) continue;
-        const run = { round };
-        try {
-          if (started.child) rememberTree(started.child);
-          // Warm-up (JIT, the worker's first connections), not measured.
-          await iperf(loadCpu, started.port, 1, 1);
-          await sleep(300);
-          for (const n of STREAMS) {
-            const c0 = started.child ? treeCpu(started.child.pid) : undefined;
-            const r = await iperf(loadCpu, started.port, durationS, n);
-            const cpuUs = started.child ? cpuDeltaUs(c0, treeCpu(started.child.pid)) : undefined;
-            run[`s${n}`] = {
-              gbps: r.bitsPerSecond / 1e9,
-              cpuMsPerGB: cpuUs === undefined ? undefined : cpuUs / 1000 / (r.bytes / 1e9),
-              proxyCpuUtil: cpuUs === undefined ? undefined : cpuUs / (r.seconds * 1e6),
-            };
-            await sleep(300); // iperf3's server is ready for the next test once the last one closed
-          }
-        } catch (e) {
-          run.error = e.message;
-          log(`  ${t.name}: ${e.message}`);
-        } finally {
-          if (started.child) await stop(started.child);
+    await measureRounds(
+      ctx,
+      port,
+      async (started, run, t) => {
+        if (started.child) rememberTree(started.child);
+        // Warm-up (JIT, the worker's first connections), not measured.
+        await iperf(loadCpu, started.port, 1, 1);
+        await sleep(300);
+        for (const n of STREAMS) {
+          const cpu = proxyCpu(started);
+          const r = await iperf(loadCpu, started.port, durationS, n);
+          const cpuUs = cpu();
+          run[`s${n}`] = {
+            gbps: r.bitsPerSecond / 1e9,
+            cpuMsPerGB: per(cpuUs, 1000 * (r.bytes / 1e9)),
+            proxyCpuUtil: per(cpuUs, r.seconds * 1e6),
+          };
+          await sleep(300); // iperf3's server is ready for the next test once the last one closed
         }
-        state[t.name].runs.push(run);
-        state[t.name].summary = summarize(state[t.name].runs);
         log(
-          `  ${t.name.padEnd(14)} ${STREAMS.map((n) => (run[`s${n}`] ? `${n} stream: ${run[`s${n}`].gbps.toFixed(2)} Gbit/s${run[`s${n}`].cpuMsPerGB ? ` (${Math.round(run[`s${n}`].cpuMsPerGB)} ms/GB, core ${Math.round(run[`s${n}`].proxyCpuUtil * 100)}%)` : ''}` : '')).join('  ')}`,
+          `  ${t.name.padEnd(14)} ${STREAMS.map((n) => `${n} stream: ${run[`s${n}`].gbps.toFixed(2)} Gbit/s${run[`s${n}`].cpuMsPerGB ? ` (${Math.round(run[`s${n}`].cpuMsPerGB)} ms/GB, core ${Math.round(run[`s${n}`].proxyCpuUtil * 100)}%)` : ''}`).join('  ')}`,
         );
-      }
-      writeResults();
-    }
+      },
+      summarize,
+    );
   } finally {
     await stop(server);
   }
@@ -131,14 +95,7 @@ const f0 = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
 const pct = (x) => (x == null ? '–' : `${Math.round(x * 100)}%`);
 
 export function markdown({ meta, targets }) {
-  const L = [`# ${meta.title}`, ''];
-  if (meta.quick) L.push('**--quick run: proves the scenario works; not a result.**', '');
-  L.push(
-    `- Date: ${meta.date} · Node ${meta.node} · ${meta.cpuModel} × ${meta.cores} cores · kernel ${meta.kernel}`,
-  );
-  L.push(
-    `- Load average (1/5/15 min) at the start: ${meta.loadAverage.map((x) => x.toFixed(2)).join(' / ')}`,
-  );
+  const L = scenarioHeader(meta);
   L.push(
     `- Backend: ${meta.backend}; proxy on CPU ${meta.proxyCpu}; ${meta.rounds} round(s) of ${meta.durationS} s per stream count, medians`,
   );

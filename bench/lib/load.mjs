@@ -1,16 +1,13 @@
 // Load generators, run as separate processes pinned to the load core:
-// autocannon (closed loop, max throughput) and bench/lib/loadgen.mjs (open loop, fixed rate).
+// autocannon (closed loop, max throughput), bench/lib/loadgen.mjs (open loop, fixed rate),
+// bench/lib/handshake-gen.mjs (TLS handshakes), bench/lib/udp-client.mjs (UDP round trips) and
+// bench/lib/ws-client.ts (WebSocket echoes).
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnPinned, stop } from './proc.mjs';
+import { exitWithin, spawnPinned } from './proc.mjs';
 
 async function runJson(name, cpu, args, { root, timeoutMs, env }) {
   const child = spawnPinned(name, cpu, process.execPath, args, { cwd: root, env });
-  const result = await Promise.race([child.exited, sleep(timeoutMs).then(() => 'timeout')]);
-  if (result === 'timeout') {
-    await stop(child, 1000);
-    throw new Error(`${name} did not finish within ${Math.round(timeoutMs / 1000)} s`);
-  }
+  const result = await exitWithin(child, timeoutMs, name, 1000);
   const line = child.out.stdout
     .trim()
     .split('\n')
@@ -85,4 +82,22 @@ export async function handshakes({ root, cpu, port, concurrency, durationS, warm
     ...(plain ? ['--plain'] : []),
   ];
   return runJson('handshake-gen', cpu, args, { root, timeoutMs: (durationS + warmupS + 30) * 1000 });
+}
+
+/** UDP round trips against an echo (see udp-client.mjs): { replies, sent, lost, durationS, rate }. */
+export async function udpRoundTrips({ root, cpu, port, durationS }) {
+  const args = [path.join(root, 'bench/lib/udp-client.mjs'), String(port), String(durationS)];
+  return runJson('udp-client', cpu, args, { root, timeoutMs: (durationS + 20) * 1000 });
+}
+
+/** WebSocket echo round trips (see ws-client.ts, run with tsx): { messages, durationS, rate }. */
+export async function wsEchoes({ root, cpu, port, durationS }) {
+  const args = [
+    '--import',
+    'tsx',
+    path.join(root, 'bench/lib/ws-client.ts'),
+    String(port),
+    String(durationS),
+  ];
+  return runJson('ws-client', cpu, args, { root, timeoutMs: (durationS + 20) * 1000 });
 }

@@ -126,6 +126,19 @@ export async function stop(child, graceMs = 3000) {
   if (running()) await Promise.race([child.exited, sleep(1000)]);
 }
 
+/**
+ * Wait for a spawned `child` to exit (its { code, signal }); past `timeoutMs` it is stopped
+ * (SIGTERM, SIGKILL after `graceMs`) and "<what> did not finish within N s" is thrown.
+ */
+export async function exitWithin(child, timeoutMs, what, graceMs = 3000) {
+  const result = await Promise.race([child.exited, sleep(timeoutMs).then(() => 'timeout')]);
+  if (result === 'timeout') {
+    await stop(child, graceMs);
+    throw new Error(`${what} did not finish within ${Math.round(timeoutMs / 1000)} s`);
+  }
+  return result;
+}
+
 /** Remember the current descendants of `child` so they can be stopped even if orphaned. */
 export function rememberTree(child) {
   const seen = new Map((child.knownTree ?? []).map((p) => [p.pid, p]));

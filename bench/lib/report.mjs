@@ -257,3 +257,90 @@ export function markdown(result) {
 function firstLines(s, n = 6) {
   return String(s).split('\n').slice(0, n).join(' ⏎ ').replace(/\|/g, '\\|');
 }
+
+/** A custom scenario's report opens with these: title, --quick note, machine, load average. */
+export function scenarioHeader(meta) {
+  const L = [`# ${meta.title}`, ''];
+  if (meta.quick) L.push('**--quick run: proves the scenario works; not a result.**', '');
+  L.push(
+    `- Date: ${meta.date} · Node ${meta.node} · ${meta.cpuModel} × ${meta.cores} cores · kernel ${meta.kernel}`,
+  );
+  L.push(
+    `- Load average (1/5/15 min) at the start: ${meta.loadAverage.map((x) => x.toFixed(2)).join(' / ')}`,
+  );
+  return L;
+}
+
+/**
+ * Over a target's successful runs (each with a `rate`): rounds, the rate's median, min and max,
+ * and the median of each of `keys`.
+ */
+export function rateSummary(runs, keys = []) {
+  const ok = runs.filter((x) => !x.error);
+  const rates = ok.map((x) => x.rate);
+  const out = {
+    rounds: ok.length,
+    rate: median(rates),
+    rateMin: rates.length ? Math.min(...rates) : null,
+    rateMax: rates.length ? Math.max(...rates) : null,
+  };
+  for (const k of keys) out[k] = median(ok.map((x) => x[k]));
+  return out;
+}
+
+/** The front-page chart of a scenario whose summaries carry rateSummary's figures. */
+export function rateHeadline(metric, targets) {
+  return {
+    metric,
+    bars: Object.values(targets)
+      .filter((t) => t.summary?.rate != null)
+      .map((t) => ({
+        label: t.label,
+        value: t.summary.rate,
+        min: t.summary.rateMin,
+        max: t.summary.rateMax,
+      })),
+  };
+}
+
+/**
+ * The results table of an echo scenario (udp, ws), one row a target: rate, its range, vs
+ * direct, proxy CPU per unit (`cpuKey`) against target `ref`'s, that CPU, core busy, then the
+ * `extra` columns ([heading, (summary) => cell]). `head` names the rate, vs-ref and CPU columns.
+ */
+export function echoTable(targets, { head, cpuKey, ref, extra = [] }) {
+  const columns = [
+    'target',
+    'version',
+    ...head.slice(0, 1),
+    'range',
+    'vs direct',
+    ...head.slice(1),
+    'core busy',
+  ];
+  columns.push(...extra.map(([h]) => h));
+  const L = [`| ${columns.join(' | ')} |`, `|---|---|${'---:|'.repeat(columns.length - 2)}`];
+  const d = targets.direct?.summary;
+  const base = targets[ref]?.summary;
+  const r = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+  for (const t of Object.values(targets)) {
+    const s = t.summary;
+    const row = `| ${t.label} | ${t.version ?? ''} |`;
+    if (!s) {
+      const why = t.status === 'skipped' ? `skipped: ${t.reason}` : 'failed';
+      L.push(`${row} ${why} |${' |'.repeat(columns.length - 3)}`);
+      continue;
+    }
+    const cells = [
+      f0(s.rate),
+      `${f0(s.rateMin)}–${f0(s.rateMax)}`,
+      r(s.rate, d?.rate),
+      r(s[cpuKey], base?.[cpuKey]),
+      f1(s[cpuKey]),
+      pct(s.proxyCpuUtil),
+      ...extra.map(([, cell]) => cell(s)),
+    ];
+    L.push(`${row} ${cells.join(' | ')} |`);
+  }
+  return L;
+}

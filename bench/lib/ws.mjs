@@ -4,40 +4,13 @@
 // tsx) on the load core, the proxy alone on its core; per slot a fresh start, 1 s warm-up, then
 // the measured run. A message crosses the proxy twice (request and echo).
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuDeltaUs, rememberTree, spawnPinned, stop, treeCpu, waitForOutput } from './proc.mjs';
-import { median } from './report.mjs';
+import { wsEchoes } from './load.mjs';
+import { spawnPinned, stop, waitForOutput } from './proc.mjs';
+import { echoTable, rateHeadline, scenarioHeader } from './report.mjs';
+import { clientRounds } from './rounds.mjs';
 
-async function client(root, cpu, port, seconds) {
-  const c = spawnPinned(
-    'ws-client',
-    cpu,
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'bench/lib/ws-client.ts'), String(port), String(seconds)],
-    { cwd: root },
-  );
-  const res = await Promise.race([c.exited, sleep((seconds + 20) * 1000).then(() => 'timeout')]);
-  if (res === 'timeout') {
-    await stop(c);
-    throw new Error('ws client did not finish');
-  }
-  const line = c.out.stdout.trim().split('\n').pop();
-  if (!line?.startsWith('{')) throw new Error(`ws client printed no JSON: ${c.out.stderr.slice(-400)}`);
-  return JSON.parse(line);
-}
-
-export async function run({
-  root,
-  loadCpu,
-  rounds,
-  durationS,
-  meta,
-  state,
-  log,
-  startTarget,
-  writeResults,
-  runnable,
-}) {
+export async function run(ctx) {
+  const { root, loadCpu, meta } = ctx;
   const echo = spawnPinned(
     'ws-echo',
     loadCpu,
@@ -47,89 +20,32 @@ export async function run({
   );
   const port = Number((await waitForOutput(echo, /listening (\d+)/))[1]);
   meta.backend = `WebSocket echo (bench/peers/ws-echo.ts), pinned to CPU ${loadCpu}`;
+  const client = (p, seconds) => wsEchoes({ root, cpu: loadCpu, port: p, durationS: seconds });
   try {
-    for (let round = 1; round <= rounds; round++) {
-      const order = runnable();
-      const k = (round - 1) % Math.max(1, order.length);
-      const rotated = [...order.slice(k), ...order.slice(0, k)];
-      log(`round ${round}/${rounds}: ${rotated.map((t) => t.name).join(' → ')}`);
-      for (const t of rotated) {
-        const started = await startTarget(t, port);
-        if (!started) continue;
-        const run = { round };
-        try {
-          await client(root, loadCpu, started.port, 1); // warm-up: sessions, JIT
-          if (started.child) rememberTree(started.child);
-          const c0 = started.child ? treeCpu(started.child.pid) : undefined;
-          const r = await client(root, loadCpu, started.port, durationS);
-          const cpuUs = started.child ? cpuDeltaUs(c0, treeCpu(started.child.pid)) : undefined;
-          Object.assign(run, r, {
-            cpuUsPerMessage: cpuUs === undefined ? undefined : cpuUs / r.messages,
-            proxyCpuUtil: cpuUs === undefined ? undefined : cpuUs / (r.durationS * 1e6),
-          });
-          log(
-            `  ${t.name.padEnd(12)} ${Math.round(r.rate)} messages/s${run.cpuUsPerMessage ? `, ${run.cpuUsPerMessage.toFixed(1)} µs each (core ${Math.round(run.proxyCpuUtil * 100)}%)` : ''}`,
-          );
-        } catch (e) {
-          run.error = e.message;
-          log(`  ${t.name}: ${e.message}`);
-        } finally {
-          if (started.child) await stop(started.child);
-        }
-        state[t.name].runs.push(run);
-        const ok = state[t.name].runs.filter((x) => !x.error);
-        const rates = ok.map((x) => x.rate);
-        state[t.name].summary = {
-          rounds: ok.length,
-          rate: median(rates),
-          rateMin: rates.length ? Math.min(...rates) : null,
-          rateMax: rates.length ? Math.max(...rates) : null,
-          cpuUsPerMessage: median(ok.map((x) => x.cpuUsPerMessage)),
-          proxyCpuUtil: median(ok.map((x) => x.proxyCpuUtil)),
-        };
-      }
-      writeResults();
-    }
+    await clientRounds(ctx, port, {
+      client,
+      cpuKey: 'cpuUsPerMessage',
+      units: (r) => r.messages,
+      line: (r) => `${Math.round(r.rate)} messages/s`,
+    });
   } finally {
     await stop(echo);
   }
 }
 
-const f0 = (x) => (x == null ? '–' : Math.round(x).toLocaleString('en-US'));
-const f1 = (x) => (x == null ? '–' : x.toFixed(1));
-
 export function markdown({ meta, targets }) {
-  const L = [`# ${meta.title}`, ''];
-  if (meta.quick) L.push('**--quick run: proves the scenario works; not a result.**', '');
-  L.push(
-    `- Date: ${meta.date} · Node ${meta.node} · ${meta.cpuModel} × ${meta.cores} cores · kernel ${meta.kernel}`,
-  );
-  L.push(
-    `- Load average (1/5/15 min) at the start: ${meta.loadAverage.map((x) => x.toFixed(2)).join(' / ')}`,
-  );
+  const L = scenarioHeader(meta);
   L.push(
     `- Backend: ${meta.backend}; client: 20 connections × 4 messages (64 bytes) in flight; proxy on CPU ${meta.proxyCpu}; ${meta.rounds} round(s) × ${meta.durationS} s, medians`,
     '',
   );
   L.push(
-    '| target | version | messages/s | range | vs direct | CPU vs HAProxy | proxy CPU µs per message | core busy |',
+    ...echoTable(targets, {
+      head: ['messages/s', 'CPU vs HAProxy', 'proxy CPU µs per message'],
+      cpuKey: 'cpuUsPerMessage',
+      ref: 'haproxy',
+    }),
   );
-  L.push('|---|---|---:|---:|---:|---:|---:|---:|');
-  const d = targets.direct?.summary;
-  const relay = targets.haproxy?.summary;
-  for (const t of Object.values(targets)) {
-    const s = t.summary;
-    if (!s) {
-      L.push(
-        `| ${t.label} | ${t.version ?? ''} | ${t.status === 'skipped' ? `skipped: ${t.reason}` : 'failed'} | | | | | |`,
-      );
-      continue;
-    }
-    const r = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
-    L.push(
-      `| ${t.label} | ${t.version ?? ''} | ${f0(s.rate)} | ${f0(s.rateMin)}–${f0(s.rateMax)} | ${r(s.rate, d?.rate)} | ${r(s.cpuUsPerMessage, relay?.cpuUsPerMessage)} | ${f1(s.cpuUsPerMessage)} | ${s.proxyCpuUtil == null ? '–' : `${Math.round(s.proxyCpuUtil * 100)}%`} |`,
-    );
-  }
   L.push(
     '',
     '"vs HAProxy" compares proxy CPU per message (lower is better); a message is an echo round trip, so it crosses the proxy twice.',
@@ -138,15 +54,5 @@ export function markdown({ meta, targets }) {
 }
 
 export function headline({ targets }) {
-  return {
-    metric: 'WebSocket echo messages per second, median and min–max (higher is better)',
-    bars: Object.values(targets)
-      .filter((t) => t.summary?.rate != null)
-      .map((t) => ({
-        label: t.label,
-        value: t.summary.rate,
-        min: t.summary.rateMin,
-        max: t.summary.rateMax,
-      })),
-  };
+  return rateHeadline('WebSocket echo messages per second, median and min–max (higher is better)', targets);
 }

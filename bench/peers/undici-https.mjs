@@ -1,48 +1,8 @@
-// Reference minimal HTTPS proxy: node:https server (TLS 1.2+, same cert as FiberLB's listener)
-// + undici Pool.stream writing into the ServerResponse, as bench/peers/undici-stream.mjs does
-// for plain HTTP. Usage: node bench/peers/undici-https.mjs <port> <upstreamUrl> <cert> <key>
-import { readFileSync } from 'node:fs';
-import https from 'node:https';
-import { Pool } from 'undici';
-
-const [listenPort, upstream, cert, key] = [Number(process.argv[2] ?? 0), ...process.argv.slice(3)];
-const pool = new Pool(upstream, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
-const HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade'];
-const strip = (h) => {
-  for (const k of HOP) delete h[k];
-  return h;
-};
-const server = https.createServer(
-  { cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.2' },
-  (req, res) => {
-    const hasBody =
-      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    pool.stream(
-      {
-        path: req.url,
-        method: req.method,
-        headers: strip({ ...req.headers }),
-        body: hasBody ? req : null,
-        opaque: res,
-      },
-      ({ statusCode, headers, opaque }) => {
-        opaque.writeHead(statusCode, strip(headers));
-        return opaque;
-      },
-      (err) => {
-        if (!err) return;
-        if (!res.headersSent) res.writeHead(502, { 'content-length': 0 }).end();
-        else res.destroy(err);
-      },
-    );
-  },
-);
-server.keepAliveTimeout = 60_000;
-server.listen(listenPort, '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`));
-const stop = () => {
-  server.close();
-  server.closeAllConnections();
-  pool.destroy().finally(() => process.exit(0));
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+// Reference minimal HTTPS proxy: bench/peers/undici-stream.mjs given a cert and key (node:https,
+// TLS 1.2+, the same cert as FiberLB's listener), kept as its own command for bench/https-small.mjs.
+// Usage: node bench/peers/undici-https.mjs <port> <upstreamUrl> <cert> <key>
+if (process.argv.length < 6) {
+  process.stderr.write('usage: node bench/peers/undici-https.mjs <port> <upstreamUrl> <cert> <key>\n');
+  process.exit(2);
+}
+await import('./undici-stream.mjs');

@@ -7,7 +7,7 @@
 import { type FSWatcher, watch as fsWatch, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import type { FileReader } from './material.ts';
+import { type FileReader, osErrorText } from './material.ts';
 import type { ConfigSource, LoadResult } from './source.ts';
 import { parseConfigText, type ValidateOptions } from './validate.ts';
 
@@ -42,7 +42,10 @@ export class FileSource implements ConfigSource {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
       this.lastText = undefined;
-      return { ok: false, issues: [{ origin: this.path, path: '(file)', message: osReason(err) }] };
+      return {
+        ok: false,
+        issues: [{ origin: this.path, path: '(file)', message: `cannot read: ${osErrorText(err)}` }],
+      };
     }
     this.lastText = text;
     const material = new Map<string, string | undefined>();
@@ -169,12 +172,4 @@ export class FileSource implements ConfigSource {
     for (const w of this.materialDirs.values()) w.close();
     this.materialDirs.clear();
   }
-}
-
-/** "ENOENT: no such file or directory, open 'x'" → "cannot read: no such file or directory (ENOENT)". */
-function osReason(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown };
-  const message = typeof e?.message === 'string' ? e.message : String(err);
-  const m = /^([A-Z][A-Z0-9_]+): ([^,]+)/.exec(message);
-  return m ? `cannot read: ${m[2]} (${m[1]})` : `cannot read: ${message}`;
 }

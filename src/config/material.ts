@@ -1,25 +1,73 @@
-// Certificates as data: the primary reads every PEM file a config names while it validates it,
+// Certificates as data: the primary reads every PEM file a config names while it validates it —
+// listener certificates, keys and client CAs (validate.ts) and pool TLS files (pool-tls.ts) —
 // so the snapshot carries the certificates themselves (workers never touch the filesystem, and
-// a replaced file is an ordinary, atomic config change on the next reload). Checked here, each
-// problem reported at the config key that names the file: unreadable, not a certificate or
-// key, a key that does not belong to its certificate, an expired certificate.
+// a replaced file is an ordinary, atomic config change on the next reload). This is the one
+// reader of those files. Checked here, each problem reported at the config key that names the
+// file: unreadable, not a certificate or key, a key that does not belong to its certificate, an
+// expired certificate. Synchronous: validation runs once per load in the primary, never in a
+// worker.
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { ParseResult } from '../shared/cidr.ts';
 
 /** Reads one file as text; throws (with a Node error code) when it cannot. */
 export type FileReader = (path: string) => string;
 
 export const readFileText: FileReader = (path) => readFileSync(path, 'utf8');
 
-export type Read = { ok: true; text: string } | { ok: false; reason: string };
+/** A file's text, or why it could not be had (the reason names the file). */
+export type Read = ParseResult<string>;
 
-export function readMaterial(read: FileReader, path: string): Read {
+/** The one read: the text, or `phrase(err)` for the error the reader threw. */
+function readWith(read: FileReader, path: string, phrase: (err: unknown) => string): Read {
   try {
-    return { ok: true, text: read(path) };
+    return { ok: true, value: read(path) };
   } catch (err) {
-    return { ok: false, reason: osReason(err, path) };
+    return { ok: false, reason: phrase(err) };
   }
+}
+
+/** A listener's file: "cannot read /x: no such file or directory (ENOENT)". */
+export function readMaterial(read: FileReader, path: string): Read {
+  return readWith(read, path, (err) => `cannot read ${path}: ${osErrorText(err)}`);
+}
+
+export type PemKind = 'certificate' | 'CA bundle' | 'private key';
+
+const BEGIN: Record<PemKind, RegExp> = {
+  certificate: /-----BEGIN CERTIFICATE-----/,
+  'CA bundle': /-----BEGIN CERTIFICATE-----/,
+  'private key': /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/,
+};
+
+const CERT_BLOCKS = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * A pool's file: read it and check that it parses as `kind` — its text, or why not
+ * ("cannot read CA bundle file 'x': no such file (ENOENT)", "'x' is not a PEM private key ...").
+ */
+export function readPem(path: string, kind: PemKind, read: FileReader = readFileText): Read {
+  const r = readWith(read, path, (err) => {
+    const e = err as { code?: string; message?: string };
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    return `cannot read ${kind} file '${path}': ${why}${e.code ? ` (${e.code})` : ''}`;
+  });
+  if (!r.ok) return r;
+  if (!BEGIN[kind].test(r.value))
+    return {
+      ok: false,
+      reason: `'${path}' is not a PEM ${kind} (no "-----BEGIN ...-----" line of that kind)`,
+    };
+  try {
+    if (kind === 'private key') createPrivateKey(r.value);
+    else if (kind === 'certificate') new X509Certificate(r.value);
+    // Every certificate of a bundle: the TLS stack would skip a broken one silently.
+    else for (const block of r.value.match(CERT_BLOCKS) ?? []) new X509Certificate(block);
+  } catch (err) {
+    return { ok: false, reason: `'${path}' is not a valid PEM ${kind}: ${(err as Error).message}` };
+  }
+  return r;
 }
 
 export interface CertificateFacts {
@@ -64,6 +112,11 @@ export function inspectPair(
   return { ok: true, facts: { names: certificateNames(x), notAfter } };
 }
 
+/** Does `keyPem` belong to the (first) certificate of `certPem`? Both already parse. */
+export function keyMatches(certPem: string, keyPem: string): boolean {
+  return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+}
+
 /** Check a CA bundle: at least one PEM certificate. */
 export function inspectCaBundle(pem: string): string | undefined {
   try {
@@ -86,10 +139,10 @@ function certificateNames(x: X509Certificate): string[] {
   return cn ? [cn[1]!.toLowerCase()] : [];
 }
 
-/** "ENOENT: no such file..." → "cannot read /x: no such file or directory (ENOENT)". */
-function osReason(err: unknown, path: string): string {
+/** "ENOENT: no such file or directory, open '/x'" → "no such file or directory (ENOENT)". */
+export function osErrorText(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
   const message = typeof e?.message === 'string' ? e.message : String(err);
   const m = /^([A-Z][A-Z0-9_]+): ([^,]+)/.exec(message);
-  return m ? `cannot read ${path}: ${m[2]} (${m[1]})` : `cannot read ${path}: ${message}`;
+  return m ? `${m[2]} (${m[1]})` : message;
 }

@@ -1,54 +1,14 @@
-// A pool's `tls` (TLS to its backends) and `http2`, validated, with the PEM files read here in
-// the primary: the snapshot carries their text, so workers never touch the filesystem and a
-// changed file is picked up by an ordinary reload. Each unreadable file or bad PEM is reported
-// at its key (file:line:col) with the file and the reason.
+// A pool's `tls` (TLS to its backends) and `http2`, validated, with the PEM files read in the
+// primary (material.ts, the one reader of a config's PEM files): the snapshot carries their
+// text, so workers never touch the filesystem and a changed file is picked up by an ordinary
+// reload. Each unreadable file or bad PEM is reported at its key (file:line:col) with the file
+// and the reason.
 
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { ParseResult } from '../shared/cidr.ts';
 import { checkHostname } from './address.ts';
+import { keyMatches, type PemKind, readPem } from './material.ts';
 import type { DynamicConfig, UpstreamTlsConfig } from './model.ts';
 import type { Node } from './tree.ts';
 import type { Fields, Walker } from './walker.ts';
-
-export type PemKind = 'certificate' | 'CA bundle' | 'private key';
-
-const BEGIN: Record<PemKind, RegExp> = {
-  certificate: /-----BEGIN CERTIFICATE-----/,
-  'CA bundle': /-----BEGIN CERTIFICATE-----/,
-  'private key': /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/,
-};
-
-/**
- * Read one PEM file and check that it parses as `kind`: its text, or why not (the reason names
- * the file). Synchronous: validation runs once per load in the primary, never in a worker.
- */
-export function readPem(path: string, kind: PemKind): ParseResult<string> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message;
-    return { ok: false, reason: `cannot read ${kind} file '${path}': ${why}${e.code ? ` (${e.code})` : ''}` };
-  }
-  if (!BEGIN[kind].test(text))
-    return {
-      ok: false,
-      reason: `'${path}' is not a PEM ${kind} (no "-----BEGIN ...-----" line of that kind)`,
-    };
-  try {
-    if (kind === 'private key') createPrivateKey(text);
-    else if (kind === 'certificate') new X509Certificate(text);
-    // Every certificate of a bundle: the TLS stack would skip a broken one silently.
-    else for (const block of text.match(CERT_BLOCKS) ?? []) new X509Certificate(block);
-  } catch (err) {
-    return { ok: false, reason: `'${path}' is not a valid PEM ${kind}: ${(err as Error).message}` };
-  }
-  return { ok: true, value: text };
-}
-
-const CERT_BLOCKS = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 const TLS_KEYS = ['enabled', 'ca', 'verify', 'servername', 'cert', 'key', 'min_version'] as const;
 
@@ -87,11 +47,7 @@ export function validatePoolTls(w: Walker, node: Node, path: string): UpstreamTl
       missing,
       `is required with ${missing === 'key' ? 'cert' : 'key'} (a client certificate needs both)`,
     );
-  } else if (
-    cert !== undefined &&
-    key !== undefined &&
-    !new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))
-  ) {
+  } else if (cert !== undefined && key !== undefined && !keyMatches(cert, key)) {
     w.report(f.get('key')!.pos, f.at('key'), 'does not match the certificate in cert');
   }
   if (!enabled) return undefined;

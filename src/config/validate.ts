@@ -884,9 +884,9 @@ function validateTls(w: Walker, node: Node, path: string, ctx: LbContext): TlsCo
     );
   else if (clientCa !== undefined && ctx.readFile) {
     const r = readMaterial(ctx.readFile, clientCa);
-    const bad = r.ok ? inspectCaBundle(r.text) : r.reason;
+    const bad = r.ok ? inspectCaBundle(r.value) : r.reason;
     if (bad) w.report(f.get('client_ca')!.pos, f.at('client_ca'), bad);
-    else if (r.ok) clientCaPem = r.text;
+    else if (r.ok) clientCaPem = r.value;
   }
   const h = w.map(f.get('client_cert_headers'), f.at('client_cert_headers'), ['subject', 'fingerprint']);
   const header = (k: string, def: string): string => {
@@ -934,12 +934,12 @@ function readPair(
   if (!certText.ok) w.report(c.get('cert')!.pos, c.at('cert'), certText.reason);
   if (!keyText.ok) w.report(c.get('key')!.pos, c.at('key'), keyText.reason);
   if (!certText.ok || !keyText.ok) return undefined;
-  const r = inspectPair(certText.text, keyText.text, ctx.now);
+  const r = inspectPair(certText.value, keyText.value, ctx.now);
   if (!r.ok) {
     w.report(c.get(r.field)!.pos, c.at(r.field), r.reason);
     return undefined;
   }
-  return { cert, key, certPem: certText.text, keyPem: keyText.text, names: r.facts.names };
+  return { cert, key, certPem: certText.value, keyPem: keyText.value, names: r.facts.names };
 }
 
 function validatePool(

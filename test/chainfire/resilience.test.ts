@@ -12,27 +12,22 @@ import autocannon from 'autocannon';
 import {
   backendKey,
   body,
-  cuttableProxy,
   etcdClient,
   eventually,
-  seed,
+  putBackend,
+  seedAB,
+  seededEtcd,
+  startBehindProxy,
   startChainfireLb,
 } from '../helpers/chainfire.ts';
-import { nameServer, tempDir } from '../helpers/cluster-fiberlb.ts';
+import { tempDir } from '../helpers/cluster-fiberlb.ts';
 import { EtcdCluster } from '../helpers/etcd.ts';
 import { freeTcpPort, sleep } from '../helpers/net.ts';
 
 type Stats = Record<string, number>;
 
 test('leader killed during traffic: routing unaffected, watch resumes, no event lost or applied twice', async (t) => {
-  const etcd = await EtcdCluster.start({ members: 3 });
-  t.after(() => etcd.stop());
-  const c = etcdClient(etcd.endpoints);
-  t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
+  const { etcd, b, port } = await seededEtcd(t, { members: 3 });
   const f = await startChainfireLb(etcd.endpoints);
   t.after(() => f.lb.stop());
   const before = (await f.status()).source_state.stats as Stats;
@@ -62,22 +57,12 @@ test('leader killed during traffic: routing unaffected, watch resumes, no event 
 });
 
 test('compaction past the watch revision while cut off: re-listed, converged', async (t) => {
-  const etcd = await EtcdCluster.start();
-  t.after(() => etcd.stop());
-  const c = etcdClient(etcd.endpoints);
-  t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
-  const proxy = await cuttableProxy(etcd.endpoints[0]!);
-  t.after(() => proxy.close());
-  const f = await startChainfireLb([proxy.url]);
-  t.after(() => f.lb.stop());
+  const { etcd, c, b, port } = await seededEtcd(t);
+  const { proxy, f } = await startBehindProxy(t, etcd.endpoints[0]!);
   assert.equal(await body(port), '200 a');
 
   proxy.cut();
-  await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+  await putBackend(c, 'b0', b.port);
   await c.put('/other/noise').value('x');
   const rev = Number((await c.get('/other/noise').exec()).header.revision);
   await c.kv.compact({ revision: rev, physical: true });
@@ -90,14 +75,7 @@ test('compaction past the watch revision while cut off: re-listed, converged', a
 });
 
 test('etcd down at boot: serves the last-good state, converges when etcd returns', async (t) => {
-  const etcd = await EtcdCluster.start();
-  t.after(() => etcd.stop());
-  const c = etcdClient(etcd.endpoints);
-  t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
+  const { etcd, c, b, port } = await seededEtcd(t);
   const dir = tempDir();
   const first = await startChainfireLb(etcd.endpoints, { dir });
   const rev = (await first.health()).revision;
@@ -119,7 +97,7 @@ test('etcd down at boot: serves the last-good state, converges when etcd returns
   );
 
   await etcd.restart(m);
-  await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+  await putBackend(c, 'b0', b.port);
   await eventually(async () => (await body(port)) === '200 b', 20_000, 'converged');
   assert.equal((await second.status()).source_state.serving_from, 'store');
 });
@@ -139,14 +117,7 @@ test('a corrupt last-good file with etcd down is reported, and boot still succee
 });
 
 test('lease expiry removes a backend', async (t) => {
-  const etcd = await EtcdCluster.start();
-  t.after(() => etcd.stop());
-  const c = etcdClient(etcd.endpoints);
-  t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
+  const { etcd, c, b, port } = await seededEtcd(t);
   const f = await startChainfireLb(etcd.endpoints);
   t.after(() => f.lb.stop());
   const registrant = etcdClient(etcd.endpoints);
@@ -180,10 +151,7 @@ test('an expired auth token is renewed: the watch keeps working after etcd resta
   root.close();
   const c = etcdClient(etcd.endpoints, { username: 'root', password: 'rootpw' });
   t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
+  const { b, port } = await seedAB(t, c);
   const dir = tempDir();
   writeFileSync(join(dir, 'etcd.password'), 'rootpw\n');
   const f = await startChainfireLb(etcd.endpoints, {
@@ -194,7 +162,7 @@ test('an expired auth token is renewed: the watch keeps working after etcd resta
   assert.equal(await body(port), '200 a');
   await sleep(2_500); // past the token TTL
   await etcd.restart(etcd.members[0]!); // and every token is forgotten
-  await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+  await putBackend(c, 'b0', b.port);
   await eventually(async () => (await body(port)) === '200 b', 20_000, 'change after re-authentication');
   assert.match(f.lb.output(), /"msg":"chainfire watch disconnected; reconnecting"/);
   assert.match(f.lb.output(), /"msg":"chainfire watch reconnected"/);
@@ -227,21 +195,11 @@ test('an unreadable password_file stops the start with one clear line, no stack 
 });
 
 test('a watch whose connection goes silent (no FIN, no RST) is detected by keepalive and resumes', async (t) => {
-  const etcd = await EtcdCluster.start();
-  t.after(() => etcd.stop());
-  const c = etcdClient(etcd.endpoints);
-  t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
-  const proxy = await cuttableProxy(etcd.endpoints[0]!);
-  t.after(() => proxy.close());
-  const f = await startChainfireLb([proxy.url]);
-  t.after(() => f.lb.stop());
+  const { etcd, c, b, port } = await seededEtcd(t);
+  const { proxy, f } = await startBehindProxy(t, etcd.endpoints[0]!);
   assert.equal(await body(port), '200 a');
   proxy.freeze();
-  await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+  await putBackend(c, 'b0', b.port);
   // keepalive 6 s + 3 s timeout, then a reconnect: well within 25 s
   await eventually(async () => (await body(port)) === '200 b', 25_000, 'change after a silent connection');
   assert.match(f.lb.output(), /"msg":"chainfire watch disconnected; reconnecting"/);

@@ -9,10 +9,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/config/sources/chainfire/etcd-store.ts';
-import { backendKey, body, eventually, seed, startChainfireLb } from '../helpers/chainfire.ts';
-import { nameServer, tempDir } from '../helpers/cluster-fiberlb.ts';
+import { body, eventually, putBackend, seedAB, startChainfireLb } from '../helpers/chainfire.ts';
+import { tempDir } from '../helpers/cluster-fiberlb.ts';
 import { EtcdCluster } from '../helpers/etcd.ts';
-import { freeTcpPort } from '../helpers/net.ts';
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
 function pki(dir: string) {
@@ -77,17 +76,14 @@ test('TLS with a client certificate', async (t) => {
     },
   });
   t.after(() => c.close());
-  const [a, b] = [await nameServer('a'), await nameServer('b')];
-  t.after(() => Promise.all([a.close(), b.close()]));
-  const port = await freeTcpPort();
-  await seed(c, port, [a.port]);
+  const { b, port } = await seedAB(t, c);
 
   const lb = await startChainfireLb(etcd.endpoints, {
     extra: `  tls: { ca: ${f('ca.crt')}, cert: ${f('client.crt')}, key: ${f('client.key')} }`,
   });
   t.after(() => lb.lb.stop());
   assert.equal(await body(port), '200 a');
-  await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+  await putBackend(c, 'b0', b.port);
   await eventually(async () => (await body(port)) === '200 b');
 
   // The CA alone is not enough: etcd requires the client certificate.

@@ -10,9 +10,8 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdStore } from '../../src/config/sources/chainfire/etcd-store.ts';
 import { GrpcStore } from '../../src/config/sources/chainfire/grpc-store.ts';
 import type { WatchBatch } from '../../src/config/sources/chainfire/store.ts';
-import { backendKey, body, etcdClient, eventually, seed, startChainfireLb } from '../helpers/chainfire.ts';
+import { body, etcdClient, eventually, putBackend, seedAB, startChainfireLb } from '../helpers/chainfire.ts';
 import { type Shim, startChainfireShim } from '../helpers/chainfire-shim.ts';
-import { nameServer } from '../helpers/cluster-fiberlb.ts';
 import { EtcdCluster } from '../helpers/etcd.ts';
 import { freeTcpPort } from '../helpers/net.ts';
 
@@ -110,21 +109,18 @@ describe('chainfire wire API (through the shim)', () => {
   });
 
   test('FiberLB with api: chainfire: loads, follows puts, survives a shim restart and a compaction', async (t) => {
-    const [a, b] = [await nameServer('a'), await nameServer('b')];
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const port = await freeTcpPort();
-    await seed(c, port, [a.port]);
+    const { a, b, port } = await seedAB(t, c);
     const f = await startChainfireLb([shim.url], { extra: '  api: chainfire' });
     t.after(() => f.lb.stop());
     assert.equal(await body(port), '200 a');
     assert.equal((await f.status()).source_state.api, 'chainfire');
 
-    await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+    await putBackend(c, 'b0', b.port);
     await eventually(async () => (await body(port)) === '200 b');
 
     // The shim goes away; meanwhile the key changes and etcd compacts past FiberLB's watch.
     await shim.stop();
-    await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: a.port }));
+    await putBackend(c, 'b0', a.port);
     const rev = Number((await c.put('/other/x').value('y').exec()).header.revision);
     await c.kv.compact({ revision: rev, physical: true });
     shim = await startChainfireShim(etcd.endpoints[0]!, shimPort);
@@ -134,17 +130,14 @@ describe('chainfire wire API (through the shim)', () => {
   });
 
   test('api: chainfire fails over to the next endpoint when the one in use goes away', async (t) => {
-    const [a, b] = [await nameServer('a'), await nameServer('b')];
-    t.after(() => Promise.all([a.close(), b.close()]));
-    const port = await freeTcpPort();
-    await seed(c, port, [a.port]);
+    const { b, port } = await seedAB(t, c);
     const second = await startChainfireShim(etcd.endpoints[0]!);
     t.after(() => second.stop());
     const f = await startChainfireLb([shim.url, second.url], { extra: '  api: chainfire' });
     t.after(() => f.lb.stop());
     assert.equal(await body(port), '200 a');
     await shim.stop(); // the first endpoint, which the watch uses
-    await c.put(backendKey('web', 'b0')).value(JSON.stringify({ address: '127.0.0.1', port: b.port }));
+    await putBackend(c, 'b0', b.port);
     await eventually(
       async () => (await body(port)) === '200 b',
       15_000,

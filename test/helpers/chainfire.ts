@@ -4,8 +4,10 @@
 
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { type RunningLb, startLb, tempDir, writeConfig } from './cluster-fiberlb.ts';
+import { nameServer, type RunningLb, startLb, tempDir, writeConfig } from './cluster-fiberlb.ts';
+import { EtcdCluster, type EtcdOptions } from './etcd.ts';
 import { freeTcpPort, sleep } from './net.ts';
 
 export const P = '/fiberlb/';
@@ -29,6 +31,55 @@ export async function seed(c: Etcd3, port: number, backends: number[]): Promise<
   for (const [i, b] of backends.entries())
     await c.put(backendKey('web', `b${i}`)).value(JSON.stringify({ address: '127.0.0.1', port: b }));
   await c.put(listenerKey('w', 'api')).value(JSON.stringify({ port, protocol: 'http', default_pool: 'web' }));
+}
+
+type NameServer = Awaited<ReturnType<typeof nameServer>>;
+
+/**
+ * The usual start of a Chainfire test, through client `c`: name servers `a` and `b` (closed
+ * after the test) and the store seeded (seed()) with LB `w` on a free `port` → pool web → a.
+ */
+export async function seedAB(
+  t: TestContext,
+  c: Etcd3,
+): Promise<{ a: NameServer; b: NameServer; port: number }> {
+  const [a, b] = [await nameServer('a'), await nameServer('b')];
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const port = await freeTcpPort();
+  await seed(c, port, [a.port]);
+  return { a, b, port };
+}
+
+/** A real etcd and a client of it (both stopped after the test), seeded by seedAB(). */
+export async function seededEtcd(
+  t: TestContext,
+  opts: EtcdOptions = {},
+): Promise<{ etcd: EtcdCluster; c: Etcd3; a: NameServer; b: NameServer; port: number }> {
+  const etcd = await EtcdCluster.start(opts);
+  t.after(() => etcd.stop());
+  const c = etcdClient(etcd.endpoints);
+  t.after(() => c.close());
+  return { etcd, c, ...(await seedAB(t, c)) };
+}
+
+/**
+ * FiberLB whose source reaches etcd only through a cuttableProxy() to `endpoint`, so a test can
+ * cut or freeze FiberLB's watch while it keeps talking to etcd itself. Both stopped after the test.
+ */
+export async function startBehindProxy(
+  t: TestContext,
+  endpoint: string,
+): Promise<{ proxy: Awaited<ReturnType<typeof cuttableProxy>>; f: ChainfireLb }> {
+  const proxy = await cuttableProxy(endpoint);
+  t.after(() => proxy.close());
+  const f = await startChainfireLb([proxy.url]);
+  t.after(() => f.lb.stop());
+  return { proxy, f };
+}
+
+/** Put backend `id` of pool web at 127.0.0.1:`port` (as the platform registers one). */
+export function putBackend(c: Etcd3, id: string, port: number) {
+  return c.put(backendKey('web', id)).value(JSON.stringify({ address: '127.0.0.1', port }));
 }
 
 export interface ChainfireLb {

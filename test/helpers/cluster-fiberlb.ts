@@ -2,11 +2,12 @@
 // small loopback servers to put behind it. Every process started here is stopped by PID.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from './net.ts';
+import type { TestContext } from 'node:test';
+import { freeTcpPort, sleep } from './net.ts';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 export const CLI = join(ROOT, 'dist/cli.js');
@@ -122,6 +123,75 @@ export async function nameServer(
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * The head of a cluster test's config: the admin API on `admin` (token file admin.token beside
+ * the config), `cluster: { <cluster> }`, and LB `lb` (org o, project p, vip 127.0.0.1) up to its
+ * `listeners:` key; the listener items (indented 6) follow.
+ */
+export function lbConfigHead(admin: number, cluster: string, lb: string): string {
+  return `admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
+cluster: { ${cluster} }
+load_balancers:
+  - name: ${lb}
+    org: o
+    project: p
+    vip: 127.0.0.1
+    listeners:
+`;
+}
+
+type NameServer = Awaited<ReturnType<typeof nameServer>>;
+
+export interface PubWebLb {
+  readonly lb: RunningLb;
+  readonly dir: string;
+  readonly file: string;
+  readonly adminPort: number;
+  readonly httpPort: number;
+  /** The admin token FiberLB wrote to its token file. */
+  readonly token: string;
+  /** Name servers behind the pool: backends `a` and `b`. */
+  readonly a: NameServer;
+  readonly b: NameServer;
+  /** POST /api/v1/pools/pub/web/backends/{id}/{action} with the token: the HTTP status. */
+  backendAction(id: string, action: 'enable' | 'disable' | 'drain'): Promise<number>;
+}
+
+/**
+ * A running FiberLB with `workers` workers: LB `pub`, http listener `web` on `httpPort` → pool
+ * `web` of name servers `a` and `b` (ids a and b), admin API on `adminPort` with a token file.
+ * Everything is stopped after the test.
+ */
+export async function startPubWebLb(t: TestContext, workers: number): Promise<PubWebLb> {
+  const a = await nameServer('a');
+  const b = await nameServer('b');
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const dir = tempDir();
+  const [adminPort, httpPort] = [await freeTcpPort(), await freeTcpPort()];
+  const file = writeConfig(
+    dir,
+    `${lbConfigHead(adminPort, `workers: ${workers}`, 'pub')}      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
+    pools:
+      - name: web
+        backends:
+          - { id: a, address: 127.0.0.1, port: ${a.port} }
+          - { id: b, address: 127.0.0.1, port: ${b.port} }
+`,
+  );
+  const lb = await startLb(file, adminPort);
+  t.after(() => lb.stop());
+  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  const backendAction = async (id: string, action: string): Promise<number> => {
+    const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1/pools/pub/web/backends/${id}/${action}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await r.body?.cancel();
+    return r.status;
+  };
+  return { lb, dir, file, adminPort, httpPort, token, a, b, backendAction };
 }
 
 /** Direct children of a PID (the cluster workers of a primary), from /proc. */

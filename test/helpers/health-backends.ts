@@ -1,11 +1,15 @@
 // Backends for the health tests: real HTTP servers on 127.0.0.1 that count what reaches them
 // (probes and traffic apart), can turn their health endpoint bad, and can be killed and
-// brought back on the same port. Plus reading the primary's /status with its token.
+// brought back on the same port. Plus reading the primary's /status with its token, and a
+// running 2-worker FiberLB whose one pool has a health check over such backends.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { lbConfigHead, type RunningLb, startLb, tempDir, writeConfig } from './cluster-fiberlb.ts';
+import { freeTcpPort } from './net.ts';
 
 export interface HealthBackend {
   readonly name: string;
@@ -90,6 +94,86 @@ export async function healthBackend(name: string, port = 0): Promise<HealthBacke
   };
   await b.revive();
   return b;
+}
+
+/** Health backends named `names`, closed after the test. */
+export async function healthBackends<N extends string[]>(
+  t: TestContext,
+  ...names: N
+): Promise<{ [K in keyof N]: HealthBackend }> {
+  const bs = await Promise.all(names.map((n) => healthBackend(n)));
+  t.after(() => Promise.all(bs.map((b) => b.close())));
+  return bs as { [K in keyof N]: HealthBackend };
+}
+
+/** Pool `web` of the health cluster tests (see hcYaml). */
+export interface HcPool {
+  /** The flow mapping after `health_check:`. */
+  readonly healthCheck: string;
+  /** More lines of pool web (indented 8 spaces), before its backends. */
+  readonly pool?: string;
+  /** Appended to backend i's flow mapping, e.g. ', admin_state: drain'. */
+  readonly backendExtra?: readonly string[];
+}
+
+/**
+ * 2 workers; LB `hc` with http listener `api` on port `api` → pool `web` (health-checked) with
+ * backends b0, b1, … on `ports`; admin API on `admin` with a token file.
+ */
+export function hcYaml(admin: number, api: number, ports: readonly number[], o: HcPool): string {
+  return `${lbConfigHead(admin, 'workers: 2, drain_timeout: 2s', 'hc')}      - { name: api, port: ${api}, protocol: http, default_pool: web }
+    pools:
+      - name: web
+        health_check: ${o.healthCheck}
+${o.pool === undefined ? '' : `${o.pool}\n`}        backends:
+${ports.map((p, i) => `          - { id: b${i}, address: 127.0.0.1, port: ${p}${o.backendExtra?.[i] ?? ''} }`).join('\n')}
+`;
+}
+
+export interface HcLb {
+  readonly lb: RunningLb;
+  readonly dir: string;
+  readonly file: string;
+  readonly admin: number;
+  readonly api: number;
+  /** The config it started with. */
+  readonly yaml: string;
+  /** That config with other pool settings (same ports). */
+  config(o: HcPool): string;
+}
+
+/** FiberLB running hcYaml() over `backends` (stopped after the test). */
+export async function startHcLb(
+  t: TestContext,
+  backends: readonly HealthBackend[],
+  o: HcPool,
+): Promise<HcLb> {
+  const dir = tempDir();
+  const admin = await freeTcpPort();
+  const api = await freeTcpPort();
+  const config = (p: HcPool) =>
+    hcYaml(
+      admin,
+      api,
+      backends.map((b) => b.port),
+      p,
+    );
+  const yaml = config(o);
+  const file = writeConfig(dir, yaml);
+  const lb = await startLb(file, admin);
+  t.after(() => lb.stop());
+  return { lb, dir, file, admin, api, yaml, config };
+}
+
+/** POST /reload to a running FiberLB whose token file is `dir/admin.token`: the HTTP status. */
+export async function adminReload(adminPort: number, dir: string): Promise<number> {
+  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  const r = await fetch(`http://127.0.0.1:${adminPort}/reload`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  await r.text();
+  return r.status;
 }
 
 /** GET /status from a running FiberLB whose token file is `dir/admin.token`. */
