@@ -63,7 +63,9 @@ export function childrenCpuUs(statLine) {
 }
 
 async function finish(child, seconds, name) {
-  const res = await Promise.race([child.exited, sleep((seconds + 30) * 1000).then(() => 'timeout')]);
+  // ref: false — the guard must not keep a finished process alive for its 30 s.
+  const guard = sleep((seconds + 30) * 1000, 'timeout', { ref: false });
+  const res = await Promise.race([child.exited, guard]);
   if (res === 'timeout') {
     await stop(child, 1000);
     throw new Error(`${name} did not finish within ${seconds + 30} s`);
