@@ -5,6 +5,7 @@
 //   request/response shape.
 // kind 'custom': its own measurement (bench/lib/<file>), same pinning, rounds and report.
 // kind 'stub': needs a feature built on another branch; prints what it needs and exits 3.
+import './lib/tls-targets.mjs'; // registers the https / h2 targets in TARGETS
 
 export const SCENARIOS = [
   {
@@ -90,15 +91,19 @@ export const SCENARIOS = [
   },
   {
     name: 'https',
-    kind: 'stub',
-    title: 'HTTPS termination (keep-alive, and new handshakes/s)',
-    needs: 'needs the https listener branch (TLS termination), not merged here',
+    kind: 'custom',
+    title: 'HTTPS termination (TLS 1.3): keep-alive, and new handshakes/s',
+    module: './lib/https.mjs',
+    targets: ['direct', 'fiberlb-https', 'undici-https', 'haproxy-https', 'nginx-https'],
+    ratioTo: 'undici-https',
   },
   {
     name: 'h2',
-    kind: 'stub',
-    title: 'HTTP/2 downstream',
-    needs: 'needs the https listener branch (ALPN h2)',
+    kind: 'custom',
+    title: 'HTTP/2 downstream (h2 over TLS to the proxy, HTTP/1.1 to the backend)',
+    module: './lib/h2.mjs',
+    targets: ['direct', 'fiberlb-h2', 'undici-h2', 'haproxy-h2', 'nginx-h2'],
+    ratioTo: 'undici-h2',
   },
   {
     name: 'health',

@@ -105,13 +105,17 @@ describe('bench report', () => {
       'routes',
       'workers',
       'chainfire',
+      'https',
+      'h2',
     ])
       assert.match(list.stdout, new RegExp(`^${name} +[^(]`, 'm'), name);
-    for (const name of ['https', 'h2', 'rate-limit', 'metrics-logs'])
-      assert.match(list.stdout, new RegExp(`^${name} +\\(stub: needs the `, 'm'), name);
-    const stub = node('bench/run.mjs', '--scenario', 'https');
-    assert.equal(stub.status, 3);
-    assert.match(stub.stderr, /needs the https listener branch/);
+    // The stubs left (if any) say what they need, and running one exits 3 with that.
+    const stubs = [...list.stdout.matchAll(/^(\S+) +\(stub: (needs the .*)\)$/gm)];
+    if (stubs.length) {
+      const stub = node('bench/run.mjs', '--scenario', stubs[0]![1]!);
+      assert.equal(stub.status, 3);
+      assert.ok(stub.stderr.includes(stubs[0]![2]!), stub.stderr);
+    }
     const bad = node('bench/run.mjs', '--scenario', 'nope');
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /unknown scenario "nope" \(known: http-small, /);
