@@ -28,6 +28,9 @@ interface Rule<T> {
   readonly target: T;
 }
 
+/** Shared by the routes without header conditions (most), so a big table builds less garbage. */
+const NONE: Rule<unknown>['headers'] = [];
+
 /** One host group's routes by path prefix; a node's value: its routes in configured order. */
 type PathTrie<T> = RadixNode<Rule<T>[]>;
 
@@ -64,7 +67,10 @@ export class RouteTable<T> {
       const m = route.match;
       const rule: Rule<T> = {
         index: i,
-        headers: m.headers.map((x) => ({ name: x.name.toLowerCase(), value: x.value })),
+        headers:
+          m.headers.length > 0
+            ? m.headers.map((x) => ({ name: x.name.toLowerCase(), value: x.value }))
+            : NONE,
         methods: m.methods.length > 0 ? new Set(m.methods.map((x) => x.toUpperCase())) : undefined,
         target: target(route, i),
       };
@@ -188,11 +194,9 @@ function endsWithReversed(s: string, end: number, reversed: string): boolean {
   return true;
 }
 
-/** By UTF-16 code unit, as the lookup compares. */
+/** By UTF-16 code unit, as the lookup compares (split('') splits surrogate pairs too). */
 function reverse(s: string): string {
-  let r = '';
-  for (let i = s.length - 1; i >= 0; i--) r += s[i];
-  return r;
+  return s.split('').reverse().join('');
 }
 
 function stripDot(h: string): string {
