@@ -13,8 +13,10 @@
 //     $B/maglev.ts:1-51,$B/maglev.ts:71-106"
 //   # the fill loop (buildMaglevTable from "const due"; move the ranges with it) and hash32
 //   npx stryker run --mutate "$B/maglev.ts:52-70,$B/hash.ts:1-23"
-//   # router.ts: only the router suite exercises it, so it runs alone (~2 min)
-//   STRYKER_TESTS=router npx stryker run --mutate src/worker/routing/router.ts
+//   # the router and its route table: only the router suites (router, router-table) exercise
+//   # them, so they run alone
+//   STRYKER_TESTS=router npx stryker run --mutate "src/worker/routing/router.ts,\
+//     src/worker/routing/route-table.ts,src/worker/routing/radix.ts"
 // STRYKER_REPORT names the JSON report of a run (default reports/mutation/mutation.json).
 //
 // tsconfigFile names no file on purpose: Stryker would rewrite tsconfig.json through the

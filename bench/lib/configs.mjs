@@ -143,7 +143,8 @@ export function fiberlbConfig({
   backendExtra = '',
   accessLog,
 }) {
-  // routes: N-1 host routes that never match, then a catch-all: every request walks them all.
+  // routes: N-1 host routes that never match, then a catch-all (a linear router would walk them
+  // all; the indexed one looks only at the catch-all).
   const routeLines = routes
     ? `        routes:\n${Array.from({ length: routes - 1 }, (_, i) => `          - { match: { host: r${i}.bench.example }, pool: backend }\n`).join('')}          - { match: { path_prefix: / }, pool: backend }\n`
     : '';

@@ -1,6 +1,7 @@
-// L7 routing: a listener's routes compiled once per ListenerState into a flat list of
-// matchers, so a request costs a short linear scan (allocating at most a lower-cased host).
-// First match wins, then default_pool, else no route.
+// L7 routing: a listener's routes compiled once per ListenerState into a route table
+// (route-table.ts) that looks only at the routes a request's host and path can match, with the
+// result of a walk in configured order: first match wins, then default_pool, else no route.
+// A request allocates at most its lower-cased host.
 //
 // Host semantics: compared case-insensitively, without port and trailing dot. A wildcard
 // "*.example.com" matches one or more labels below example.com ("a.example.com",
@@ -9,8 +10,9 @@
 // Header conditions compare the header's value as Node joins duplicates (", "); "*" = present.
 
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ListenerConfig, RouteConfig } from '../../config/model.ts';
+import type { ListenerConfig } from '../../config/model.ts';
 import type { PoolRuntime } from './pool-runtime.ts';
+import { RouteTable } from './route-table.ts';
 
 /** Where a request goes. `pool` is undefined when the named pool is not in the snapshot. */
 export interface RouteTarget {
@@ -22,21 +24,9 @@ export interface RouteTarget {
   readonly index: number;
 }
 
-interface CompiledRoute {
-  /** Exact lower-case host, or undefined. */
-  readonly host: string | undefined;
-  /** ".example.com" for "*.example.com", or undefined. */
-  readonly hostSuffix: string | undefined;
-  readonly pathPrefix: string | undefined;
-  readonly headers: ReadonlyArray<{ readonly name: string; readonly value: string }>;
-  readonly methods: ReadonlySet<string> | undefined;
-  readonly target: RouteTarget;
-}
-
 export class Router {
-  private readonly routes: readonly CompiledRoute[];
+  private readonly table: RouteTable<RouteTarget>;
   private readonly fallback: RouteTarget | undefined;
-  private readonly usesHost: boolean;
 
   constructor(
     listener: Pick<ListenerConfig, 'routes' | 'defaultPool'>,
@@ -48,17 +38,16 @@ export class Router {
       pool: pools.get(name),
       index,
     });
-    this.routes = listener.routes.map((r, i) => compileRoute(r, target(String(i), r.pool, i)));
+    this.table = new RouteTable(listener.routes, (r, i) => target(String(i), r.pool, i));
     this.fallback =
       listener.defaultPool === undefined ? undefined : target('default', listener.defaultPool, -1);
-    this.usesHost = this.routes.some((r) => r.host !== undefined || r.hostSuffix !== undefined);
   }
 
   /**
    * The first matching route's target, else default_pool's, else undefined (no route).
    * `path` is the request target as received (query ignored), `host` the Host header as
    * received (port allowed), `headers` Node's header object (already built by Node).
-   * Positional, so routing allocates nothing.
+   * Positional, so routing allocates nothing (but the lower-cased host).
    */
   match(
     method: string,
@@ -66,49 +55,9 @@ export class Router {
     host: string | undefined,
     headers: IncomingHttpHeaders,
   ): RouteTarget | undefined {
-    const routes = this.routes;
-    if (routes.length === 0) return this.fallback;
-    const h = this.usesHost ? normalizeHost(host) : '';
-    for (let i = 0; i < routes.length; i++) {
-      const r = routes[i]!;
-      if (r.methods !== undefined && !r.methods.has(method)) continue;
-      if (r.host !== undefined && r.host !== h) continue;
-      if (r.hostSuffix !== undefined && !(h.length > r.hostSuffix.length && h.endsWith(r.hostSuffix)))
-        continue;
-      // A prefix has no '?', so a prefix match never reaches into the query string.
-      if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue;
-      if (r.headers.length > 0 && !headersMatch(r.headers, headers)) continue;
-      return r.target;
-    }
-    return this.fallback;
+    const t = this.table;
+    return t.lookup(method, path, t.usesHost ? normalizeHost(host) : '', headers) ?? this.fallback;
   }
-}
-
-function compileRoute(r: RouteConfig, target: RouteTarget): CompiledRoute {
-  const h = r.match.host?.toLowerCase();
-  const wildcard = h?.startsWith('*.') === true;
-  return {
-    host: h !== undefined && !wildcard ? stripDot(h) : undefined,
-    hostSuffix: wildcard ? stripDot(h!.slice(1)) : undefined,
-    pathPrefix: r.match.pathPrefix || undefined,
-    headers: r.match.headers.map((x) => ({ name: x.name.toLowerCase(), value: x.value })),
-    methods: r.match.methods.length > 0 ? new Set(r.match.methods.map((m) => m.toUpperCase())) : undefined,
-    target,
-  };
-}
-
-function headersMatch(
-  conds: ReadonlyArray<{ readonly name: string; readonly value: string }>,
-  headers: IncomingHttpHeaders,
-): boolean {
-  for (let i = 0; i < conds.length; i++) {
-    const c = conds[i]!;
-    const v = headers[c.name];
-    if (v === undefined) return false;
-    if (c.value === '*') continue;
-    if (typeof v === 'string' ? v !== c.value : !v.includes(c.value)) return false;
-  }
-  return true;
 }
 
 /** "Example.COM:8080" → "example.com"; "[::1]:80" → "[::1]"; "example.com." → "example.com". */
@@ -125,8 +74,4 @@ export function normalizeHost(host: string | undefined): string {
   if (end > 0 && host.charCodeAt(end - 1) === 46 /* . */) end--;
   const h = end === host.length ? host : host.slice(0, end);
   return h.toLowerCase();
-}
-
-function stripDot(h: string): string {
-  return h.endsWith('.') ? h.slice(0, -1) : h;
 }
