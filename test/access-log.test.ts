@@ -297,4 +297,20 @@ load_balancers:
     assert.equal(w.written, n);
     assert.ok(w.writes <= n / 3, `${n} lines in ${w.writes} writes`);
   });
+
+  test('lines are written whole and in order: multi-byte characters, a line bigger than a chunk', async () => {
+    const file = join(tempDir(), 'access.log');
+    const w = new LogWriter(file);
+    const big = `{"big":"${'é'.repeat(200_000)}"}`; // 400 kB in UTF-8, more than one 256 KiB chunk
+    const want = [
+      '{"p":"/caf\u00e9 ☕ 𝄞"}',
+      big,
+      ...Array.from({ length: 3000 }, (_, i) => `{"i":${i},"s":"ü${i}"}`),
+    ];
+    for (const l of want) w.write(l);
+    await w.close(10_000);
+    assert.deepEqual(readFileSync(file, 'utf8').split('\n').slice(0, -1), want);
+    assert.equal(w.written, want.length);
+    assert.equal(w.dropped, 0);
+  });
 });

@@ -2,8 +2,10 @@
 // written by one asynchronous fs.write at a time (libuv's thread pool), batched: a write goes
 // out FLUSH_DELAY_MS after the first line queued since the last one (or at once when a batch
 // is full), so one write carries many lines. An async fs.write costs ~60 µs of CPU in the
-// thread-pool hand-off alone, so one write per request would cost more than the request. The queue is
-// bounded (MAX_PENDING_BYTES): when the disk or the reader of stdout cannot keep up, new lines
+// thread-pool hand-off alone, so one write per request would cost more than the request. Each
+// line is encoded into a reused 256 KiB chunk as it arrives, so no string outlives its request
+// (a queue of strings kept ~5 ms survives young-generation GCs and costs more to collect than
+// to encode). The queue is bounded (MAX_PENDING_BYTES): when the disk or the reader of stdout cannot keep up, new lines
 // are dropped and counted instead of growing memory or stalling requests. reopen() (SIGUSR1,
 // reload) closes and reopens a file after logrotate moved it.
 
@@ -11,8 +13,10 @@ import { close, open, write } from 'node:fs';
 
 /** Lines waiting to be written, at most (then they are dropped and counted). */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
-/** One write() carries at most this much (a few hundred lines). */
-const MAX_BATCH_BYTES = 256 * 1024;
+/** One write() carries at most one chunk of this size (a few hundred lines). */
+const CHUNK_BYTES = 256 * 1024;
+/** Chunks kept for reuse once written. */
+const SPARE_CHUNKS = 2;
 /** stdout as a non-blocking pipe may say EAGAIN: try again shortly. */
 const EAGAIN_RETRY_MS = 5;
 /** An idle writer waits this long after a first line, so one write carries many lines. */
@@ -25,8 +29,10 @@ export class LogWriter {
   errors = 0;
   /** write() calls made: lines ÷ writes is the batching. */
   writes = 0;
-  private pending: string[] = [];
+  /** Encoded lines waiting, oldest first; the last chunk is the one being filled. */
+  private chunks: Chunk[] = [];
   private pendingBytes = 0;
+  private readonly spare: Buffer[] = [];
   private fd: number | undefined;
   private opening = false;
   private writing = false;
@@ -46,25 +52,27 @@ export class LogWriter {
 
   write(line: string): void {
     if (this.closed) return;
-    const n = line.length + 1;
-    if (this.pendingBytes + n > MAX_PENDING_BYTES) {
+    if (this.pendingBytes + line.length + 1 > MAX_PENDING_BYTES) {
       this.dropped++;
       return;
     }
-    this.pending.push(line);
-    this.pendingBytes += n;
-    this.kick();
-  }
-
-  /** Schedule the next write (unless one is running or scheduled); a full batch goes now. */
-  private kick(): void {
-    if (this.writing || this.scheduled || this.pending.length === 0) return;
-    if (this.pendingBytes >= MAX_BATCH_BYTES) {
-      this.flush();
-      return;
+    // Room for the worst case (3 UTF-8 bytes per UTF-16 unit) and the newline.
+    const room = line.length * 3 + 1;
+    let c = this.chunks[this.chunks.length - 1];
+    if (c === undefined || c.buf.length - c.used < room) {
+      const buf =
+        room <= CHUNK_BYTES
+          ? (this.spare.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES))
+          : Buffer.allocUnsafe(room);
+      c = { buf, used: 0, lines: 0 };
+      this.chunks.push(c);
     }
-    this.scheduled = true;
-    setTimeout(this.flushSoon, FLUSH_DELAY_MS).unref();
+    const n = c.buf.write(line, c.used, 'utf8');
+    c.buf[c.used + n] = 0x0a;
+    c.used += n + 1;
+    c.lines++;
+    this.pendingBytes += n + 1;
+    this.kick();
   }
 
   /** Close and reopen the file (after logrotate renamed it); stdout stays as it is. */
@@ -82,7 +90,7 @@ export class LogWriter {
     return new Promise((resolve) => {
       const deadline = Date.now() + timeoutMs;
       const check = (): void => {
-        if ((this.pending.length === 0 && !this.writing && !this.scheduled) || Date.now() > deadline) {
+        if ((this.chunks.length === 0 && !this.writing && !this.scheduled) || Date.now() > deadline) {
           this.closed = true;
           if (this.fd !== undefined && this.fd !== 1) close(this.fd, () => {});
           this.fd = undefined;
@@ -91,6 +99,17 @@ export class LogWriter {
       };
       check();
     });
+  }
+
+  /** Schedule the next write (unless one is running or scheduled); a full chunk goes now. */
+  private kick(): void {
+    if (this.writing || this.scheduled || this.chunks.length === 0) return;
+    if (this.chunks.length > 1) {
+      this.flush();
+      return;
+    }
+    this.scheduled = true;
+    setTimeout(this.flushSoon, FLUSH_DELAY_MS).unref();
   }
 
   private reopenNow(): void {
@@ -108,8 +127,8 @@ export class LogWriter {
       if (err) {
         this.errors++;
         // Lines queued meanwhile are lost; a later reopen (SIGUSR1, reload) tries again.
-        this.dropped += this.pending.length;
-        this.pending = [];
+        for (const c of this.chunks) this.dropped += c.lines;
+        this.chunks = [];
         this.pendingBytes = 0;
         return;
       }
@@ -124,37 +143,40 @@ export class LogWriter {
   }
 
   private flush(): void {
-    if (this.writing || this.fd === undefined || this.pending.length === 0) return;
-    let bytes = 0;
-    let i = 0;
-    while (i < this.pending.length && (i === 0 || bytes < MAX_BATCH_BYTES))
-      bytes += this.pending[i++]!.length + 1;
-    const lines = i === this.pending.length ? this.pending : this.pending.slice(0, i);
-    this.pending = i === this.pending.length ? [] : this.pending.slice(i);
-    this.pendingBytes -= bytes;
-    const buf = Buffer.from(`${lines.join('\n')}\n`);
+    if (this.writing || this.fd === undefined) return;
+    const c = this.chunks.shift();
+    if (c === undefined) return;
+    this.pendingBytes -= c.used;
     this.writing = true;
-    this.writeOut(buf, 0, lines.length);
+    this.writeOut(c, 0);
   }
 
-  private writeOut(buf: Buffer, offset: number, count: number): void {
+  private writeOut(c: Chunk, offset: number): void {
     const fd = this.fd!;
     this.writes++;
-    write(fd, buf, offset, buf.length - offset, null, (err, n) => {
+    write(fd, c.buf, offset, c.used - offset, null, (err, n) => {
       if (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN' && !this.closed) {
-          setTimeout(() => this.writeOut(buf, offset, count), EAGAIN_RETRY_MS);
+          setTimeout(() => this.writeOut(c, offset), EAGAIN_RETRY_MS);
           return;
         }
         this.errors++;
-        this.dropped += count;
-      } else if (offset + n < buf.length) {
-        this.writeOut(buf, offset + n, count);
+        this.dropped += c.lines;
+      } else if (offset + n < c.used) {
+        this.writeOut(c, offset + n);
         return;
-      } else this.written += count;
+      } else this.written += c.lines;
+      if (c.buf.length === CHUNK_BYTES && this.spare.length < SPARE_CHUNKS) this.spare.push(c.buf);
       this.writing = false;
       if (this.reopenWanted) this.reopenNow();
       else this.kick();
     });
   }
+}
+
+/** Encoded lines: `used` bytes of `buf`, `lines` of them. */
+interface Chunk {
+  readonly buf: Buffer;
+  used: number;
+  lines: number;
 }
