@@ -128,10 +128,16 @@ describe('admin API backend actions write Chainfire', () => {
     await eventually(async () => (await view(b, 'b1'))?.admin_state === 'drain', 10_000, 'B sees the drain');
     assert.ok((await b.health()).revision >= rev);
 
-    // A restarts: the drain is the store's state, not A's memory.
+    // A restarts: the drain is the store's state, not A's memory. Both instances serve the same
+    // store config on one machine, so B (whose listener could not bind) could take the port
+    // while A is down: B is stopped too and started again after A, so A holds the port.
     await a.lb.stop();
+    await b.lb.stop();
     a = await startChainfireLb(etcd.endpoints, { dir: dirA, adminExtra: `, tenant_tokens: ${tenants}` });
     stops.push(() => a.lb.stop());
+    b = await startChainfireLb(etcd.endpoints, { until: 'serving' });
+    stops.push(() => b.lb.stop());
+    assert.equal((await view(b, 'b1'))?.admin_state, 'drain', 'a new B reads the drain from the store');
     assert.equal((await view(a, 'b1'))?.admin_state, 'drain');
     assert.deepEqual(await spread(port, 8), { '200 a': 8 });
 
