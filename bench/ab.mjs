@@ -9,21 +9,18 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { fiberlbConfig } from './lib/configs.mjs';
 import { autocannon } from './lib/load.mjs';
 import {
   cpuDeltaUs,
   freePort,
-  httpGet,
   installCleanupHandlers,
   spawnPinned,
   stop,
   treeCpu,
   waitForOutput,
 } from './lib/proc.mjs';
-import { VARIANTS } from './lib/variants.mjs';
+import { startVariant, VARIANTS } from './lib/variants.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const variant = process.argv[2];
@@ -44,37 +41,8 @@ const backend = spawnPinned('backend', '1', process.execPath, [
 ]);
 await waitForOutput(backend, /listening/);
 
-async function start(name) {
-  const dir = mkdtempSync(path.join(tmp, `${name}-`));
-  const [port, adminPort] = [await freePort(), await freePort()];
-  const cfg = VARIANTS[name];
-  const conf = fiberlbConfig({
-    dir,
-    port,
-    adminPort,
-    backendPort,
-    ...cfg,
-    accessLog: cfg.accessLog ? path.join(dir, 'access.log') : undefined,
-  });
-  const child = spawnPinned(
-    name,
-    '0',
-    process.execPath,
-    [path.join(root, 'dist/cli.js'), 'run', '--config', conf],
-    {
-      cwd: root,
-      env: { NODE_ENV: 'production' },
-    },
-  );
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await httpGet(adminPort, '/healthz', '127.0.0.1', 500)).status === 200)
-        return { name, child, port };
-    } catch {}
-    await sleep(100);
-  }
-  throw new Error(`${name} did not become ready`);
-}
+const start = (name) =>
+  startVariant({ root, name, dir: mkdtempSync(path.join(tmp, `${name}-`)), backendPort });
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

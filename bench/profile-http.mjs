@@ -13,20 +13,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { fiberlbConfig } from './lib/configs.mjs';
 import { ownerShares, summarizeProfile } from './lib/cpuprofile-top.mjs';
 import { autocannon } from './lib/load.mjs';
 import {
   cpuDeltaUs,
   freePort,
-  httpGet,
   installCleanupHandlers,
   spawnPinned,
   stop,
   treeCpu,
   waitForOutput,
 } from './lib/proc.mjs';
-import { VARIANTS } from './lib/variants.mjs';
+import { startVariant, VARIANTS } from './lib/variants.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const variant = process.argv[2] ?? 'plain';
@@ -46,32 +44,16 @@ const backend = spawnPinned('backend', '1', process.execPath, [
   String(backendPort),
 ]);
 await waitForOutput(backend, /listening/);
-const [port, adminPort] = [await freePort(), await freePort()];
-const cfg = VARIANTS[variant];
-const conf = fiberlbConfig({
-  dir: tmp,
-  port,
-  adminPort,
-  backendPort,
-  ...cfg,
-  accessLog: cfg.accessLog ? path.join(tmp, 'access.log') : undefined,
-});
 const profDir = mkdtempSync(path.join(tmp, 'prof-'));
-const lb = spawnPinned(
-  'fiberlb',
-  '0',
-  process.execPath,
-  // Cluster workers inherit the primary's execArgv, so each writes its own profile.
-  ['--cpu-prof', `--cpu-prof-dir=${profDir}`, path.join(root, 'dist/cli.js'), 'run', '--config', conf],
-  { cwd: root, env: { NODE_ENV: 'production' } },
-);
+// Cluster workers inherit the primary's execArgv, so each writes its own profile.
+const { child: lb, port } = await startVariant({
+  root,
+  name: variant,
+  dir: tmp,
+  backendPort,
+  nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+});
 try {
-  for (let i = 0; i < 100; i++) {
-    try {
-      if ((await httpGet(adminPort, '/healthz', '127.0.0.1', 500)).status === 200) break;
-    } catch {}
-    await sleep(100);
-  }
   await autocannon({ root, cpu: '1', port, connections: 50, durationS: 2 }); // warm-up
   const c0 = treeCpu(lb.pid);
   const r = await autocannon({ root, cpu: '1', port, connections: 50, durationS: seconds });

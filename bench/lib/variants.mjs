@@ -1,6 +1,11 @@
 // FiberLB config variants shared by the bench targets (bench/lib/targets.mjs) and the HTTP
 // profiler (bench/profile-http.mjs): the keys each one adds to bench/lib/configs.mjs's config.
 
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fiberlbConfig } from './configs.mjs';
+import { freePort, httpGet, spawnPinned, stop } from './proc.mjs';
+
 /** Pool keys for fiberlb-health: every issue-7 mechanism on, none of them ever triggered. */
 const HEALTH_POOL = `        health_check: { type: http, path: /, interval: 1s, timeout: 500ms }
         outlier_detection: { consecutive_failures: 5, on_status: [502, 503, 504] }
@@ -17,3 +22,40 @@ export const VARIANTS = {
   // Every request in an access log file.
   log: { accessLog: true },
 };
+
+/**
+ * Start the built FiberLB (1 worker, pinned to CPU 0) with VARIANTS[name] in front of
+ * `backendPort`, config and logs in `dir`; resolves once its admin /healthz answers 200.
+ * `nodeArgs` go before cli.js (e.g. --cpu-prof: cluster workers inherit them).
+ */
+export async function startVariant({ root, name, dir, backendPort, nodeArgs = [] }) {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const cfg = VARIANTS[name];
+  const conf = fiberlbConfig({
+    dir,
+    port,
+    adminPort,
+    backendPort,
+    ...cfg,
+    accessLog: cfg.accessLog ? path.join(dir, 'access.log') : undefined,
+  });
+  const child = spawnPinned(
+    name,
+    '0',
+    process.execPath,
+    [...nodeArgs, path.join(root, 'dist/cli.js'), 'run', '--config', conf],
+    {
+      cwd: root,
+      env: { NODE_ENV: 'production' },
+    },
+  );
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await httpGet(adminPort, '/healthz', '127.0.0.1', 500)).status === 200)
+        return { name, child, port };
+    } catch {}
+    await sleep(100);
+  }
+  await stop(child, 5_000);
+  throw new Error(`${name} did not become ready`);
+}
