@@ -52,6 +52,8 @@ const { child: lb, port } = await startVariant({
   dir: tmp,
   backendPort,
   nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
+  // FIBERLB_CLI: profile another build (as for bench/run.mjs targets).
+  cli: process.env.FIBERLB_CLI,
 });
 try {
   await autocannon({ root, cpu: '1', port, connections: 50, durationS: 2 }); // warm-up

@@ -11,6 +11,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseConfigText } from '../src/config/validate.ts';
+import type { BackendTarget } from '../src/worker/routing/balancer/types.ts';
+import { AccessLogSink } from '../src/worker/telemetry/access-log.ts';
 import { LogWriter, MAX_PENDING_BYTES } from '../src/worker/telemetry/log-writer.ts';
 import { nameServer, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { readToEnd, tcpConnect, tcpEcho, udpBackend, udpClient } from './helpers/l4-backends.ts';
@@ -233,13 +235,96 @@ load_balancers:
       '/etc/f.yaml',
     );
     assert.ok(ok.ok);
-    assert.deepEqual(ok.config.static.accessLog, { path: 'stdout', sample: 0.25 });
+    assert.deepEqual(ok.config.static.accessLog, { path: 'stdout', sample: 0.25, flushIntervalMs: 100 });
     const rel = parseConfigText(
       `access_log: { path: logs/a.log }\nload_balancers: []\n`,
       '/etc/fiberlb/f.yaml',
     );
     assert.ok(rel.ok);
-    assert.deepEqual(rel.config.static.accessLog, { path: '/etc/fiberlb/logs/a.log', sample: 1 });
+    assert.deepEqual(rel.config.static.accessLog, {
+      path: '/etc/fiberlb/logs/a.log',
+      sample: 1,
+      flushIntervalMs: 100,
+    });
+    const flush = parseConfigText(
+      `access_log: { path: stdout, flush_interval: 1s }\nload_balancers: []\n`,
+      '/etc/f.yaml',
+    );
+    assert.ok(flush.ok);
+    assert.equal(flush.config.static.accessLog?.flushIntervalMs, 1000);
+    const bad = parseConfigText(
+      `access_log: { path: stdout, flush_interval: 11s }\nlisteners_x: 1\n`,
+      'f.yaml',
+    );
+    assert.ok(!bad.ok);
+    assert.ok(
+      bad.issues.some(
+        (i) =>
+          `${i.line}:${i.col} ${i.path}: ${i.message}` ===
+          '1:45 access_log.flush_interval: must be at most 10s',
+      ),
+      JSON.stringify(bad.issues),
+    );
+  });
+
+  test('a line: durations in ms to 3 decimals, ts in ISO 8601 to the millisecond', async () => {
+    const file = join(tempDir(), 'access.log');
+    const w = new LogWriter(file, 0);
+    const sink = new AccessLogSink(w, 1);
+    const target = { key: 'lb/p/b1', address: '10.0.200.21', port: 8080 } as unknown as BackendTarget;
+    const base = {
+      res: { headersSent: true, statusCode: 200 },
+      backend: target,
+      route: { route: 'r', poolName: 'p' },
+      method: 'GET',
+      path: '/a?secret=1',
+      peerIp: '127.0.0.1',
+      requestId: 'id-1',
+      errorClass: undefined,
+      requestBytes: 0,
+      responseBytes: 13,
+    };
+    const before = Date.now();
+    // duration 12.3456 → 12.346; connect 0.0004 → 0; first byte 1.05 → 1.05; 7 → 7.
+    sink.http(
+      'lb/web',
+      'lb',
+      { ...base, startedAt: 100, dispatchedAt: 101, sentAt: 101.0004, firstByteAt: 102.05 },
+      112.3456,
+    );
+    sink.http(
+      'lb/web',
+      'lb',
+      { ...base, startedAt: 0, dispatchedAt: 0.5, sentAt: 1.5, firstByteAt: 7.5 },
+      1000.0011,
+    );
+    await w.close(5000);
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    const [a, b] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      [a!.duration_ms, a!.upstream_connect_ms, a!.upstream_first_byte_ms, a!.path],
+      [12.346, 0, 1.05, '/a'],
+    );
+    assert.deepEqual([b!.duration_ms, b!.upstream_connect_ms, b!.upstream_first_byte_ms], [1000.001, 1, 7]);
+    assert.match(lines[0]!, /"duration_ms":12\.346,"upstream_connect_ms":0,"upstream_first_byte_ms":1\.05,/);
+    const ts = String(a!.ts);
+    assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(new Date(ts).toISOString(), ts);
+    assert.ok(Date.parse(ts) >= before - 1 && Date.parse(ts) <= Date.now(), `${ts} vs ${before}`);
+  });
+
+  test('flush_interval: lines wait for it, then go out in one write', async () => {
+    const file = join(tempDir(), 'access.log');
+    const w = new LogWriter(file, 600);
+    await sleep(100); // the file is open
+    for (let i = 0; i < 20; i++) w.write(`{"i":${i}}`);
+    await sleep(150);
+    assert.equal(readFileSync(file, 'utf8'), '', 'nothing written before the interval');
+    await waitFor('the batch', () =>
+      readFileSync(file, 'utf8').split('\n').length === 21 ? true : undefined,
+    );
+    assert.equal(w.writes, 1);
+    await w.close(5000);
   });
 
   test('the writer never blocks: with no reader, lines are dropped and counted; a reader gets the rest', async (t) => {

@@ -26,9 +26,10 @@ export const VARIANTS = {
 /**
  * Start the built FiberLB (1 worker, pinned to CPU 0) with VARIANTS[name] in front of
  * `backendPort`, config and logs in `dir`; resolves once its admin /healthz answers 200.
- * `nodeArgs` go before cli.js (e.g. --cpu-prof: cluster workers inherit them).
+ * `nodeArgs` go before cli.js (e.g. --cpu-prof: cluster workers inherit them); `cli` is
+ * another build's cli.js (default: this checkout's dist/).
  */
-export async function startVariant({ root, name, dir, backendPort, nodeArgs = [] }) {
+export async function startVariant({ root, name, dir, backendPort, nodeArgs = [], cli }) {
   const [port, adminPort] = [await freePort(), await freePort()];
   const cfg = VARIANTS[name];
   const conf = fiberlbConfig({
@@ -43,7 +44,7 @@ export async function startVariant({ root, name, dir, backendPort, nodeArgs = []
     name,
     '0',
     process.execPath,
-    [...nodeArgs, path.join(root, 'dist/cli.js'), 'run', '--config', conf],
+    [...nodeArgs, cli ?? path.join(root, 'dist/cli.js'), 'run', '--config', conf],
     {
       cwd: root,
       env: { NODE_ENV: 'production' },
