@@ -1,20 +1,25 @@
 #!/usr/bin/env node
-// A/B cost of one config variant in short alternating slices: two FiberLB instances (1 worker
-// each) run side by side on CPU 0, `plain` and VARIANT (bench/lib/variants.mjs); autocannon
-// (CPU 1, with the backend) loads A for `slice` seconds, then B, then A… and each slice's
-// proxy-tree CPU µs per request is taken from /proc. A slice pair is seconds apart, so the
-// slow drift of a shared VM (plain FiberLB moved 44–91 µs/req within one 10-minute run) falls
-// out of the per-pair ratio; the median of those ratios is the cost. Run after `npm run build`:
-//   node bench/ab.mjs VARIANT [pairs=12] [slice=3]
-// VARIANT `undici` runs the minimal undici proxy (bench/peers/undici-stream.mjs) as B: FiberLB's
-// cost against the issue-11 reference, pair by pair. AB_CLI_B=path/to/cli.js runs B from
-// another build (an experiment's dist/ copy); AB_A=VARIANT makes A that variant instead of plain
-// (AB_A=log AB_CLI_B=... node bench/ab.mjs log: one variant, two builds).
+// A/B in short alternating slices: A (plain FiberLB, 1 worker) and B run side by side on CPU 0;
+// the load generator (CPU 1, with the backend) loads A for `slice` seconds, then B, then A…
+// A slice pair is seconds apart, so the slow drift of a shared VM (plain FiberLB moved 44–91
+// µs/req within one 10-minute run) falls out of the per-pair ratio; the median of those ratios
+// is the answer. Run after `npm run build`:
+//
+//   node bench/ab.mjs B [pairs=12] [slice=3] [--rate R] [--a VARIANT] [--cli-b PATH] [--out FILE]
+//
+// B is a FiberLB variant (bench/lib/variants.mjs: its cost) or a peer from the bench targets
+// (undici, http-proxy-3, haproxy, nginx: FiberLB against it). Without --rate, autocannon at
+// full load and the proxy tree's CPU µs/req from /proc; with --rate, the open-loop generator at
+// R req/s and the latency percentiles (the fixed-rate target: p99 against HAProxy's), CPU too.
+// --a makes A another variant; --cli-b runs a FiberLB B from another build (an experiment's
+// dist/ copy: `--a log --cli-b /tmp/exp/dist/cli.js log` is one variant, two builds).
+// BENCH_BODY_BYTES sets the response size (16384: the 16 KiB scenario).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { autocannon } from './lib/load.mjs';
+import { parseArgs } from 'node:util';
+import { autocannon, fixedRate } from './lib/load.mjs';
 import {
   cpuDeltaUs,
   freePort,
@@ -24,21 +29,43 @@ import {
   treeCpu,
   waitForOutput,
 } from './lib/proc.mjs';
+import { setBody, TARGETS } from './lib/targets.mjs';
 import { startVariant, VARIANTS } from './lib/variants.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const variant = process.argv[2];
-const pairs = Number(process.argv[3] ?? 12);
-const slice = Number(process.argv[4] ?? 3);
-const cliB = process.env.AB_CLI_B;
-if (variant !== 'undici' && (!VARIANTS[variant] || (variant === (process.env.AB_A ?? 'plain') && !cliB))) {
+const { values: opt, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rate: { type: 'string' },
+    a: { type: 'string', default: 'plain' },
+    'cli-b': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const [bName0, pairsArg, sliceArg] = positionals;
+const pairs = Number(pairsArg ?? 12);
+const slice = Number(sliceArg ?? 3);
+const rate = opt.rate === undefined ? undefined : Number(opt.rate);
+const cliB = opt['cli-b'] ?? process.env.AB_CLI_B;
+const peers = TARGETS.filter((t) => t.isProxy && !t.name.startsWith('fiberlb') && !t.mode?.includes('tcp'));
+const peer = peers.find((t) => t.name === bName0);
+const sameAsA = bName0 === opt.a && !cliB;
+if (!VARIANTS[opt.a] || (!peer && (!VARIANTS[bName0] || sameAsA))) {
   console.error(
-    `usage: node bench/ab.mjs VARIANT [pairs] [slice]; VARIANT undici or one of ${Object.keys(VARIANTS).join(', ')} (plain only with AB_CLI_B)`,
+    `usage: node bench/ab.mjs B [pairs] [slice] [--rate R] [--a VARIANT] [--cli-b PATH]\n` +
+      `  B: a variant (${Object.keys(VARIANTS).join(', ')}; the same as A only with --cli-b) or a peer (${peers.map((t) => t.name).join(', ')})`,
   );
+  process.exit(2);
+}
+const unavailable = peer?.unavailable?.();
+if (unavailable) {
+  console.error(unavailable);
   process.exit(2);
 }
 installCleanupHandlers();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'fiberlb-ab-'));
+const bodyBytes = Number(process.env.BENCH_BODY_BYTES) || 0;
+if (bodyBytes) setBody(bodyBytes); // what the peers' readiness check expects
 const backendPort = await freePort();
 const backend = spawnPinned('backend', '1', process.execPath, [
   path.join(root, 'bench/backend.mjs'),
@@ -46,17 +73,11 @@ const backend = spawnPinned('backend', '1', process.execPath, [
 ]);
 await waitForOutput(backend, /listening/);
 
-const start = (name, cli) =>
+const startFiberlb = (name, cli) =>
   startVariant({ root, name, dir: mkdtempSync(path.join(tmp, `${name}-`)), backendPort, cli });
-const startUndici = async () => {
-  const port = await freePort();
-  const child = spawnPinned('undici', '0', process.execPath, [
-    path.join(root, 'bench/peers/undici-stream.mjs'),
-    String(port),
-    `http://127.0.0.1:${backendPort}`,
-  ]);
-  await waitForOutput(child, /listening/);
-  return { name: 'undici', child, port };
+const startPeer = async (t) => {
+  const { port, child } = await t.start({ root, tmp, backendPort, cpu: '0' });
+  return { name: t.name, child, port };
 };
 
 const median = (xs) => {
@@ -64,49 +85,86 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const a = await start(process.env.AB_A ?? 'plain');
-const b = variant === 'undici' ? await startUndici() : await start(variant, cliB);
-// Two FiberLB builds of the same variant: tell them apart in the rows.
-if (b.name === a.name) b.name = `${variant}-b`;
-const aName = a.name;
-const bName = b.name;
+/** One slice on `t`: CPU µs/req, and with --rate the latency percentiles (µs). */
+async function measure(t) {
+  const c0 = treeCpu(t.child.pid);
+  if (rate === undefined) {
+    const r = await autocannon({ root, cpu: '1', port: t.port, connections: 50, durationS: slice });
+    if (r.errors || r.non2xx) throw new Error(`${t.name}: ${r.errors} errors, ${r.non2xx} non-2xx`);
+    return { us: cpuDeltaUs(c0, treeCpu(t.child.pid)) / r.total };
+  }
+  const r = await fixedRate({
+    root,
+    cpu: '1',
+    port: t.port,
+    connections: 50,
+    durationS: slice,
+    rate,
+    warmupS: 0.5,
+  });
+  if (r.errors || r.non2xx) throw new Error(`${t.name}: ${r.errors} errors, ${r.non2xx} non-2xx`);
+  const l = r.latencyUs;
+  return {
+    us: cpuDeltaUs(c0, treeCpu(t.child.pid)) / r.completedTotal,
+    p50: l.p50,
+    p99: l.p99,
+    p999: l.p999,
+  };
+}
+
+const a = await startFiberlb(opt.a);
+const b = peer ? await startPeer(peer) : await startFiberlb(bName0, cliB);
+if (b.name === a.name) b.name = `${bName0}-b`; // two builds of one variant
+const metric = rate === undefined ? 'us' : 'p99';
+const unit = rate === undefined ? 'µs/req' : 'µs p99';
 try {
   for (const t of [a, b]) await autocannon({ root, cpu: '1', port: t.port, connections: 50, durationS: 2 }); // warm-up
   const rows = [];
   for (let i = 0; i < pairs; i++) {
     // Alternate which goes first, so neither always follows the other.
     const order = i % 2 === 0 ? [a, b] : [b, a];
-    const us = {};
-    for (const t of order) {
-      const c0 = treeCpu(t.child.pid);
-      const r = await autocannon({ root, cpu: '1', port: t.port, connections: 50, durationS: slice });
-      if (r.errors || r.non2xx) throw new Error(`${t.name}: ${r.errors} errors, ${r.non2xx} non-2xx`);
-      us[t.name] = cpuDeltaUs(c0, treeCpu(t.child.pid)) / r.total;
-    }
-    rows.push({ plain: us[aName], variant: us[bName], ratio: us[bName] / us[aName] });
+    const m = {};
+    for (const t of order) m[t.name] = await measure(t);
+    const [ma, mb] = [m[a.name], m[b.name]];
+    rows.push({ a: ma, b: mb, ratio: mb[metric] / ma[metric], cpuRatio: mb.us / ma.us });
+    const show = (x) =>
+      rate === undefined
+        ? `${x.us.toFixed(1)} µs/req`
+        : `p50 ${x.p50} p99 ${x.p99} µs, ${x.us.toFixed(1)} µs/req`;
     console.log(
-      `pair ${i + 1}/${pairs}: ${aName} ${us[aName].toFixed(1)} µs/req, ${bName} ${us[bName].toFixed(1)} µs/req, ratio ${(us[bName] / us[aName]).toFixed(3)}`,
+      `pair ${i + 1}/${pairs}: ${a.name} ${show(ma)}, ${b.name} ${show(mb)}, ratio ${(mb[metric] / ma[metric]).toFixed(3)}`,
     );
   }
+  const pick = (side, k) => median(rows.map((r) => r[side][k]));
   const result = {
     date: new Date().toISOString(),
     node: process.version,
-    variant,
+    a: a.name,
+    b: b.name,
+    bodyBytes,
+    rate: rate ?? null,
     pairs,
     sliceS: slice,
-    plainMedianUs: median(rows.map((r) => r.plain)),
-    variantMedianUs: median(rows.map((r) => r.variant)),
+    metric: unit,
+    aMedian: pick('a', metric),
+    bMedian: pick('b', metric),
     medianRatio: median(rows.map((r) => r.ratio)),
     ratios: rows.map((r) => Math.round(r.ratio * 1000) / 1000),
+    ...(rate !== undefined && {
+      aMedianP50: pick('a', 'p50'),
+      bMedianP50: pick('b', 'p50'),
+      aMedianCpuUs: pick('a', 'us'),
+      bMedianCpuUs: pick('b', 'us'),
+      medianCpuRatio: median(rows.map((r) => r.cpuRatio)),
+    }),
   };
   console.log(
-    `\n${variant}: median per-pair ratio ${result.medianRatio.toFixed(3)} (plain ${result.plainMedianUs.toFixed(1)} µs/req, ${variant} ${result.variantMedianUs.toFixed(1)} µs/req; ratios ${[...result.ratios].sort((x, y) => x - y).join(' ')})`,
+    `\n${b.name} ÷ ${a.name} (${unit}): median per-pair ratio ${result.medianRatio.toFixed(3)} (${a.name} ${result.aMedian.toFixed(1)}, ${b.name} ${result.bMedian.toFixed(1)}; ratios ${[...result.ratios].sort((x, y) => x - y).join(' ')})`,
   );
-  if (variant === 'undici')
-    console.log(`FiberLB ÷ undici: ${(1 / result.medianRatio).toFixed(3)} (issue 11: ≤ 1.0)`);
+  if (peer) console.log(`${a.name} ÷ ${b.name}: ${(1 / result.medianRatio).toFixed(3)}`);
   writeFileSync(path.join(tmp, 'ab.json'), JSON.stringify(result, null, 2));
-  if (process.env.BENCH_AB_OUT)
-    writeFileSync(process.env.BENCH_AB_OUT, `${JSON.stringify(result, null, 2)}\n`);
+  const out = opt.out ?? process.env.BENCH_AB_OUT;
+  if (out) writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
   await stop(a.child, 5_000);
   await stop(b.child, 5_000);

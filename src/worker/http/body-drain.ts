@@ -11,6 +11,8 @@
 //   connection with unread bytes and cuts the response still in flight.
 // The leftover bytes are never forwarded, and never parsed as a request of their own: a
 // request that follows on a lingering connection is dropped with it (isLingering).
+// FiberLB's own answers to a request whose body is still coming (413 past max_body, 503 with
+// no backend, 429) close the connection the same lingering way (lingerAfterAnswer).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -42,6 +44,8 @@ const counters = {
   closedTimeout: 0,
   /** The client went away while its body was being drained. */
   clientGone: 0,
+  /** FiberLB answered itself (an error) before the body was read: closed, lingering. */
+  closedAfterAnswer: 0,
 };
 
 export type BodyDrainStats = Readonly<typeof counters>;
@@ -84,7 +88,7 @@ export function drainBody(
   // The client's stream may be paused (upstream backpressure): it must flow to be read.
   req.resume();
   if (limits.maxBytes === 0 || left > limits.maxBytes) {
-    d.close(true);
+    d.close('over_limit');
     return;
   }
   if (limits.gapMs > 0) d.gapTimer = setTimeout(onDrainTimeout, limits.gapMs, d).unref();
@@ -92,8 +96,26 @@ export function drainBody(
   d.deadlineTimer = setTimeout(onDrainTimeout, total, d).unref();
 }
 
+/**
+ * FiberLB answered `req` itself (`res`, with `Connection: close`) before its body was read:
+ * once the answer is out, close lingering — read and drop what the client still sends until
+ * it closes too (or LINGER_MS) — instead of closing with unread bytes, which resets the
+ * connection and can destroy the answer before the client reads it.
+ */
+export function lingerAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket as DrainSocket | null;
+  if (socket === null || socket.destroyed || socket[kDrain] !== undefined) return;
+  const d = new Drain(req, res, socket, 0);
+  socket[kDrain] = d;
+  socket.once('close', d.onClose);
+  req.on('data', d.onData);
+  req.once('end', d.onEnd);
+  req.resume();
+  d.close('answered');
+}
+
 function onDrainTimeout(d: Drain): void {
-  d.close(false);
+  d.close('timeout');
 }
 
 function onLingerTimeout(socket: Duplex): void {
@@ -125,7 +147,7 @@ class Drain {
     this.read += chunk.length;
     this.gapTimer?.refresh();
     // Only a chunked body can get here past the limit (a Content-Length one was judged up front).
-    if (this.read > this.maxBytes) this.close(true);
+    if (this.read > this.maxBytes) this.close('over_limit');
   };
 
   /** The whole body is read: the connection is free for the next request (unless lingering). */
@@ -144,12 +166,16 @@ class Drain {
   };
 
   /** Close the connection once the response is out (lingering close). */
-  close(overLimit: boolean): void {
+  close(why: 'over_limit' | 'timeout' | 'answered'): void {
     if (this.lingering) return;
     this.lingering = true;
-    if (overLimit) counters.closedOverLimit++;
-    else counters.closedTimeout++;
+    if (why === 'over_limit') counters.closedOverLimit++;
+    else if (why === 'timeout') counters.closedTimeout++;
+    else counters.closedAfterAnswer++;
     this.stopTimers();
+    // A response with `Connection: close` makes Node call socket.destroySoon() when it is out
+    // (a FIN, then destroy: a reset if bytes are unread): linger instead.
+    (this.socket as Duplex & { destroySoon?: () => void }).destroySoon = this.linger;
     const res = this.res;
     if (res.writableFinished) this.linger();
     // A response that never finishes (the client left) closes the socket anyway: onClose.
@@ -158,7 +184,7 @@ class Drain {
 
   private readonly linger = (): void => {
     const socket = this.socket;
-    if (socket.destroyed) return;
+    if (socket.destroyed || this.lingerTimer !== undefined) return;
     // FIN after the response; the client's FIN (or LINGER_MS) ends it. Node's parser keeps
     // reading meanwhile, and this body's bytes are dropped in onData.
     socket.end();

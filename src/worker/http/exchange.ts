@@ -37,7 +37,7 @@ import {
   retriableFailure,
   retryAfterMs,
 } from '../upstream/retry.ts';
-import { drainBody } from './body-drain.ts';
+import { drainBody, lingerAfterAnswer } from './body-drain.ts';
 import { clientIp, lowerCaseNames, type RequestHead, rewriteResponseHeaders } from './headers.ts';
 import { BodyBuffer, RATE_TICK_MS, RATE_WINDOW_TICKS, RateWindow, SplicedBody } from './request-body.ts';
 import { chunkForTrailers, trailersReach } from './trailers.ts';
@@ -633,6 +633,18 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
         ? ['retry-after', String(retryAfterSeconds(this.pool?.config))]
         : this.errorHeaders;
     sendError(res, statusForError(cls), `${cls}\n`, this.requestId, close && !this.h2, extra);
+    this.lingerIfBodyComing();
+  }
+
+  /**
+   * After an answer of our own with `Connection: close`: a body the client is still sending
+   * (well framed, just unread) is read and dropped until it closes too (body-drain.ts), so
+   * the answer is not lost to a reset.
+   */
+  private lingerIfBodyComing(): void {
+    if (this.h2 || !this.hasBody() || this.req.complete || this.req.destroyed) return;
+    if (this.errorClass === 'client_bad_request' || this.errorClass === 'header_too_large') return;
+    lingerAfterAnswer(this.req, this.res);
   }
 
   /** Answer from the proxy itself without a failure (a redirect): settles the exchange. */
@@ -653,6 +665,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler, RequestHead, Wa
       headers.push('connection', 'close');
     res.writeHead(status, headers);
     res.end(body);
+    this.lingerIfBodyComing();
   }
 
   /**

@@ -91,12 +91,17 @@ export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
 function drainFamilies(): MetricFamily[] {
   const d = bodyDrainStats();
   return [
-    counter('fiberlb_body_drains_total', 'Request bodies left after an early response, by how they ended.', [
-      { labels: { result: 'drained' }, value: d.completed },
-      { labels: { result: 'closed_over_limit' }, value: d.closedOverLimit },
-      { labels: { result: 'closed_timeout' }, value: d.closedTimeout },
-      { labels: { result: 'client_gone' }, value: d.clientGone },
-    ]),
+    counter(
+      'fiberlb_body_drains_total',
+      "Request bodies left after an early response (the backend's or FiberLB's own), by how they ended.",
+      [
+        { labels: { result: 'drained' }, value: d.completed },
+        { labels: { result: 'closed_over_limit' }, value: d.closedOverLimit },
+        { labels: { result: 'closed_timeout' }, value: d.closedTimeout },
+        { labels: { result: 'client_gone' }, value: d.clientGone },
+        { labels: { result: 'closed_after_answer' }, value: d.closedAfterAnswer },
+      ],
+    ),
     counter(
       'fiberlb_body_drain_bytes_total',
       'Request body bytes read and dropped after an early response.',
