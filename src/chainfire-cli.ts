@@ -32,7 +32,7 @@ export const CHAINFIRE_USAGE = `  fiberlb backends add|remove|list|drain|enable 
                                        alive until this command is stopped)
   fiberlb plan --config FILE [TARGET.yaml]   what TARGET's load balancers (default: Chainfire's
                                        current state) would change in the running FiberLB
-  fiberlb import FILE                  write FILE's load balancers into Chainfire (one transaction)
+  fiberlb import FILE                  write FILE's load balancers into Chainfire (one transaction; batches past 128 keys)
   fiberlb export --config FILE         print Chainfire's load balancers as YAML`;
 
 type Out = { code: number; usage?: string };
@@ -173,9 +173,13 @@ export async function chainfireCommand(cmd: string, args: string[]): Promise<Out
         const cfg = chainfireOf(file, config);
         const ops = importOps(cfg.prefix, YAML.parse(text) as { load_balancers?: unknown[] });
         store = openStore(cfg);
-        const r = await store.txn(ops);
+        const batches = importBatches(ops, MAX_TXN_OPS);
+        let revision = 0;
+        for (const batch of batches) revision = (await store.txn(batch)).revision;
         process.stdout.write(
-          `imported ${ops.length} keys under ${cfg.prefix} in one transaction (revision ${r.revision})\n`,
+          batches.length === 1
+            ? `imported ${ops.length} keys under ${cfg.prefix} in one transaction (revision ${revision})\n`
+            : `imported ${ops.length} keys under ${cfg.prefix} in ${batches.length} transactions of at most ${MAX_TXN_OPS} (etcd's --max-txn-ops), backends first, load balancers last (revision ${revision})\n`,
         );
         return { code: 0 };
       }
@@ -339,6 +343,28 @@ export function importOps(prefix: string, doc: { load_balancers?: unknown[] }): 
   }
   return ops;
 }
+
+/** etcd refuses a transaction of more operations than its --max-txn-ops, 128 by default. */
+export const MAX_TXN_OPS = 128;
+
+/**
+ * `ops` in transactions of at most `max`: one when they fit. Otherwise in reference order —
+ * backends, pools, listeners, then load balancers — so a FiberLB watching meanwhile never
+ * sees a listener whose pool is missing: a new load balancer appears, whole, with the last
+ * transaction (keys it replaces change batch by batch).
+ */
+export function importBatches(ops: readonly TxnOp[], max: number): TxnOp[][] {
+  if (ops.length <= max) return [[...ops]];
+  const rank = (op: TxnOp): number => {
+    const key = 'put' in op ? op.put : op.delete;
+    return ORDER.findIndex((part) => key.includes(part));
+  };
+  const sorted = ops.map((op, i) => ({ op, i, r: rank(op) })).sort((a, b) => b.r - a.r || a.i - b.i);
+  const out: TxnOp[][] = [];
+  for (let i = 0; i < sorted.length; i += max) out.push(sorted.slice(i, i + max).map((x) => x.op));
+  return out;
+}
+const ORDER = ['/loadbalancers/', '/listeners/', '/pools/', '/backends/'];
 
 /** Keys → YAML load balancers (the reverse of importOps; values that are not JSON are skipped). */
 export function exportDoc(prefix: string, kvs: ReadonlyArray<{ key: string; value: string }>): Raw[] {

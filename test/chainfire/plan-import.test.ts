@@ -126,6 +126,57 @@ test('import writes one transaction; export gives it back; plan diffs against th
   );
 });
 
+test("an import past etcd's 128 operations a transaction goes in batches, the load balancer last", async (t) => {
+  const etcd = await EtcdCluster.start(); // etcd's default --max-txn-ops: 128
+  t.after(() => etcd.stop());
+  const c = etcdClient(etcd.endpoints);
+  t.after(() => c.close());
+  const dir = tempDir();
+  const port = await freeTcpPort();
+  const n = 300;
+  const backends = Array.from(
+    { length: n },
+    (_, i) => `          - { address: 127.0.0.1, port: ${10_000 + i} }`,
+  ).join('\n');
+  const file = writeConfig(
+    dir,
+    `source: { type: chainfire, endpoints: [${etcd.endpoints.join(', ')}] }
+load_balancers:
+  - name: big
+    org: o
+    project: p
+    vip: 127.0.0.1
+    listeners: [{ name: api, port: ${port}, protocol: http, default_pool: web }]
+    pools:
+      - name: web
+        backends:
+${backends}
+`,
+    'big.yaml',
+  );
+  const r = spawnSync(process.execPath, [CLI, 'import', file], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^imported 303 keys under \/fiberlb\/ in 3 transactions of at most 128 /);
+  const kvs = await c.getAll().prefix('/fiberlb/').exec();
+  assert.equal(kvs.kvs.length, n + 3);
+  const rev = (suffix: string) =>
+    kvs.kvs.filter((kv) => kv.key.toString().includes(suffix)).map((kv) => Number(kv.mod_revision));
+  const [lb] = rev('/loadbalancers/');
+  const [listener] = rev('/listeners/');
+  const [pool] = rev('/pools/');
+  assert.ok(
+    Math.max(...rev('/backends/')) <= pool! && pool! <= listener! && listener! <= lb!,
+    'backends, pool, listener, then the LB',
+  );
+  const all = kvs.kvs.map((kv) => Number(kv.mod_revision));
+  assert.equal(lb, Math.max(...all), 'the load balancer came with the last transaction');
+  assert.equal(new Set(all).size, 3, 'three transactions');
+});
+
 test('plan works for a file-source FiberLB too: a YAML edit before reloading it', async (t) => {
   const dir = tempDir();
   const admin = await freeTcpPort();
