@@ -7,13 +7,15 @@
 // (access log to a file). Prints the worker's top self-time functions, its CPU share per
 // FiberLB file (a feature's cost = the share of its files: timing resolution-free, unlike
 // µs/req on a noisy machine) and µs/req; the
-// .cpuprofile is kept (open it in Chrome DevTools or speedscope for the flame graph).
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+// .cpuprofile is kept (Chrome DevTools or speedscope open it), with its flame graph as SVG
+// (bench/lib/flamegraph.mjs).
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ownerShares, summarizeProfile } from './lib/cpuprofile-top.mjs';
+import { flameGraph } from './lib/flamegraph.mjs';
 import { autocannon } from './lib/load.mjs';
 import {
   cpuDeltaUs,
@@ -82,7 +84,15 @@ try {
     console.log(`${percent.toFixed(2).padStart(7)}%  ${file}`);
   const dest = path.join(outDir, `http-${variant}.cpuprofile`);
   renameSync(path.join(profDir, worker.f), dest);
-  console.log(`\nprofile: ${path.relative(root, dest)}`);
+  const svg = dest.replace(/\.cpuprofile$/, '.svg');
+  writeFileSync(
+    svg,
+    flameGraph(
+      worker.p,
+      `FiberLB worker, variant ${variant}, ${Math.round(r.rps)} req/s (${new Date().toISOString().slice(0, 10)})`,
+    ),
+  );
+  console.log(`\nprofile: ${path.relative(root, dest)}, flame graph: ${path.relative(root, svg)}`);
 } finally {
   await stop(lb, 5_000);
   await stop(backend);

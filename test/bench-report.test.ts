@@ -121,3 +121,37 @@ describe('bench report', () => {
     assert.match(bad.stderr, /unknown scenario "nope" \(known: http-small, /);
   });
 });
+
+test('flame graph: a real --cpu-prof profile becomes an SVG whose boxes are its stacks, widths their shares', () => {
+  const dir = tempDir();
+  // A process that spends nearly all its busy time in one named function, called from another.
+  const prog = join(dir, 'prog.mjs');
+  writeFileSync(
+    prog,
+    `function spinInner(n) { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(i); return s; }
+function spinOuter() { const end = Date.now() + 400; let s = 0; while (Date.now() < end) s += spinInner(1e5); return s; }
+spinOuter();
+`,
+  );
+  const r = node('--cpu-prof', `--cpu-prof-dir=${dir}`, prog);
+  assert.equal(r.status, 0, r.stderr);
+  const prof = spawnSync('sh', ['-c', `ls ${dir}/*.cpuprofile`], { encoding: 'utf8' }).stdout.trim();
+  const out = join(dir, 'fg.svg');
+  const g = node('bench/lib/flamegraph.mjs', prof, out);
+  assert.equal(g.status, 0, g.stderr);
+  const text = readFileSync(out, 'utf8');
+  parseXml(text); // well-formed
+  const boxes = [
+    ...text.matchAll(/<g><title>([^<]*)<\/title><rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"/g),
+  ].map((m) => ({ title: m[1]!, x: Number(m[2]), y: Number(m[3]), w: Number(m[4]) }));
+  const all = boxes.find((b) => b.title.startsWith('all'))!;
+  const inner = boxes.find((b) => b.title.startsWith('spinInner'))!;
+  const outer = boxes.find((b) => b.title.startsWith('spinOuter'))!;
+  assert.ok(all && inner && outer, boxes.map((b) => b.title).join('; '));
+  assert.ok(all.w > 1190, 'the root spans the width');
+  assert.ok(outer.w > 0.7 * all.w, `spinOuter holds most busy time (${outer.w} of ${all.w})`);
+  assert.ok(inner.w <= outer.w + 0.01 && inner.w > 0.3 * all.w, 'spinInner is under it, narrower');
+  assert.ok(inner.y < outer.y, 'a callee sits above its caller');
+  assert.ok(inner.x >= outer.x && inner.x + inner.w <= outer.x + outer.w + 0.6, 'inside its caller');
+  assert.match(inner.title, /prog\.mjs:1 \(\d+\.\d\d%\)$/);
+});
