@@ -90,10 +90,11 @@ test('runtime dependencies are exactly the packages dist/ imports', () => {
   const dist = join(ROOT, 'dist');
   assert.ok(existsSync(join(dist, 'cli.js')), 'dist/ is built (npm run build)');
   const imported = new Set<string>();
-  // Static `from '…'`, side-effect `import '…'` and dynamic `import('…')`; relative paths and
-  // node: builtins are not packages. A scoped name keeps its scope (@scope/name). The word inside
-  // a string literal (`case 'import':`) is not an import.
-  const spec = /(?:\bfrom\s*|(?<!['"])\bimport\s*\(?\s*)['"]([^'"]+)['"]/g;
+  // Static `from '…'`, side-effect `import '…'`, dynamic `import('…')` and a package loaded on
+  // first use, `lazyRequire('…')` (src/shared/lazy-require.ts); relative paths and node:
+  // builtins are not packages. A scoped name keeps its scope (@scope/name). The word inside a
+  // string literal (`case 'import':`) is not an import.
+  const spec = /(?:\bfrom\s*|(?<!['"])\bimport\s*\(?\s*|\blazyRequire\s*\(\s*)['"]([^'"]+)['"]/g;
   for (const file of jsFiles(dist)) {
     for (const m of readFileSync(file, 'utf8').matchAll(spec)) {
       const s = m[1]!;

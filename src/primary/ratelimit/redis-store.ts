@@ -12,7 +12,11 @@
 // scripts): commandTimeout bounds every call including a stalled server, defineCommand runs the
 // script by EVALSHA with an EVAL fallback, and reconnects follow a retryStrategy.
 
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type * as IoRedis from 'ioredis';
+import { lazyRequire } from '../../shared/lazy-require.ts';
+
+const ioredis = lazyRequire<typeof IoRedis>('ioredis');
 import type { RateLimitStoreConfig } from '../../config/model.ts';
 import { log } from '../../shared/log.ts';
 import type { BucketParams } from '../../shared/token-bucket.ts';
@@ -70,7 +74,7 @@ export class RedisStore implements GlobalStore {
   readonly counters = { redis_fallbacks: 0, redis_errors: 0, redis_calls: 0 };
 
   constructor(private readonly cfg: RateLimitStoreConfig) {
-    this.redis = new Redis({
+    this.redis = new (ioredis().Redis)({
       host: cfg.address,
       port: cfg.port,
       commandTimeout: cfg.timeoutMs,

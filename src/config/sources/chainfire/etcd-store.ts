@@ -5,7 +5,11 @@
 // response header's revision + 1, which skips events when a catch-up batch was cut short.
 
 import { readFileSync } from 'node:fs';
-import { Etcd3, EtcdInvalidAuthTokenError, type IOptions, type Watcher } from 'etcd3';
+import type * as EtcdModule from 'etcd3';
+import type { Etcd3, IOptions, Watcher } from 'etcd3';
+import { lazyRequire } from '../../../shared/lazy-require.ts';
+
+const etcd3 = lazyRequire<typeof EtcdModule>('etcd3');
 import {
   type KeyValue,
   prefixEnd,
@@ -64,7 +68,7 @@ export class EtcdStore implements Store {
   private readonly callTimeoutMs: number;
 
   constructor(o: StoreOptions) {
-    this.client = new Etcd3(etcdOptions(o));
+    this.client = new (etcd3().Etcd3)(etcdOptions(o));
     this.callTimeoutMs = o.callTimeoutMs ?? 5_000;
   }
 
@@ -122,7 +126,7 @@ export class EtcdStore implements Store {
       h.disconnected?.(err.message);
       // The watch stream reuses the client's cached token: when it expired (or the member
       // restarted and forgot it), a unary call re-authenticates, and the reconnect uses it.
-      if (err instanceof EtcdInvalidAuthTokenError || /auth token|unauthenticated/i.test(err.message))
+      if (err instanceof etcd3().EtcdInvalidAuthTokenError || /auth token|unauthenticated/i.test(err.message))
         void this.range(prefix.slice(0, 1), undefined).catch(() => {});
     });
     watcher.on('error', (err) => {

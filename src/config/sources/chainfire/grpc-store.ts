@@ -6,7 +6,8 @@
 // Chainfire has no Auth service, so there is no username/password here (validate.ts refuses it).
 
 import { readFileSync } from 'node:fs';
-import * as grpc from '@grpc/grpc-js';
+import type * as Grpc from '@grpc/grpc-js';
+import { lazyRequire } from '../../../shared/lazy-require.ts';
 import { KEEPALIVE, type StoreOptions } from './etcd-store.ts';
 import {
   type KeyValue,
@@ -30,11 +31,13 @@ interface RawKv {
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
-const RETRY_CODES = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
+const grpc = lazyRequire<typeof Grpc>('@grpc/grpc-js');
+const retriable = (code: number): boolean =>
+  code === grpc().status.UNAVAILABLE || code === grpc().status.DEADLINE_EXCEEDED;
 
 export class GrpcStore implements Store {
   private readonly hosts: string[];
-  private readonly creds: grpc.ChannelCredentials;
+  private readonly creds: Grpc.ChannelCredentials;
   private readonly clients = new Map<string, GenericClient>();
   private preferred = 0;
   private readonly callTimeoutMs: number;
@@ -46,12 +49,12 @@ export class GrpcStore implements Store {
   ) {
     this.hosts = o.endpoints.map((e) => e.replace(/^https?:\/\//, '').replace(/\/$/, ''));
     this.creds = o.tls
-      ? grpc.credentials.createSsl(
+      ? grpc().credentials.createSsl(
           readFileSync(o.tls.ca),
           o.tls.key ? readFileSync(o.tls.key) : null,
           o.tls.cert ? readFileSync(o.tls.cert) : null,
         )
-      : grpc.credentials.createInsecure();
+      : grpc().credentials.createInsecure();
     this.callTimeoutMs = o.callTimeoutMs ?? 5_000;
   }
 
@@ -75,14 +78,14 @@ export class GrpcStore implements Store {
           this.client(service, i)[method]!(
             req,
             { deadline: Date.now() + this.callTimeoutMs },
-            (err: grpc.ServiceError | null, r: T) => (err ? reject(err) : resolve(r)),
+            (err: Grpc.ServiceError | null, r: T) => (err ? reject(err) : resolve(r)),
           );
         });
         this.preferred = i;
         return res;
       } catch (err) {
         last = err;
-        if (!RETRY_CODES.has((err as grpc.ServiceError).code)) throw err;
+        if (!retriable((err as Grpc.ServiceError).code)) throw err;
       }
     }
     throw last;
@@ -137,12 +140,12 @@ export class GrpcStore implements Store {
     let next = fromRevision;
     let done = false;
     let backoff = BACKOFF_MIN_MS;
-    let stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+    let stream: Grpc.ClientDuplexStream<unknown, unknown> | undefined;
     let timer: NodeJS.Timeout | undefined;
     const connect = () => {
       if (done) return;
       const i = this.preferred;
-      const s = this.client('Watch', i).Watch!() as grpc.ClientDuplexStream<unknown, unknown>;
+      const s = this.client('Watch', i).Watch!() as Grpc.ClientDuplexStream<unknown, unknown>;
       stream = s;
       let broken = false;
       const broke = (why: string) => {
@@ -220,7 +223,7 @@ export class GrpcStore implements Store {
     const id = String(res.ID);
     const lostFns: Array<(reason: string) => void> = [];
     let lastOk = Date.now();
-    let stream: grpc.ClientDuplexStream<unknown, unknown> | undefined;
+    let stream: Grpc.ClientDuplexStream<unknown, unknown> | undefined;
     let stopped = false;
     const lose = (reason: string) => {
       if (stopped) return;
@@ -228,7 +231,7 @@ export class GrpcStore implements Store {
       for (const fn of lostFns) fn(reason);
     };
     const open = () => {
-      const s = this.client('Lease', this.preferred).LeaseKeepAlive!() as grpc.ClientDuplexStream<
+      const s = this.client('Lease', this.preferred).LeaseKeepAlive!() as Grpc.ClientDuplexStream<
         unknown,
         unknown
       >;

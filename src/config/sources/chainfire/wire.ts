@@ -6,8 +6,12 @@
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type * as Grpc from '@grpc/grpc-js';
+import type * as ProtoLoader from '@grpc/proto-loader';
+import { lazyRequire } from '../../../shared/lazy-require.ts';
+
+const grpc = lazyRequire<typeof Grpc>('@grpc/grpc-js');
+const protoLoader = lazyRequire<typeof ProtoLoader>('@grpc/proto-loader');
 
 export type WireApi = 'etcd' | 'chainfire';
 export type ServiceName = 'KV' | 'Watch' | 'Lease';
@@ -28,9 +32,9 @@ const METHODS: Record<ServiceName, Record<string, readonly [string, string]>> = 
   },
 };
 
-let loaded: Record<string, grpc.ServiceDefinition> | undefined;
+let loaded: Record<string, Grpc.ServiceDefinition> | undefined;
 
-function etcdServices(): Record<string, grpc.ServiceDefinition> {
+function etcdServices(): Record<string, Grpc.ServiceDefinition> {
   if (loaded) return loaded;
   const proto = join(
     dirname(createRequire(import.meta.url).resolve('etcd3/package.json')),
@@ -38,35 +42,35 @@ function etcdServices(): Record<string, grpc.ServiceDefinition> {
     'rpc.proto',
   );
   // The same options etcd3 uses: snake_case fields, 64-bit numbers as strings, enums by name.
-  const pkg = loadSync(proto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = protoLoader().loadSync(proto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   loaded = {
-    KV: pkg['etcdserverpb.KV'] as grpc.ServiceDefinition,
-    Watch: pkg['etcdserverpb.Watch'] as grpc.ServiceDefinition,
-    Lease: pkg['etcdserverpb.Lease'] as grpc.ServiceDefinition,
+    KV: pkg['etcdserverpb.KV'] as Grpc.ServiceDefinition,
+    Watch: pkg['etcdserverpb.Watch'] as Grpc.ServiceDefinition,
+    Lease: pkg['etcdserverpb.Lease'] as Grpc.ServiceDefinition,
   };
   return loaded;
 }
 
 /** The service definition keyed by our method names, with `api`'s paths. */
-export function serviceDefinition(service: ServiceName, api: WireApi): grpc.ServiceDefinition {
+export function serviceDefinition(service: ServiceName, api: WireApi): Grpc.ServiceDefinition {
   const etcd = etcdServices()[service]!;
-  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const out: Record<string, Grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [ours, [etcdName, chainfirePath]] of Object.entries(METHODS[service])) {
-    const m = etcd[etcdName] as grpc.MethodDefinition<unknown, unknown>;
+    const m = etcd[etcdName] as Grpc.MethodDefinition<unknown, unknown>;
     out[ours] = { ...m, path: api === 'chainfire' ? chainfirePath : m.path, originalName: ours };
   }
-  return out as grpc.ServiceDefinition;
+  return out as Grpc.ServiceDefinition;
 }
 
-export type GenericClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+export type GenericClient = Grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
 export function clientFor(
   service: ServiceName,
   api: WireApi,
   address: string,
-  creds: grpc.ChannelCredentials,
-  options: grpc.ChannelOptions = {},
+  creds: Grpc.ChannelCredentials,
+  options: Grpc.ChannelOptions = {},
 ): GenericClient {
-  const Ctor = grpc.makeGenericClientConstructor(serviceDefinition(service, api), service);
+  const Ctor = grpc().makeGenericClientConstructor(serviceDefinition(service, api), service);
   return new Ctor(address, creds, options) as unknown as GenericClient;
 }
