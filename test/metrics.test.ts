@@ -17,7 +17,9 @@ import { freeTcpPort, freeUdpPort, sleep } from './helpers/net.ts';
 /** Every fiberlb_ family a scrape of this config shows (the primary's process_* / nodejs_* come on top). */
 const NAMES = [
   'fiberlb_access_log_lines_total',
+  'fiberlb_admin_backend_actions_total',
   'fiberlb_admin_overrides',
+  'fiberlb_admin_store_write_conflicts_total',
   'fiberlb_backend_down',
   'fiberlb_backend_serving',
   'fiberlb_backends_drained_total',
@@ -50,6 +52,11 @@ const NAMES = [
   'fiberlb_redirects_total',
   'fiberlb_retries_total',
   'fiberlb_retry_budget_exhausted_total',
+  'fiberlb_route_lookup_checks_total',
+  'fiberlb_route_lookups_total',
+  'fiberlb_route_table_build_seconds_total',
+  'fiberlb_route_table_routes_total',
+  'fiberlb_route_tables_built_total',
   'fiberlb_sent_bytes_total',
   'fiberlb_tls_handshake_failures_total',
   'fiberlb_tls_handshakes_total',
