@@ -10,7 +10,14 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import parse, { type ParsedFamily } from 'parse-prometheus-text-format';
-import { childPids, nameServer, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import {
+  childPids,
+  lbConfigHead,
+  nameServer,
+  startLb,
+  tempDir,
+  writeConfig,
+} from './helpers/cluster-fiberlb.ts';
 import { readToEnd, tcpConnect, tcpEcho, udpBackend, udpClient } from './helpers/l4-backends.ts';
 import { freeTcpPort, freeUdpPort, sleep } from './helpers/net.ts';
 
@@ -166,15 +173,7 @@ describe('metrics', () => {
     ];
     const file = writeConfig(
       dir,
-      `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: 2 }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - name: web
+      `${lbConfigHead(adminPort, 'workers: 2', 'pub')}      - name: web
         port: ${httpPort}
         protocol: http
         default_pool: web
