@@ -14,7 +14,7 @@ import { parseConfigText } from '../src/config/validate.ts';
 import type { BackendTarget } from '../src/worker/routing/balancer/types.ts';
 import { AccessLogSink } from '../src/worker/telemetry/access-log.ts';
 import { LogWriter, MAX_PENDING_BYTES } from '../src/worker/telemetry/log-writer.ts';
-import { nameServer, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { lbConfigHead, nameServer, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { readToEnd, tcpConnect, tcpEcho, udpBackend, udpClient } from './helpers/l4-backends.ts';
 import { freeTcpPort, freeUdpPort, sleep } from './helpers/net.ts';
 
@@ -66,16 +66,8 @@ describe('access log', () => {
     ];
     const file = writeConfig(
       dir,
-      `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: 2 }
-access_log: { path: access.log }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - name: web
+      `access_log: { path: access.log }
+${lbConfigHead(adminPort, 'workers: 2', 'pub')}      - name: web
         port: ${httpPort}
         protocol: http
         default_pool: web

@@ -13,7 +13,7 @@ import YAML from 'yaml';
 import { REDACTED, redactedConfig } from '../src/primary/admin/redact.ts';
 import { ROUTES } from '../src/primary/admin/routes.ts';
 import { makeCa } from './helpers/certs.ts';
-import { nameServer, ROOT, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import { lbConfigHead, nameServer, ROOT, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { freeTcpPort } from './helpers/net.ts';
 
 describe('OpenAPI document', () => {
@@ -115,15 +115,7 @@ describe('admin API against a running FiberLB', () => {
     const [adminPort, httpPort, tlsPort] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
     const yaml = (
       weightB: number,
-    ) => `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: 2 }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
+    ) => `${lbConfigHead(adminPort, 'workers: 2', 'pub')}      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
       - name: secure
         port: ${tlsPort}
         protocol: https

@@ -9,7 +9,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { nameServer, type RunningLb, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import {
+  lbConfigHead,
+  nameServer,
+  type RunningLb,
+  startLb,
+  tempDir,
+  writeConfig,
+} from './helpers/cluster-fiberlb.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
 function get(port: number): Promise<string> {
@@ -65,15 +72,7 @@ async function setup(t: TestContext) {
   const yaml = (
     withC: boolean,
     extra = '',
-  ) => `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token${extra} }
-cluster: { workers: 2, drain_timeout: 1s }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
+  ) => `${lbConfigHead(adminPort, 'workers: 2, drain_timeout: 1s', 'pub', extra)}      - { name: web, port: ${httpPort}, protocol: http, default_pool: web }
     pools:
       - name: web
         backends:

@@ -10,14 +10,23 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import parse, { type ParsedFamily } from 'parse-prometheus-text-format';
-import { childPids, nameServer, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import {
+  childPids,
+  lbConfigHead,
+  nameServer,
+  startLb,
+  tempDir,
+  writeConfig,
+} from './helpers/cluster-fiberlb.ts';
 import { readToEnd, tcpConnect, tcpEcho, udpBackend, udpClient } from './helpers/l4-backends.ts';
 import { freeTcpPort, freeUdpPort, sleep } from './helpers/net.ts';
 
 /** Every fiberlb_ family a scrape of this config shows (the primary's process_* / nodejs_* come on top). */
 const NAMES = [
   'fiberlb_access_log_lines_total',
+  'fiberlb_admin_backend_actions_total',
   'fiberlb_admin_overrides',
+  'fiberlb_admin_store_write_conflicts_total',
   'fiberlb_backend_down',
   'fiberlb_backend_serving',
   'fiberlb_backends_drained_total',
@@ -50,6 +59,11 @@ const NAMES = [
   'fiberlb_redirects_total',
   'fiberlb_retries_total',
   'fiberlb_retry_budget_exhausted_total',
+  'fiberlb_route_lookup_checks_total',
+  'fiberlb_route_lookups_total',
+  'fiberlb_route_table_build_seconds_total',
+  'fiberlb_route_table_routes_total',
+  'fiberlb_route_tables_built_total',
   'fiberlb_sent_bytes_total',
   'fiberlb_tls_handshake_failures_total',
   'fiberlb_tls_handshakes_total',
@@ -159,15 +173,7 @@ describe('metrics', () => {
     ];
     const file = writeConfig(
       dir,
-      `admin: { address: 127.0.0.1, port: ${adminPort}, token_file: admin.token }
-cluster: { workers: 2 }
-load_balancers:
-  - name: pub
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - name: web
+      `${lbConfigHead(adminPort, 'workers: 2', 'pub')}      - name: web
         port: ${httpPort}
         protocol: http
         default_pool: web

@@ -7,7 +7,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { nameServer, type RunningLb, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
+import {
+  lbConfigHead,
+  nameServer,
+  type RunningLb,
+  startLb,
+  tempDir,
+  writeConfig,
+} from './helpers/cluster-fiberlb.ts';
 import { freeTcpPort } from './helpers/net.ts';
 import { paced } from './helpers/rate-load.ts';
 
@@ -28,15 +35,7 @@ describe('rate limit across 2 cluster workers', () => {
     admin = await freeTcpPort();
     dir = tempDir();
     const yaml = `
-admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
-cluster: { workers: 2, drain_timeout: 1s }
-load_balancers:
-  - name: rl
-    org: o
-    project: p
-    vip: 127.0.0.1
-    listeners:
-      - name: api
+${lbConfigHead(admin, 'workers: 2, drain_timeout: 1s', 'rl')}      - name: api
         port: ${port}
         protocol: http
         default_pool: web

@@ -1,11 +1,12 @@
 // A pool's `tls` (TLS to its backends) and `http2`, validated, with the PEM files read in the
 // primary (material.ts, the one reader of a config's PEM files): the snapshot carries their
 // text, so workers never touch the filesystem and a changed file is picked up by an ordinary
-// reload. Each unreadable file or bad PEM is reported at its key (file:line:col) with the file
-// and the reason.
+// reload (or, with `source: { type: file, watch: true }`, by the watch: they are read through
+// the source's tracking reader). Each unreadable file or bad PEM is reported at its key
+// (file:line:col) with the file and the reason.
 
 import { checkHostname } from './address.ts';
-import { keyMatches, type PemKind, readPem } from './material.ts';
+import { type FileReader, keyMatches, type PemKind, readFileText, readPem } from './material.ts';
 import type { DynamicConfig, UpstreamTlsConfig } from './model.ts';
 import type { Node } from './tree.ts';
 import type { Fields, Walker } from './walker.ts';
@@ -14,9 +15,16 @@ const TLS_KEYS = ['enabled', 'ca', 'verify', 'servername', 'cert', 'key', 'min_v
 
 /**
  * `tls: true`, `tls: false`, or a mapping (enabled unless `enabled: false`). undefined = no TLS.
- * Reads `ca`, `cert` and `key` (paths relative to the config file).
+ * Reads `ca`, `cert` and `key` (paths relative to the config file) with `read`: the config
+ * source's reader when it has one (the file source's records every file, so a changed pool
+ * certificate reloads like a listener's with `watch: true`).
  */
-export function validatePoolTls(w: Walker, node: Node, path: string): UpstreamTlsConfig | undefined {
+export function validatePoolTls(
+  w: Walker,
+  node: Node,
+  path: string,
+  read: FileReader = readFileText,
+): UpstreamTlsConfig | undefined {
   if (node.kind === 'scalar' && typeof node.value === 'boolean') return node.value ? DEFAULT_TLS : undefined;
   if (node.kind !== 'map') {
     w.typeError(node, path, 'true, false or a mapping');
@@ -37,9 +45,9 @@ export function validatePoolTls(w: Walker, node: Node, path: string): UpstreamTl
       servername = undefined;
     } else servername = servername.toLowerCase().replace(/\.$/, '');
   }
-  const ca = pemAt(w, f, 'ca', 'CA bundle');
-  const cert = pemAt(w, f, 'cert', 'certificate');
-  const key = pemAt(w, f, 'key', 'private key');
+  const ca = pemAt(w, f, 'ca', 'CA bundle', read);
+  const cert = pemAt(w, f, 'cert', 'certificate', read);
+  const key = pemAt(w, f, 'key', 'private key', read);
   if (f.has('cert') !== f.has('key')) {
     const missing = f.has('cert') ? 'key' : 'cert';
     w.missing(
@@ -63,10 +71,10 @@ const DEFAULT_TLS: UpstreamTlsConfig = {
   minVersion: 'TLSv1.2',
 };
 
-function pemAt(w: Walker, f: Fields, key: string, kind: PemKind): string | undefined {
+function pemAt(w: Walker, f: Fields, key: string, kind: PemKind, read: FileReader): string | undefined {
   const file = w.filePath(f, key);
   if (file === undefined) return undefined;
-  const r = readPem(file, kind);
+  const r = readPem(file, kind, read);
   if (r.ok) return r.value;
   w.report(f.get(key)!.pos, f.at(key), r.reason);
   return undefined;

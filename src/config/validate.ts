@@ -328,7 +328,7 @@ function validateLoadBalancer(
   const pools: PoolConfig[] = [];
   const poolNames = new Map<string, string>();
   for (const item of w.list(f, 'pools')) {
-    const pool = validatePool(w, item.node, item.path, poolNames);
+    const pool = validatePool(w, item.node, item.path, poolNames, opts.readFile);
     if (pool) pools.push(pool);
   }
   const ctx: LbContext = {
@@ -947,6 +947,8 @@ function validatePool(
   node: Node,
   path: string,
   names: Map<string, string>,
+  /** The source's reader (the file source tracks what it read, to watch it); else a plain read. */
+  readFile: FileReader | undefined,
 ): PoolConfig | undefined {
   const f = w.map(node, path, [
     'name',
@@ -976,7 +978,7 @@ function validatePool(
   // not made yet, and failing it soon with a retriable 503 beats a client-side timeout.
   const maxQueue = w.int(f, 'max_queue', 0, 1_000_000, 1024);
   const queueTimeoutMs = w.duration(f, 'queue_timeout', 5_000);
-  const tls = f.has('tls') ? validatePoolTls(w, f.get('tls')!, f.at('tls')) : undefined;
+  const tls = f.has('tls') ? validatePoolTls(w, f.get('tls')!, f.at('tls'), readFile) : undefined;
   const http2 = w.bool(f, 'http2', false);
   const retry = validateRetry(w, f.get('retry'), f.at('retry'));
   const outlierDetection = f.has('outlier_detection')

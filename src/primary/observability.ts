@@ -9,6 +9,7 @@ import { MetricsRegistry } from '../shared/metrics.ts';
 import { AdminApiImpl } from './admin/api.ts';
 import { type ConfigChange, DashboardFeed } from './admin/dashboard/feed.ts';
 import type { HealthBody, ReloadOutcome } from './health.ts';
+import { adminWriterFamilies } from './metrics/admin-families.ts';
 import { addPrimaryCollectors } from './metrics/primary-families.ts';
 import { CONTENT_TYPE, PrometheusEndpoint } from './metrics/prometheus.ts';
 import type { BackendOverrides } from './overrides.ts';
@@ -90,6 +91,8 @@ export class Observability {
       }),
     });
     this.api.live = this.feed;
+    // The writer in force (replaced by Chainfire's once the config names the store).
+    this.metrics.add('admin_actions', () => adminWriterFamilies(this.api.writer));
   }
 
   start(): void {

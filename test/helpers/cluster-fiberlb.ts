@@ -127,11 +127,12 @@ export async function nameServer(
 
 /**
  * The head of a cluster test's config: the admin API on `admin` (token file admin.token beside
- * the config), `cluster: { <cluster> }`, and LB `lb` (org o, project p, vip 127.0.0.1) up to its
- * `listeners:` key; the listener items (indented 6) follow.
+ * the config, then `adminExtra`, e.g. ", metrics_open: true"), `cluster: { <cluster> }`, and LB
+ * `lb` (org o, project p, vip 127.0.0.1) up to its `listeners:` key; the listener items
+ * (indented 6) follow.
  */
-export function lbConfigHead(admin: number, cluster: string, lb: string): string {
-  return `admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token }
+export function lbConfigHead(admin: number, cluster: string, lb: string, adminExtra = ''): string {
+  return `admin: { address: 127.0.0.1, port: ${admin}, token_file: admin.token${adminExtra} }
 cluster: { ${cluster} }
 load_balancers:
   - name: ${lb}

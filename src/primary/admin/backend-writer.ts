@@ -33,9 +33,25 @@ export type WriteOutcome =
     };
 
 export interface BackendWriter {
+  /** Where actions go: the primary's overrides (file source) or the Chainfire store. */
+  readonly writesTo: 'overrides' | 'chainfire';
   write(t: BackendTarget, a: BackendAction, caller: Caller): Promise<WriteOutcome>;
   /** For /api/v1/status: where actions go and counters (see each writer's stats). */
   status(): Record<string, unknown>;
+  /** Counters for /metrics (fiberlb_admin_backend_actions_total, ..._write_conflicts_total). */
+  stats(): WriterStats;
+}
+
+/** What a writer did with the actions it was given (found backends only: api.ts 404s the rest). */
+export interface WriterStats {
+  /** Applied: saved (state file, or memory only without one) or written to the store. */
+  readonly written: number;
+  /** Refused because the save or the store write failed; nothing changed. */
+  readonly failed: number;
+  /** Refused to a tenant token for another tenant's pool (chainfire; 403). */
+  readonly denied: number;
+  /** Store writes tried again after losing to a concurrent change (chainfire). */
+  readonly conflictsRetried: number;
 }
 
 /** "drain", "weight 3", "reset": for logs and the dashboard's change list. */

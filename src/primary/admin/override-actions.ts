@@ -13,6 +13,7 @@ import {
   type BackendWriter,
   describeAction,
   type WriteOutcome,
+  type WriterStats,
 } from './backend-writer.ts';
 import type { BackendAction } from './routes.ts';
 
@@ -25,8 +26,10 @@ export interface OverrideActionsDeps {
 }
 
 export class OverrideActions implements BackendWriter {
+  readonly writesTo = 'overrides';
   /** Change + save, one at a time: memory and file change in the same order. */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly counters = { written: 0, failed: 0 };
 
   constructor(private readonly d: OverrideActionsDeps) {}
 
@@ -44,6 +47,10 @@ export class OverrideActions implements BackendWriter {
     return { writes_to: 'overrides', state_file: this.d.stateFile()?.status() ?? null };
   }
 
+  stats(): WriterStats {
+    return { ...this.counters, denied: 0, conflictsRetried: 0 };
+  }
+
   /** undefined: changed (and saved); else the refusal. */
   private async change(t: BackendTarget, a: BackendAction): Promise<WriteOutcome | undefined> {
     const { overrides } = this.d;
@@ -52,11 +59,16 @@ export class OverrideActions implements BackendWriter {
     else if (a.kind === 'weight') overrides.set(t.key, { weight: a.weight });
     else overrides.set(t.key, { adminState: a.adminState });
     const file = this.d.stateFile();
-    if (!file) return undefined;
+    if (!file) {
+      this.counters.written++;
+      return undefined;
+    }
     try {
       await file.save(overrides.entries());
+      this.counters.written++;
       return undefined;
     } catch (err) {
+      this.counters.failed++;
       overrides.restore(t.key, before);
       this.d.failures.report('admin_state_file', 'cannot write the admin state file; action refused', {
         backend: t.key,

@@ -17,6 +17,7 @@ import {
   type BackendWriter,
   describeAction,
   type WriteOutcome,
+  type WriterStats,
 } from './backend-writer.ts';
 import type { TenantAccess } from './registration.ts';
 import type { BackendAction, Caller } from './routes.ts';
@@ -25,6 +26,7 @@ import type { BackendAction, Caller } from './routes.ts';
 export type WaitServed = (storeRevision: number) => Promise<ReloadOutcome>;
 
 export class StoreActions implements BackendWriter {
+  readonly writesTo = 'chainfire';
   private readonly counters = {
     writes: 0,
     /** Guarded writes that lost to a concurrent change and were tried again. */
@@ -40,8 +42,14 @@ export class StoreActions implements BackendWriter {
   ) {}
 
   /** Counters for /metrics: writes, conflicts retried, tenant refusals, failures. */
-  stats(): Readonly<Record<string, number>> {
-    return { ...this.counters };
+  stats(): WriterStats {
+    const c = this.counters;
+    return {
+      written: c.writes,
+      failed: c.failed,
+      denied: c.denied_403,
+      conflictsRetried: c.conflicts_retried,
+    };
   }
 
   status(): Record<string, unknown> {

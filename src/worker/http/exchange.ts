@@ -936,7 +936,7 @@ function onRetryTimer(ex: HttpExchange): void {
  * Retry-After for a pool with no healthy backend: the soonest a down backend can be back
  * (rise × interval of its health check), at least 1 s.
  */
-function retryAfterSeconds(pool: PoolConfig | undefined): number {
+export function retryAfterSeconds(pool: PoolConfig | undefined): number {
   const hc = pool?.healthCheck;
   return hc === undefined ? 1 : Math.max(1, Math.ceil((hc.rise * hc.intervalMs) / 1000));
 }

@@ -307,6 +307,9 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       peerTrusted: info.trusted,
       // Upgrades pass the same L7 rate limits as plain requests.
       limits: c.limits,
+      // ... and are counted and logged with them.
+      stats: this.stats,
+      log: this.log,
     };
     this.tunnels.handle(site, req, socket, head);
   }

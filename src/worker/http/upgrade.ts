@@ -20,6 +20,11 @@
 // maxConnections counts upgraded sockets). Tunnels do not take one of the backend's in-flight
 // request slots (upstream/admission.ts): a slot held for hours would starve plain requests.
 // They do count as the backend's active connections for least_connections.
+//
+// Telemetry: every upgrade request is counted as the HTTP request it is, in the listener's
+// request series (route, pool, backend, status class: 101 → 1xx), once its answer is out; its
+// duration ends there. One access-log line (type "websocket") is written when it ends: at the
+// refusal, or when its tunnel has closed on both sides, with the tunnel's bytes and lifetime.
 
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';
@@ -42,8 +47,12 @@ import type { BackendTarget } from '../routing/balancer/types.ts';
 import { byKey } from '../routing/pick-context.ts';
 import type { PoolRuntime } from '../routing/pool-runtime.ts';
 import type { Router, RouteTarget } from '../routing/router.ts';
+import type { AccessLogSink, LoggedUpgrade } from '../telemetry/access-log.ts';
+import { recordUpgrade, type UpgradeTargets } from '../telemetry/record.ts';
+import type { ListenerStats } from '../telemetry/stats.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
 import { PLAIN_TRANSPORT, tlsClientOptions, transportKey } from '../upstream/transport.ts';
+import { retryAfterSeconds } from './exchange.ts';
 import { clientIp, type RequestHead, rewriteRequestHeaders, validAuthority } from './headers.ts';
 
 /** Client bytes read ahead while waiting for the backend's 101 (clients normally send none). */
@@ -70,6 +79,21 @@ export interface UpgradeSite {
   readonly peerTrusted: boolean;
   /** The listener's L7 rate limits (its own and its routes'), undefined when it has none. */
   readonly limits: RequestLimits<PoolRuntime> | undefined;
+  /** The listener's request series and access log (telemetry/). */
+  readonly stats: ListenerStats;
+  readonly log: AccessLogSink | undefined;
+}
+
+/** One upgrade request until it is a tunnel: what a refusal answers, counts and logs. */
+interface Pending {
+  readonly site: UpgradeSite;
+  readonly socket: Socket;
+  /** Arrival (performance.now()). */
+  readonly at: number;
+  readonly path: string;
+  /** Known once the head is read, and once it is routed. */
+  rh: RequestHead | undefined;
+  route: RouteTarget | undefined;
 }
 
 const counters = {
@@ -81,7 +105,7 @@ const counters = {
   upgraded: 0,
   /** Of those, answered with a plain HTTP response instead (relayed to the client). */
   refusedByBackend: 0,
-  /** Bytes client → backend and backend → client through closed tunnels. */
+  /** Bytes client → backend and backend → client through closed tunnels (after the 101). */
   bytesUp: 0,
   bytesDown: 0,
 };
@@ -163,24 +187,33 @@ export class Tunnels {
 
   /** Entry point for a server's 'upgrade' event. */
   handle(site: UpgradeSite, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const p: Pending = {
+      site,
+      socket: socket as Socket,
+      at: performance.now(),
+      path: req.url ?? '',
+      rh: undefined,
+      route: undefined,
+    };
     try {
-      this.start(site, req, socket as Socket, head);
+      this.start(p, req, head);
     } catch (err) {
       // A bug must cost one connection, not the worker.
-      this.refuse(site, socket as Socket, 'internal_error', 'upgrade failed', err);
+      this.refuse(p, 'internal_error', 'upgrade failed', err);
     }
   }
 
-  private start(site: UpgradeSite, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  private start(p: Pending, req: IncomingMessage, head: Buffer): void {
+    const site = p.site;
     const state = site.state;
     const l = state.listener;
     const upgrade = req.headers.upgrade ?? '';
     if (upgrade.toLowerCase() !== 'websocket') {
-      this.refuse(site, socket, 'unsupported_request', `upgrade to '${upgrade}' not supported`);
+      this.refuse(p, 'unsupported_request', `upgrade to '${upgrade}' not supported`);
       return;
     }
     if (req.rawHeaders.length > 2 * l.limits.maxHeaders) {
-      this.refuse(site, socket, 'header_too_large', `more than ${l.limits.maxHeaders} header lines`);
+      this.refuse(p, 'header_too_large', `more than ${l.limits.maxHeaders} header lines`);
       return;
     }
     const rh: RequestHead = {
@@ -195,62 +228,58 @@ export class Tunnels {
       kept: 0,
     };
     rewriteRequestHeaders(req.rawHeaders, site.peerIp, site.peerTrusted, site.proto, rh);
-    const path = req.url ?? '';
+    p.rh = rh;
+    const path = p.path;
     if (rh.duplicateHost || rh.host === undefined || !validAuthority(rh.host) || path.charCodeAt(0) !== 47) {
-      this.refuse(site, socket, 'client_bad_request', 'invalid Host or request target', undefined, rh);
+      this.refuse(p, 'client_bad_request', 'invalid Host or request target');
       return;
     }
     // RFC 6455 §4.1: a GET without a body; a body here would be read as tunnel bytes.
     if (req.method !== 'GET' || rh.chunked || rh.contentLength > 0) {
-      this.refuse(
-        site,
-        socket,
-        'client_bad_request',
-        'a WebSocket upgrade is a GET without a body',
-        undefined,
-        rh,
-      );
+      this.refuse(p, 'client_bad_request', 'a WebSocket upgrade is a GET without a body');
       return;
     }
     const route = site.router.match('GET', path, rh.host, req.headers);
     if (route === undefined) {
-      this.refuse(site, socket, 'no_route', 'no route', undefined, rh);
+      this.refuse(p, 'no_route', 'no route');
       return;
     }
+    p.route = route;
     const pool = route.pool;
     if (pool === undefined || pool.availableCount() === 0) {
-      this.unavailable(site, socket, route, rh);
+      this.unavailable(p, route);
       return;
     }
     const limits = site.limits?.limitsFor(route.index);
     if (limits !== undefined) {
       // As for a plain request (listener.ts): after routing, before the pick, on the client's
       // own headers (req.headers is replaced only in tunnel()).
-      const u = new LimitedUpgrade(this, site, req, socket, head, rh, route);
+      const u = new LimitedUpgrade(this, p, req, head, rh, route);
       site.limits!.admit(u, limits, route.index, pool, false);
       u.admitCalled();
       return;
     }
-    this.tunnel(site, req, socket, head, rh, route, pool);
+    this.tunnel(p, req, head, rh, route, pool);
   }
 
   /** Past routing and rate limits: pick a backend and hand the request to http-proxy. */
   tunnel(
-    site: UpgradeSite,
+    p: Pending,
     req: IncomingMessage,
-    socket: Socket,
     head: Buffer,
     rh: RequestHead,
     route: RouteTarget,
     pool: PoolRuntime,
   ): void {
+    const site = p.site;
+    const socket = p.socket;
     const l = site.state.listener;
     const upgrade = req.headers.upgrade ?? '';
     const target = pool.pick(
       byKey(clientIp(site.peerIp, site.peerTrusted, rh.forwardedFor, l.trustedProxies)),
     );
     if (target === undefined) {
-      this.unavailable(site, socket, route, rh);
+      this.unavailable(p, route);
       return;
     }
 
@@ -268,7 +297,7 @@ export class Tunnels {
     out.upgrade = upgrade;
     req.headers = out;
 
-    const t = new Tunnel(this, site, req, socket, pool, target, rh.requestId);
+    const t = new Tunnel(this, p, req, pool, target, route, rh.requestId);
     this.open.add(t);
     (req as TaggedReq)[kTunnel] = t;
     counters.total++;
@@ -288,43 +317,46 @@ export class Tunnels {
     t.watchClient();
   }
 
-  private unavailable(site: UpgradeSite, socket: Socket, route: RouteTarget, rh: RequestHead): void {
+  /** No backend to offer: 503 with the Retry-After a plain request gets (exchange.ts). */
+  private unavailable(p: Pending, route: RouteTarget): void {
     const msg = `no healthy backend in pool '${route.poolName}'`;
-    this.refuse(site, socket, 'no_healthy_backend', msg, undefined, rh);
+    const retry = ['retry-after', String(retryAfterSeconds(route.pool?.config))];
+    this.refuse(p, 'no_healthy_backend', msg, undefined, retry);
   }
 
   /**
    * Over an L7 rate limit: what the HTTP path sends (exchange.ts fail/sendError: 429, body
    * naming the class, X-Request-Id, Retry-After and RateLimit-*), counted as `rate_limited`.
    */
-  rateLimited(site: UpgradeSite, socket: Socket, rh: RequestHead, headers: string[], msg: string): void {
+  rateLimited(p: Pending, rh: RequestHead, headers: string[], msg: string): void {
+    const site = p.site;
     this.env.failures.report('rate_limited', 'upgrade refused', {
       listener: listenerName(site.state),
       client: site.peerIp,
       request_id: rh.requestId || undefined,
       error: msg,
     });
-    answer(socket, statusForError('rate_limited'), 'rate_limited', headers, rh.requestId);
+    const status = statusForError('rate_limited');
+    const sent = answer(p.socket, status, 'rate_limited', headers, rh.requestId);
+    refused(p, sent ? status : 0, 'rate_limited');
   }
 
   /** Answer an upgrade request we will not tunnel, count it, close. */
-  refuse(
-    site: UpgradeSite,
-    socket: Socket,
-    cls: ErrorClass,
-    msg: string,
-    err?: unknown,
-    rh?: RequestHead,
-  ): void {
+  refuse(p: Pending, cls: ErrorClass, msg: string, err?: unknown, extra?: readonly string[]): void {
+    const site = p.site;
+    const requestId = p.rh?.requestId ?? '';
     this.env.failures.report(cls, 'upgrade refused', {
       listener: listenerName(site.state),
       client: site.peerIp,
-      request_id: rh?.requestId || undefined,
+      request_id: requestId || undefined,
       error: err === undefined ? msg : errorText(err),
     });
     // A class without a status (client_abort) has nobody to answer.
-    if (ERROR_CATALOG[cls].status === undefined) socket.destroy();
-    else answer(socket, statusForError(cls), msg);
+    const status = ERROR_CATALOG[cls].status;
+    let sent = false;
+    if (status === undefined) p.socket.destroy();
+    else sent = answer(p.socket, status, msg, extra, requestId);
+    refused(p, sent ? status! : 0, cls);
   }
 
   /** A tunnel has closed on both sides. */
@@ -333,7 +365,32 @@ export class Tunnels {
   }
 }
 
-class Tunnel {
+/** A refused upgrade ends here: counted in the listener's request series, and logged. */
+function refused(p: Pending, status: number, cls: ErrorClass): void {
+  const now = performance.now();
+  const site = p.site;
+  const u: LoggedUpgrade & UpgradeTargets = {
+    route: p.route,
+    backend: undefined,
+    backendAnswered: false,
+    peerIp: site.peerIp,
+    path: p.path,
+    status,
+    requestId: p.rh?.requestId ?? '',
+    errorClass: cls,
+    bytesIn: 0,
+    bytesOut: 0,
+    startedAt: p.at,
+    dispatchedAt: 0,
+    connectedAt: 0,
+    answeredAt: now,
+  };
+  recordUpgrade(site.stats, u);
+  site.log?.websocket(site.stats.name, site.stats.lb, u, now);
+}
+
+/** One upgrade handed to a backend, from then until both sockets closed (LoggedUpgrade for its line). */
+class Tunnel implements LoggedUpgrade, UpgradeTargets {
   private proxyReq: ClientRequest | null = null;
   private upstream: Socket | null = null;
   private upgraded = false;
@@ -344,7 +401,24 @@ class Tunnel {
   private upstreamClosed = false;
   private holding = true;
   private timer: NodeJS.Timeout | undefined = undefined;
-  private readonly startedAt = Date.now();
+  // Telemetry (LoggedUpgrade): times are performance.now(), 0 until they happen.
+  private readonly site: UpgradeSite;
+  private readonly client: Socket;
+  readonly startedAt: number;
+  readonly dispatchedAt = performance.now();
+  readonly path: string;
+  connectedAt = 0;
+  answeredAt = 0;
+  /** What the client got (0: nothing yet, or cut without an answer). */
+  status = 0;
+  backendAnswered = false;
+  errorClass: ErrorClass | undefined = undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** The upstream socket's counts at the 101 (its request head; the 101 head). */
+  private upBase = 0;
+  private downBase = 0;
+  private recorded = false;
   /** Client bytes read while waiting for the 101 (put back before the splice). */
   private early: Buffer[] | null = null;
   private earlyBytes = 0;
@@ -360,13 +434,18 @@ class Tunnel {
 
   constructor(
     private readonly owner: Tunnels,
-    private readonly site: UpgradeSite,
+    p: Pending,
     private readonly req: IncomingMessage,
-    private readonly client: Socket,
     private readonly pool: PoolRuntime,
     private readonly target: BackendTarget,
-    private readonly requestId: string,
+    readonly route: RouteTarget,
+    readonly requestId: string,
   ) {
+    this.site = p.site;
+    this.client = p.socket;
+    this.startedAt = p.at;
+    this.path = p.path;
+    const client = this.client;
     pool.acquire(target);
     counters.active++;
     client.once('close', () => {
@@ -406,6 +485,24 @@ class Tunnel {
     if (early.length > 0) c.unshift(early.length === 1 ? early[0]! : Buffer.concat(early));
   }
 
+  get backend(): BackendTarget {
+    return this.target;
+  }
+
+  get peerIp(): string {
+    return this.site.peerIp;
+  }
+
+  /** The client has its answer (or none will come): count the upgrade request, once. */
+  private answeredWith(status: number, byBackend: boolean): void {
+    if (this.recorded) return;
+    this.recorded = true;
+    this.status = status;
+    this.backendAnswered = byBackend;
+    this.answeredAt = performance.now();
+    recordUpgrade(this.site.stats, this);
+  }
+
   buffered(): number {
     const u = this.upstream;
     const c = this.client;
@@ -420,30 +517,43 @@ class Tunnel {
       this.timer = setTimeout(() => this.fail(cls, `${what} within ${formatDuration(ms)}`), ms);
     };
     proxyReq.once('socket', (s: Socket) => {
-      if (!s.connecting) wait('upstream_timeout', to.upstreamResponseMs, 'no upgrade response');
-      else {
+      if (!s.connecting) {
+        this.connectedAt = performance.now();
+        wait('upstream_timeout', to.upstreamResponseMs, 'no upgrade response');
+      } else {
         wait('upstream_connect_timeout', to.connectMs, 'backend not connected');
-        s.once('connect', () => wait('upstream_timeout', to.upstreamResponseMs, 'no upgrade response'));
+        s.once('connect', () => {
+          this.connectedAt = performance.now();
+          wait('upstream_timeout', to.upstreamResponseMs, 'no upgrade response');
+        });
       }
     });
-    proxyReq.once('response', () => {
+    proxyReq.once('response', (res: IncomingMessage) => {
       // The backend refused the upgrade with a plain response: http-proxy relays it and closes.
       clearTimeout(this.timer);
       this.unwatchClient();
       this.answered = true;
+      this.answeredWith(res.statusCode ?? 0, true);
       counters.refusedByBackend++;
       const idle = this.site.state.listener.timeouts.tunnelIdleMs;
       this.client.setTimeout(idle, () => this.fail('client_timeout', `idle for ${formatDuration(idle)}`));
     });
-    proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket) => this.onUpgrade(upstream));
+    proxyReq.once('upgrade', (_res: IncomingMessage, upstream: Socket, head: Buffer) =>
+      this.onUpgrade(upstream, head),
+    );
   }
 
-  private onUpgrade(upstream: Socket): void {
+  private onUpgrade(upstream: Socket, head: Buffer): void {
     clearTimeout(this.timer);
     this.unwatchClient();
     this.upstream = upstream;
     this.upgraded = true;
     this.answered = true;
+    // Tunnel bytes are counted from here: what was written so far is the request head (client
+    // bytes wait in `early` until the splice), what was read is the 101 head plus `head`.
+    this.upBase = upstream.bytesWritten;
+    this.downBase = upstream.bytesRead - head.length;
+    this.answeredWith(101, true);
     counters.upgraded++;
     upstream.once('close', () => {
       this.upstreamClosed = true;
@@ -511,10 +621,15 @@ class Tunnel {
       error: err === undefined ? msg : errorText(err),
     });
     this.unwatchClient();
-    if (!this.answered && !this.clientClosed && ERROR_CATALOG[cls].status !== undefined) {
+    this.errorClass = cls;
+    const status = ERROR_CATALOG[cls].status;
+    if (!this.answered && !this.clientClosed && status !== undefined) {
       this.answered = true;
-      answer(this.client, statusForError(cls), msg);
-    } else this.client.destroy();
+      this.answeredWith(answer(this.client, status, msg, undefined, this.requestId) ? status : 0, false);
+    } else {
+      this.answeredWith(0, false); // a no-op once the client had its answer
+      this.client.destroy();
+    }
     this.proxyReq?.destroy();
     this.upstream?.destroy();
   }
@@ -527,18 +642,24 @@ class Tunnel {
     counters.active--;
     const up = this.upstream;
     if (up !== null) {
-      counters.bytesUp += up.bytesWritten;
-      counters.bytesDown += up.bytesRead;
+      this.bytesIn = up.bytesWritten - this.upBase;
+      this.bytesOut = up.bytesRead - this.downBase;
+      counters.bytesUp += this.bytesIn;
+      counters.bytesDown += this.bytesOut;
     }
+    this.answeredWith(0, false); // every path above has answered; this only guards a new one
+    const now = performance.now();
+    const site = this.site;
+    site.log?.websocket(site.stats.name, site.stats.lb, this, now);
     log('debug', 'tunnel closed', {
-      listener: listenerName(this.site.state),
+      listener: listenerName(site.state),
       backend: this.target.key,
-      client: this.site.peerIp,
+      client: site.peerIp,
       request_id: this.requestId,
       upgraded: this.upgraded,
-      duration_ms: Date.now() - this.startedAt,
-      bytes_up: up?.bytesWritten ?? 0,
-      bytes_down: up?.bytesRead ?? 0,
+      duration_ms: Math.round(now - this.startedAt),
+      bytes_up: this.bytesIn,
+      bytes_down: this.bytesOut,
     });
     delete (this.req as TaggedReq)[kTunnel];
     this.owner.closed(this);
@@ -563,16 +684,20 @@ class LimitedUpgrade implements LimitedRequest<PoolRuntime> {
   private readonly onGone = (): void => {
     if (this.settle()) this.aborted();
   };
+  private readonly site: UpgradeSite;
+  private readonly socket: Socket;
 
   constructor(
     private readonly owner: Tunnels,
-    private readonly site: UpgradeSite,
+    private readonly p: Pending,
     readonly req: IncomingMessage,
-    private readonly socket: Socket,
     private readonly head: Buffer,
     private readonly rh: RequestHead,
     private readonly route: RouteTarget,
-  ) {}
+  ) {
+    this.site = p.site;
+    this.socket = p.socket;
+  }
 
   get host(): string | undefined {
     return this.rh.host;
@@ -615,7 +740,7 @@ class LimitedUpgrade implements LimitedRequest<PoolRuntime> {
   /** The client left (FIN, reset) while the lease was asked for: as a plain request's. */
   private aborted(): void {
     const msg = 'client closed before the upgrade completed';
-    this.owner.refuse(this.site, this.socket, 'client_abort', msg, undefined, this.rh);
+    this.owner.refuse(this.p, 'client_abort', msg);
   }
 
   proceed(pool: PoolRuntime): void {
@@ -625,31 +750,31 @@ class LimitedUpgrade implements LimitedRequest<PoolRuntime> {
       return;
     }
     try {
-      this.owner.tunnel(this.site, this.req, this.socket, this.head, this.rh, this.route, pool);
+      this.owner.tunnel(this.p, this.req, this.head, this.rh, this.route, pool);
     } catch (err) {
       // Possibly called from a lease answer: a bug must cost one connection, not the worker.
-      this.owner.refuse(this.site, this.socket, 'internal_error', 'upgrade failed', err, this.rh);
+      this.owner.refuse(this.p, 'internal_error', 'upgrade failed', err);
     }
   }
 
   refuse(headers: string[], message: string): void {
     if (!this.settle()) return;
     if (this.socket.destroyed) this.aborted();
-    else this.owner.rateLimited(this.site, this.socket, this.rh, headers, message);
+    else this.owner.rateLimited(this.p, this.rh, headers, message);
   }
 }
 
-/** A short HTTP answer on the raw socket, then close (destroyed once flushed). */
+/** A short HTTP answer on the raw socket, then close (destroyed once flushed). false: cut instead. */
 function answer(
   socket: Socket,
   status: number,
   text: string,
   extra?: readonly string[],
   requestId = '',
-): void {
+): boolean {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return false;
   }
   const reason = http.STATUS_CODES[status] ?? '';
   const body = `${status} ${reason}: ${text}\n`;
@@ -661,4 +786,5 @@ function answer(
   socket.destroySoon();
   // A client that never reads must not hold the socket: cut it if it has not flushed soon.
   setTimeout(() => socket.destroy(), FLUSH_MS).unref();
+  return true;
 }

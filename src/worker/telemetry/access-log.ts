@@ -1,6 +1,7 @@
-// Access logs: one JSON line per HTTP request and per L4 connection (udp: per session), to a
-// file or stdout through a LogWriter (never blocking), sampled per listener. The line is built
-// only when the request is sampled; unsampled requests cost one Math.random().
+// Access logs: one JSON line per HTTP request, WebSocket upgrade (when its tunnel closes) and
+// L4 connection (udp: per session), to a file or stdout through a LogWriter (never blocking),
+// sampled per listener. The line is built only when the request is sampled; unsampled
+// requests cost one Math.random().
 
 import type { AccessLogConfig } from '../../config/model.ts';
 import { counter, type MetricFamily } from '../../shared/metrics.ts';
@@ -77,6 +78,37 @@ export class AccessLogSink {
     return this.lastListenerPart;
   }
 
+  /** A WebSocket upgrade, when it ended: refused, or its tunnel closed (not per request: no cache). */
+  websocket(listener: string, lb: string, u: LoggedUpgrade, now: number): void {
+    if (!this.sampled()) return;
+    const t = u.backend;
+    const route = u.route;
+    const d = u.dispatchedAt;
+    const q = u.path.indexOf('?');
+    this.writer.write(
+      JSON.stringify({
+        ts: isoNow(),
+        type: 'websocket',
+        listener,
+        route: route ? route.route : null,
+        pool: route ? `${lb}/${route.poolName}` : null,
+        backend: t?.key ?? null,
+        backend_address: t ? backendAddress(t) : null,
+        client: u.peerIp,
+        method: 'GET',
+        path: q < 0 ? u.path : u.path.slice(0, q),
+        status: u.status > 0 ? u.status : null,
+        bytes_in: u.bytesIn,
+        bytes_out: u.bytesOut,
+        duration_ms: msNumber(now - u.startedAt),
+        upstream_connect_ms: d > 0 && u.connectedAt > 0 ? msNumber(u.connectedAt - d) : null,
+        upstream_first_byte_ms: d > 0 && u.answeredAt > 0 ? msNumber(u.answeredAt - d) : null,
+        request_id: u.requestId || null,
+        error_class: u.errorClass ?? null,
+      }),
+    );
+  }
+
   l4(line: L4Line): void {
     if (!this.sampled()) return;
     const t = line.target;
@@ -97,6 +129,30 @@ export class AccessLogSink {
       }),
     );
   }
+}
+
+/**
+ * What an access log line reads from one WebSocket upgrade (http/upgrade.ts): its answer, and
+ * for a tunnel its bytes and lifetime. Times are performance.now() ms (0: did not happen).
+ */
+export interface LoggedUpgrade {
+  readonly route: { readonly route: string; readonly poolName: string } | undefined;
+  readonly backend: BackendTarget | undefined;
+  readonly peerIp: string;
+  readonly path: string;
+  /** What the client got: 101, the backend's refusal, ours; 0 when the connection was cut. */
+  readonly status: number;
+  readonly requestId: string;
+  readonly errorClass: string | undefined;
+  /** Through the tunnel after the 101: client → backend, backend → client. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** The upgrade request arrived. */
+  readonly startedAt: number;
+  /** Handed to the backend, on a connection to it, and its answer's head in. */
+  readonly dispatchedAt: number;
+  readonly connectedAt: number;
+  readonly answeredAt: number;
 }
 
 export interface L4Line {

@@ -1,5 +1,5 @@
 // Metric families of the data plane's features (retries, rate limits, TLS, WebSocket, SNI
-// passthrough, HTTP/2 upstreams, trailers), read from the counters each module keeps for
+// passthrough, HTTP/2 upstreams, trailers, compiled route tables), read from the counters each module keeps for
 // itself: one table, so the names are stable and listed in one place (test/metrics.test.ts
 // pins them). Per worker; the primary sums them.
 
@@ -10,6 +10,7 @@ import { stats as trailerStats } from '../http/trailers.ts';
 import { stats as tunnelStats } from '../http/upgrade.ts';
 import { stats as passthroughStats } from '../l4/passthrough.ts';
 import type { LeaseClient } from '../ratelimit/lease-client.ts';
+import { routeTableStats } from '../routing/route-table.ts';
 import { tlsStats } from '../tls/https-listener.ts';
 import { stats as muxStats } from '../upstream/h2-mux.ts';
 import { retryStats } from '../upstream/retry.ts';
@@ -83,6 +84,39 @@ export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
       'fiberlb_trailers_dropped_total',
       'Backend trailers an HTTP/1.x client could not receive.',
       one(tr.dropped),
+    ),
+    ...routeTableFamilies(),
+  ];
+}
+
+/** Compiled route tables (routing/route-table.ts): one built per listener and config revision. */
+function routeTableFamilies(): MetricFamily[] {
+  const r = routeTableStats();
+  return [
+    counter(
+      'fiberlb_route_tables_built_total',
+      'Route tables compiled (per worker: one per routed listener and config revision).',
+      one(r.tables),
+    ),
+    counter(
+      'fiberlb_route_table_routes_total',
+      'Routes indexed into the route tables compiled, summed over the tables.',
+      one(r.tableRoutes),
+    ),
+    counter(
+      'fiberlb_route_table_build_seconds_total',
+      'Time spent compiling route tables.',
+      one(r.buildUs / 1e6),
+    ),
+    counter(
+      'fiberlb_route_lookups_total',
+      'Route table lookups (HTTP requests and upgrades routed, tls_passthrough SNI routing).',
+      one(r.lookups),
+    ),
+    counter(
+      'fiberlb_route_lookup_checks_total',
+      'Routes whose method and header conditions lookups evaluated (the index skips the rest).',
+      one(r.routesChecked),
     ),
   ];
 }
