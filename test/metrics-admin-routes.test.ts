@@ -75,7 +75,12 @@ test('route tables and lookups, admin backend actions: counted in /metrics as th
   };
 
   // Each worker compiled the listener's table of 3 routes for the first revision.
+  // Ready means the primary answers; the second worker's counters may come a moment later.
   let text = await scrape();
+  for (let i = 0; i < 50 && sum(text, 'fiberlb_route_tables_built_total') < 2; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    text = await scrape();
+  }
   const tables0 = sum(text, 'fiberlb_route_tables_built_total');
   assert.ok(tables0 >= 2, `tables built: ${tables0}`);
   assert.equal(sum(text, 'fiberlb_route_table_routes_total'), 3 * tables0);
