@@ -5,7 +5,7 @@
 // per worker too, and each upgrade has its one "websocket" access-log line.
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { lbConfigHead, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
@@ -146,4 +146,50 @@ access_log: { path: access.log }
   assert.equal(count(429, 'rate_limited'), 4);
   // "ping" each way and the close handshake: (2+4+4) + (2+4+2) up, (2+4) + (2+2) down.
   for (const l of ws.filter((x) => x.status === 101)) assert.deepEqual([l.bytes_in, l.bytes_out], [18, 10]);
+});
+
+test('a tunnel open across a reload that moves the access log: its line goes to the new file', async (t) => {
+  const echo = await wsEchoServer();
+  t.after(() => echo.close());
+  const [admin, port] = [await freeTcpPort(), await freeTcpPort()];
+  const dir = tempDir();
+  const config = (
+    log: string,
+  ) => `${lbConfigHead(admin, 'workers: 1', 'ws')}      - { name: chat, port: ${port}, protocol: http, default_pool: echo }
+    pools:
+      - name: echo
+        backends: [{ id: e, address: 127.0.0.1, port: ${echo.port} }]
+access_log: { path: ${log}, flush_interval: 0s }
+`;
+  const file = writeConfig(dir, config('old.log'));
+  const lb = await startLb(file, admin);
+  t.after(() => lb.stop());
+  const token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  const c = await wsConnect(port, { path: '/chat' });
+  t.after(() => c.socket.destroy());
+  c.send('before');
+  assert.equal((await c.next()).toString(), 'before');
+  writeFileSync(file, config('new.log'));
+  const r = await fetch(`http://127.0.0.1:${admin}/api/v1/reload`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(r.status, 200, await r.text());
+  c.send('after');
+  assert.equal((await c.next()).toString(), 'after');
+  c.close();
+  await c.closed;
+  const lines = (name: string) =>
+    existsSync(join(dir, name))
+      ? readFileSync(join(dir, name), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+      : [];
+  for (let i = 0; i < 50 && lines('new.log').length === 0; i++) await sleep(100);
+  assert.deepEqual(
+    lines('new.log').map((l) => [l.type, l.status]),
+    [['websocket', 101]],
+  );
+  assert.equal(lines('old.log').length, 0);
 });

@@ -119,6 +119,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   private current: Compiled;
   private stats: ListenerStats;
   private log: AccessLogSink | undefined;
+  private readonly currentLog = (): AccessLogSink | undefined => this.log;
   private inflight = 0;
   private readonly server: http.Server;
   private readonly proto: string;
@@ -309,7 +310,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       limits: c.limits,
       // ... and are counted and logged with them.
       stats: this.stats,
-      log: this.log,
+      log: this.currentLog,
     };
     this.tunnels.handle(site, req, socket, head);
   }

@@ -81,7 +81,11 @@ export interface UpgradeSite {
   readonly limits: RequestLimits<PoolRuntime> | undefined;
   /** The listener's request series and access log (telemetry/). */
   readonly stats: ListenerStats;
-  readonly log: AccessLogSink | undefined;
+  /**
+   * The listener's access log now: a tunnel can outlive reloads, and its line belongs in the
+   * log configured when it ends (the one it started with may be closed by then).
+   */
+  readonly log: () => AccessLogSink | undefined;
 }
 
 /** One upgrade request until it is a tunnel: what a refusal answers, counts and logs. */
@@ -386,7 +390,7 @@ function refused(p: Pending, status: number, cls: ErrorClass): void {
     answeredAt: now,
   };
   recordUpgrade(site.stats, u);
-  site.log?.websocket(site.stats.name, site.stats.lb, u, now);
+  site.log()?.websocket(site.stats.name, site.stats.lb, u, now);
 }
 
 /** One upgrade handed to a backend, from then until both sockets closed (LoggedUpgrade for its line). */
@@ -650,7 +654,7 @@ class Tunnel implements LoggedUpgrade, UpgradeTargets {
     this.answeredWith(0, false); // every path above has answered; this only guards a new one
     const now = performance.now();
     const site = this.site;
-    site.log?.websocket(site.stats.name, site.stats.lb, this, now);
+    site.log()?.websocket(site.stats.name, site.stats.lb, this, now);
     log('debug', 'tunnel closed', {
       listener: listenerName(site.state),
       backend: this.target.key,
