@@ -1,5 +1,5 @@
 // L4 TCP listener: accept, pick a backend by client IP, connect, then splice the two sockets
-// with backpressure and half-close propagation. Optionally reads a PROXY header from trusted
+// (splice.ts) with backpressure and half-close propagation. Optionally reads a PROXY header from trusted
 // peers and/or writes one to the backend.
 //
 // Client sockets start paused (pauseOnConnect) and are only piped once the upstream is
@@ -27,6 +27,7 @@ import { byKey } from '../routing/pick-context.ts';
 import type { AccessLogSink } from '../telemetry/access-log.ts';
 import { listenerStats } from '../telemetry/record.ts';
 import { outlierFailure, outlierResult } from '../upstream/outlier.ts';
+import { splice } from './splice.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -203,9 +204,8 @@ export function createStreamListener(
         const addrs = proxyAddresses(clientIp, clientPort, client.localAddress, client.localPort);
         up.write(pp === 'v1' ? encodeProxyV1(addrs) : encodeProxyV2(addrs));
       }
-      // pipe() gives backpressure both ways and end()s the destination on FIN (half-close).
-      client.pipe(up);
-      up.pipe(client);
+      // Both ways with backpressure; a FIN one way ends the other socket (half-close).
+      splice(client, up);
     });
     up.once('close', (hadError) => {
       if (!c.connected && upStats) upStats.connectErrors++;
