@@ -19,7 +19,7 @@ import { tcpBackend, tcpConnect } from './helpers/l4-backends.ts';
 import { type L4ListenerOverrides, l4Env, l4Listener, l4Pool, l4State, waitFor } from './helpers/l4-state.ts';
 import { cidrs, freeTcpPort, HOST } from './helpers/net.ts';
 
-captureFileLog();
+const log = captureFileLog();
 const MiB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -266,4 +266,39 @@ test('a reader that stops: the proxy stops reading the sender, and holds at most
   const got = slowCollect(far!);
   far!.resume();
   assert.equal(sha(await got.ended), sha(data));
+});
+
+test('idle: bytes one way only keep the connection open; silence closes it within 1.25× idle', async (t) => {
+  // The backend trickles a byte every 50 ms for 600 ms (3× the idle timeout), the client sends
+  // nothing; then both are silent.
+  const be = await tcpBackend((s) => {
+    let n = 0;
+    const timer = setInterval(() => {
+      s.write('x');
+      if (++n === 12) clearInterval(timer);
+    }, 50);
+    s.on('close', () => clearInterval(timer));
+  });
+  t.after(() => be.close());
+  const p = await startProxy(t, [l4Pool('main', [be.port])], { timeouts: { idleMs: 200 } });
+  const c = await tcpConnect(p.port);
+  t.after(() => c.destroy());
+  let got = 0;
+  let lastByteAt = 0;
+  c.on('data', (d: Buffer) => {
+    got += d.length;
+    lastByteAt = Date.now();
+  });
+  // The proxy closes its side (FIN; the client is allowHalfOpen, so 'end' is the signal).
+  await new Promise<void>((r) => {
+    c.once('end', () => r());
+    c.once('close', () => r());
+  });
+  const closedAfter = Date.now() - lastByteAt;
+  assert.equal(got, 12, 'closed while bytes were still moving');
+  assert.ok(closedAfter >= 190, `closed ${closedAfter} ms after the last byte`);
+  // 1.25 × 200 ms plus scheduling slack on a loaded machine.
+  assert.ok(closedAfter < 600, `closed ${closedAfter} ms after the last byte`);
+  await waitFor(() => p.handle.active() === 0);
+  assert.equal(log.counted(p.env.failures, 'client_timeout'), 1);
 });

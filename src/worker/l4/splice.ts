@@ -18,6 +18,7 @@
 // by feature detection once; if this Node lacks them, every connection falls back to pipe().
 
 import { Socket, type SocketConstructorOpts } from 'node:net';
+import type { IdleWatch } from './idle-watch.ts';
 
 /** Read buffer of a direction that has only seen small reads (interactive traffic). */
 export const SMALL_BUFFER = 16 * 1024;
@@ -98,6 +99,7 @@ class Flow {
   constructor(
     private readonly src: Socket,
     private readonly dst: Socket,
+    private readonly watch: IdleWatch | undefined,
   ) {
     this.small = Buffer.allocUnsafe(SMALL_BUFFER);
     this.buf = this.small;
@@ -107,6 +109,7 @@ class Flow {
   readonly onRead = (n: number, buf: Buffer): boolean => {
     const dst = this.dst;
     if (dst.destroyed) return false;
+    if (this.watch !== undefined) this.watch.active = true;
     dst.write(n === buf.length ? buf : buf.subarray(0, n));
     if (dst.writableLength === 0) {
       // Flushed synchronously: the buffer is free again. Pick the size for the next read.
@@ -134,6 +137,7 @@ class Flow {
     // On error the sockets are being destroyed (the owner's 'error' handlers); stay stopped.
     if (err || !this.blocked || this.src.destroyed) return;
     this.blocked = false;
+    if (this.watch !== undefined) this.watch.active = true;
     this.src.resume();
   };
 
@@ -156,21 +160,34 @@ class Flow {
 /**
  * Move bytes both ways between two connected sockets until each side ends, with backpressure
  * and half-close (a FIN read on one is written as a FIN on the other). Both sockets must be
- * paused, connected, and have allowHalfOpen; errors, timeouts and close stay the caller's.
+ * paused, connected, and have allowHalfOpen; errors and close stay the caller's. `watch` is
+ * told of every byte moved, and stopped once both sockets closed.
  * Bytes already buffered in a socket's readable side (put back by a header reader) go first.
  */
-export function splice(client: Socket, upstream: Socket): void {
-  direction(client, upstream);
-  direction(upstream, client);
+export function splice(client: Socket, upstream: Socket, watch?: IdleWatch): void {
+  direction(client, upstream, watch);
+  direction(upstream, client, watch);
+  if (watch !== undefined) {
+    let open = 2;
+    const closed = (): void => {
+      if (--open === 0) watch.stop();
+    };
+    client.once('close', closed);
+    upstream.once('close', closed);
+  }
 }
 
-function direction(src: Socket, dst: Socket): void {
+function direction(src: Socket, dst: Socket, watch: IdleWatch | undefined): void {
   const st = (src as unknown as { _readableState?: { ended?: boolean } })._readableState;
   const handle = (src as unknown as { _handle?: Partial<HandleWithUserBuffer> | null })._handle;
   // EOF already read into the stream (a FIN right behind a PROXY header or ClientHello): the
   // stream must deliver it itself, and the handle must not be read again. Rare; pipe it.
   if (slots === null || st?.ended === true || typeof handle?.useUserBuffer !== 'function') {
     counters.piped++;
+    if (watch !== undefined)
+      src.on('data', () => {
+        watch.active = true;
+      });
     src.pipe(dst);
     return;
   }
@@ -180,5 +197,5 @@ function direction(src: Socket, dst: Socket): void {
     if (pending !== null) dst.write(pending);
   }
   counters.spliced++;
-  new Flow(src, dst).start();
+  new Flow(src, dst, watch).start();
 }
