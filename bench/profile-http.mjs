@@ -4,9 +4,9 @@
 // cost shows up as functions that appear (or grow) against `plain`. Run after `npm run build`:
 //   node bench/profile-http.mjs [variant=plain] [seconds=8] [outDir=bench/results/profiles]
 // Variants: plain, ratelimit (a limit never hit), health (fiberlb-health's pool keys), log
-// (access log to a file). Prints the worker's top self-time functions, its CPU share per
-// FiberLB file (a feature's cost = the share of its files: timing resolution-free, unlike
-// µs/req on a noisy machine) and µs/req; the
+// (access log to a file), tcp (a tcp listener: the l4-tcp path). Prints the worker's top
+// self-time functions, its CPU share per FiberLB file (a feature's cost = the share of its
+// files: timing resolution-free, unlike µs/req on a noisy machine) and µs/req; the
 // .cpuprofile is kept (Chrome DevTools or speedscope open it), with its flame graph as SVG
 // (bench/lib/flamegraph.mjs).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';

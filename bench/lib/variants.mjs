@@ -21,6 +21,8 @@ export const VARIANTS = {
   ratelimit: { listenerExtra: 'rate_limit: { key: client_ip, rate: 1000000, burst: 1000000 }' },
   // Every request in an access log file.
   log: { accessLog: true },
+  // The same requests through a tcp listener (the l4-tcp scenario's path: L4 splice, not HTTP).
+  tcp: { protocol: 'tcp' },
 };
 
 /**

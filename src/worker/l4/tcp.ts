@@ -1,5 +1,5 @@
 // L4 TCP listener: accept, pick a backend by client IP, connect, then splice the two sockets
-// with backpressure and half-close propagation. Optionally reads a PROXY header from trusted
+// (splice.ts) with backpressure and half-close propagation. Optionally reads a PROXY header from trusted
 // peers and/or writes one to the backend.
 //
 // Client sockets start paused (pauseOnConnect) and are only piped once the upstream is
@@ -27,6 +27,8 @@ import { byKey } from '../routing/pick-context.ts';
 import type { AccessLogSink } from '../telemetry/access-log.ts';
 import { listenerStats } from '../telemetry/record.ts';
 import { outlierFailure, outlierResult } from '../upstream/outlier.ts';
+import { IdleWatch } from './idle-watch.ts';
+import { splice } from './splice.ts';
 
 /** Used when the listener has no client header timeout configured. */
 const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
@@ -170,14 +172,13 @@ export function createStreamListener(
     c.upstream = up;
     c.connectStartedAt = performance.now();
     const upStats = env.telemetry?.upstream(backendAddress(target));
-    // The same timer serves the connect phase and then idle: 'timeout' tells them apart.
+    // The socket timer serves the connect phase only (cleared on connect; idle is the splice's).
     if (listener.timeouts.connectMs > 0) up.setTimeout(listener.timeouts.connectMs);
     const od = pool.config.outlierDetection;
     up.on('timeout', () => {
-      if (!c.connected) {
-        outlierFailure(od, target, 'upstream_connect_timeout');
-        fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
-      } else fail(c, 'client_timeout', 'tcp idle timeout');
+      if (c.connected) return;
+      outlierFailure(od, target, 'upstream_connect_timeout');
+      fail(c, 'upstream_connect_timeout', 'upstream connect timeout');
     });
     up.on('error', (err) => {
       const cls = classifyUpstreamError(err);
@@ -194,18 +195,18 @@ export function createStreamListener(
       }
       outlierResult(od, target, 0);
       const idle = listener.timeouts.idleMs;
-      // Both sockets see every byte moved (read on one, write on the other), so either timer
-      // firing means nothing moved in either direction for idleMs.
-      up.setTimeout(idle);
-      client.setTimeout(idle);
+      // The connect timer is done; idle is watched by the splice, which sees every byte moved
+      // without re-arming a socket timer per chunk (idle-watch.ts).
+      up.setTimeout(0);
+      const watch =
+        idle > 0 ? new IdleWatch(idle, () => fail(c, 'client_timeout', 'tcp idle timeout')) : undefined;
       const pp = pool.config.proxyProtocol;
       if (pp) {
         const addrs = proxyAddresses(clientIp, clientPort, client.localAddress, client.localPort);
         up.write(pp === 'v1' ? encodeProxyV1(addrs) : encodeProxyV2(addrs));
       }
-      // pipe() gives backpressure both ways and end()s the destination on FIN (half-close).
-      client.pipe(up);
-      up.pipe(client);
+      // Both ways with backpressure; a FIN one way ends the other socket (half-close).
+      splice(client, up, watch);
     });
     up.once('close', (hadError) => {
       if (!c.connected && upStats) upStats.connectErrors++;
@@ -269,7 +270,6 @@ export function createStreamListener(
     connStats.connections++;
     client.setNoDelay(true);
     client.on('error', (err) => fail(c, 'client_abort', 'client connection error', err));
-    client.on('timeout', () => fail(c, 'client_timeout', 'tcp idle timeout'));
     client.once('close', (hadError) => {
       c.clientClosed = true;
       connStats.closed++;
