@@ -65,6 +65,9 @@ const NAMES = [
   'fiberlb_route_table_routes_total',
   'fiberlb_route_tables_built_total',
   'fiberlb_sent_bytes_total',
+  'fiberlb_tcp_buffer_grows_total',
+  'fiberlb_tcp_directions_total',
+  'fiberlb_tcp_writes_blocked_total',
   'fiberlb_tls_handshake_failures_total',
   'fiberlb_tls_handshakes_total',
   'fiberlb_tls_passthrough_routed_total',
@@ -307,6 +310,9 @@ describe('metrics', () => {
     assert.equal(total(fams, 'fiberlb_connections_active', raw), 0);
     assert.equal(total(fams, 'fiberlb_received_bytes_total', raw), TCP * payload.length);
     assert.equal(total(fams, 'fiberlb_sent_bytes_total', raw), TCP * payload.length);
+    // Two directions a tunnel, each through reused buffers (or, in a corner, pipe()).
+    assert.equal(total(fams, 'fiberlb_tcp_directions_total'), 2 * TCP);
+    assert.ok(total(fams, 'fiberlb_tcp_directions_total', { path: 'spliced' }) >= TCP);
     const echoAddr = { address: `127.0.0.1:${echo.port}` };
     assert.equal(total(fams, 'fiberlb_upstream_connections_total', echoAddr), TCP);
     const deadAddr = { address: `127.0.0.1:${deadPort}` };

@@ -9,6 +9,7 @@ import { redirectStats } from '../http/redirect.ts';
 import { stats as trailerStats } from '../http/trailers.ts';
 import { stats as tunnelStats } from '../http/upgrade.ts';
 import { stats as passthroughStats } from '../l4/passthrough.ts';
+import { stats as spliceStats } from '../l4/splice.ts';
 import type { LeaseClient } from '../ratelimit/lease-client.ts';
 import { routeTableStats } from '../routing/route-table.ts';
 import { tlsStats } from '../tls/https-listener.ts';
@@ -86,6 +87,28 @@ export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
       one(tr.dropped),
     ),
     ...routeTableFamilies(),
+    ...spliceFamilies(),
+  ];
+}
+
+/** TCP tunnels' data path (l4/splice.ts): reused buffers per direction, or pipe() as a fallback. */
+function spliceFamilies(): MetricFamily[] {
+  const s = spliceStats();
+  return [
+    counter('fiberlb_tcp_directions_total', 'TCP tunnel directions by how bytes move: reused buffers, or pipe().', [
+      { labels: { path: 'spliced' }, value: s.spliced },
+      { labels: { path: 'piped' }, value: s.piped },
+    ]),
+    counter(
+      'fiberlb_tcp_writes_blocked_total',
+      'Tunnel writes the kernel did not take at once: that direction stopped reading until it drained.',
+      one(s.blocked),
+    ),
+    counter(
+      'fiberlb_tcp_buffer_grows_total',
+      'Tunnel directions that switched to the large read buffer (a read filled the small one).',
+      one(s.grown),
+    ),
   ];
 }
 
