@@ -105,7 +105,7 @@ export function flameGraph(profile, title = 'CPU flame graph') {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const [file, out = file.replace(/\.cpuprofile$/, '') + '.svg'] = process.argv.slice(2);
+  const [file, out = `${file.replace(/\.cpuprofile$/, '')}.svg`] = process.argv.slice(2);
   if (!file) {
     console.error('usage: node bench/lib/flamegraph.mjs FILE.cpuprofile [OUT.svg]');
     process.exit(2);

@@ -12,11 +12,12 @@
 // scripts): commandTimeout bounds every call including a stalled server, defineCommand runs the
 // script by EVALSHA with an EVAL fallback, and reconnects follow a retryStrategy.
 
-import type { Redis } from 'ioredis';
 import type * as IoRedis from 'ioredis';
+import type { Redis } from 'ioredis';
 import { lazyRequire } from '../../shared/lazy-require.ts';
 
 const ioredis = lazyRequire<typeof IoRedis>('ioredis');
+
 import type { RateLimitStoreConfig } from '../../config/model.ts';
 import { log } from '../../shared/log.ts';
 import type { BucketParams } from '../../shared/token-bucket.ts';

@@ -95,10 +95,14 @@ export function featureFamilies(rateLimits: LeaseClient): MetricFamily[] {
 function spliceFamilies(): MetricFamily[] {
   const s = spliceStats();
   return [
-    counter('fiberlb_tcp_directions_total', 'TCP tunnel directions by how bytes move: reused buffers, or pipe().', [
-      { labels: { path: 'spliced' }, value: s.spliced },
-      { labels: { path: 'piped' }, value: s.piped },
-    ]),
+    counter(
+      'fiberlb_tcp_directions_total',
+      'TCP tunnel directions by how bytes move: reused buffers, or pipe().',
+      [
+        { labels: { path: 'spliced' }, value: s.spliced },
+        { labels: { path: 'piped' }, value: s.piped },
+      ],
+    ),
     counter(
       'fiberlb_tcp_writes_blocked_total',
       'Tunnel writes the kernel did not take at once: that direction stopped reading until it drained.',

@@ -10,6 +10,7 @@ import type { Etcd3, IOptions, Watcher } from 'etcd3';
 import { lazyRequire } from '../../../shared/lazy-require.ts';
 
 const etcd3 = lazyRequire<typeof EtcdModule>('etcd3');
+
 import {
   type KeyValue,
   prefixEnd,

@@ -42,7 +42,13 @@ function etcdServices(): Record<string, Grpc.ServiceDefinition> {
     'rpc.proto',
   );
   // The same options etcd3 uses: snake_case fields, 64-bit numbers as strings, enums by name.
-  const pkg = protoLoader().loadSync(proto, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = protoLoader().loadSync(proto, {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   loaded = {
     KV: pkg['etcdserverpb.KV'] as Grpc.ServiceDefinition,
     Watch: pkg['etcdserverpb.Watch'] as Grpc.ServiceDefinition,
