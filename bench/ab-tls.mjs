@@ -14,7 +14,8 @@
 //        [--concurrency 32] [--cli-a PATH] [--cli-b PATH] [--http2 false] [--out FILE.json]
 //
 // B: undici-https, haproxy-https, nginx-https, or fiberlb-https with --cli-b (two builds: A from
-// this checkout's dist/ or --cli-a, B from --cli-b — an optimisation's before/after).
+// this checkout's dist/ or --cli-a, B from --cli-b — an optimisation's before/after; a copied
+// build needs package.json next to its dist/, and resolves node_modules from where it lies).
 // --http2 false: A's listener offers http/1.1 only by ALPN (`tls.http2: false`), as undici-https.
 // Each resumed slice starts without tickets: its first `concurrency` handshakes are full ones,
 // on both sides alike (≈ 3% of a slice's connections at 32 loops and ~300 conn/s).
@@ -99,12 +100,13 @@ async function measure(t, mode) {
   };
 }
 
-const a = await start(A, opt['cli-a'], 'fiberlb-https');
+let a;
 let b;
 try {
+  a = await start(A, opt['cli-a'], 'fiberlb-https');
   b = await start(B, opt['cli-b'], B === A ? 'fiberlb-https-b' : B.name);
 } catch (e) {
-  await stop(a.child, 5_000);
+  if (a) await stop(a.child, 5_000);
   await stop(backend.child);
   throw e;
 }
