@@ -11,12 +11,14 @@
 // the per-pair ratios A ÷ B. Run after `npm run build`:
 //
 //   node bench/ab-tls.mjs [B=undici-https] [pairs=12] [slice=3] [--modes full,resumed]
-//        [--concurrency 32] [--cli-a PATH] [--cli-b PATH] [--http2 false] [--out FILE.json]
+//        [--concurrency 32] [--cli-a PATH] [--cli-b PATH] [--http2 false] [--http2-b false]
+//        [--out FILE.json]
 //
 // B: undici-https, haproxy-https, nginx-https, or fiberlb-https with --cli-b (two builds: A from
 // this checkout's dist/ or --cli-a, B from --cli-b — an optimisation's before/after; a copied
 // build needs package.json next to its dist/, and resolves node_modules from where it lies).
-// --http2 false: A's listener offers http/1.1 only by ALPN (`tls.http2: false`), as undici-https.
+// --http2 false: A's listener offers http/1.1 only by ALPN (`tls.http2: false`), as undici-https;
+// --http2-b the same for a FiberLB B (`fiberlb-https --http2-b false`: what offering h2 costs).
 // Each resumed slice starts without tickets: its first `concurrency` handshakes are full ones,
 // on both sides alike (≈ 3% of a slice's connections at 32 loops and ~300 conn/s).
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -40,6 +42,7 @@ const { values: opt, positionals } = parseArgs({
     'cli-a': { type: 'string' },
     'cli-b': { type: 'string' },
     http2: { type: 'string', default: 'true' },
+    'http2-b': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -51,10 +54,17 @@ const concurrency = Math.max(1, Number(opt.concurrency));
 const byName = (n) => HTTPS_TARGETS.find((t) => t.name === n);
 const A = byName('fiberlb-https');
 const B = byName(bName);
-if (!B || (B === A && !opt['cli-b']) || modes.some((m) => m !== 'full' && m !== 'resumed') || !(pairs > 0)) {
+const http2 = opt.http2 !== 'false';
+const http2B = opt['http2-b'] === undefined ? http2 : opt['http2-b'] !== 'false';
+if (
+  !B ||
+  (B === A && !opt['cli-b'] && http2B === http2) ||
+  modes.some((m) => m !== 'full' && m !== 'resumed') ||
+  !(pairs > 0)
+) {
   console.error(
-    'usage: node bench/ab-tls.mjs [B] [pairs] [slice] [--modes full,resumed] [--concurrency N] [--cli-a PATH] [--cli-b PATH] [--http2 false] [--out FILE]\n' +
-      `  B: ${HTTPS_TARGETS.map((t) => t.name).join(', ')} (fiberlb-https only with --cli-b)`,
+    'usage: node bench/ab-tls.mjs [B] [pairs] [slice] [--modes full,resumed] [--concurrency N] [--cli-a PATH] [--cli-b PATH] [--http2 false] [--http2-b false] [--out FILE]\n' +
+      `  B: ${HTTPS_TARGETS.map((t) => t.name).join(', ')} (fiberlb-https only with --cli-b or --http2-b)`,
   );
   process.exit(2);
 }
@@ -66,10 +76,9 @@ if (unavailable) {
 installCleanupHandlers();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'fiberlb-ab-tls-'));
 const backend = await startBackend(process.env.BENCH_BACKEND ?? 'auto', { cpu: '1', root, tmp });
-const http2 = opt.http2 !== 'false';
 
-async function start(t, cli, name) {
-  const { port, child } = await t.start({ root, tmp, backendPort: backend.port, cpu: '0', cli, http2 });
+async function start(t, cli, name, h2) {
+  const { port, child } = await t.start({ root, tmp, backendPort: backend.port, cpu: '0', cli, http2: h2 });
   const negotiated = await verifyTls(port);
   return { name, child, port, negotiated };
 }
@@ -103,8 +112,8 @@ async function measure(t, mode) {
 let a;
 let b;
 try {
-  a = await start(A, opt['cli-a'], 'fiberlb-https');
-  b = await start(B, opt['cli-b'], B === A ? 'fiberlb-https-b' : B.name);
+  a = await start(A, opt['cli-a'], 'fiberlb-https', http2);
+  b = await start(B, opt['cli-b'], B === A ? 'fiberlb-https-b' : B.name, http2B);
 } catch (e) {
   if (a) await stop(a.child, 5_000);
   await stop(backend.child);
@@ -115,7 +124,7 @@ const show = (x) =>
   `${x.us.toFixed(0)} µs/conn (${x.rate.toFixed(0)}/s, busy ${pct(x.busy)}, other ${pct(x.foreign)})`;
 try {
   console.log(
-    `A ${a.name} ${a.negotiated.protocol}/${a.negotiated.cipher}${http2 ? ', ALPN h2,http/1.1' : ', ALPN http/1.1'}; B ${b.name} ${b.negotiated.protocol}/${b.negotiated.cipher}; ${concurrency} loops, ${slice} s slices, backend ${backend.describe}`,
+    `A ${a.name} ${a.negotiated.protocol}/${a.negotiated.cipher}${http2 ? ', ALPN h2,http/1.1' : ', ALPN http/1.1'}; B ${b.name} ${b.negotiated.protocol}/${b.negotiated.cipher}${B === A ? (http2B ? ', ALPN h2,http/1.1' : ', ALPN http/1.1') : ''}; ${concurrency} loops, ${slice} s slices, backend ${backend.describe}`,
   );
   for (const t of [a, b]) for (const mode of modes) await measure(t, mode); // warm-up
   const rows = await pairedSlices({ a, b, pairs, steps: modes, measure, metric: 'us', show, key: 'inverse' });
@@ -127,6 +136,7 @@ try {
     cliA: opt['cli-a'] ?? null,
     cliB: opt['cli-b'] ?? null,
     http2,
+    ...(B === A && { http2B }),
     concurrency,
     sliceS: slice,
     metric: 'proxy CPU µs per new connection',
