@@ -3,7 +3,8 @@
 // the load generator (CPU 1, with the backend) loads A for `slice` seconds, then B, then A…
 // A slice pair is seconds apart, so the slow drift of a shared VM (plain FiberLB moved 44–91
 // µs/req within one 10-minute run) falls out of the per-pair ratio; the median of those ratios
-// is the answer. Run after `npm run build`:
+// is the answer (the pair loop: bench/lib/paired.mjs, shared with bench/ab-tls.mjs for new TLS
+// connections). Run after `npm run build`:
 //
 //   node bench/ab.mjs B [pairs=12] [slice=3] [--rate R] [--a VARIANT] [--cli-b PATH] [--out FILE]
 //
@@ -20,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { autocannon, fixedRate } from './lib/load.mjs';
+import { median, pairedSlices, pairStats } from './lib/paired.mjs';
 import {
   cpuDeltaUs,
   freePort,
@@ -80,11 +82,6 @@ const startPeer = async (t) => {
   return { name: t.name, child, port };
 };
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
 /** One slice on `t`: CPU µs/req, and with --rate the latency percentiles (µs). */
 async function measure(t) {
   const c0 = treeCpu(t.child.pid);
@@ -119,22 +116,13 @@ const metric = rate === undefined ? 'us' : 'p99';
 const unit = rate === undefined ? 'µs/req' : 'µs p99';
 try {
   for (const t of [a, b]) await autocannon({ root, cpu: '1', port: t.port, connections: 50, durationS: 2 }); // warm-up
-  const rows = [];
-  for (let i = 0; i < pairs; i++) {
-    // Alternate which goes first, so neither always follows the other.
-    const order = i % 2 === 0 ? [a, b] : [b, a];
-    const m = {};
-    for (const t of order) m[t.name] = await measure(t);
-    const [ma, mb] = [m[a.name], m[b.name]];
-    rows.push({ a: ma, b: mb, ratio: mb[metric] / ma[metric], cpuRatio: mb.us / ma.us });
-    const show = (x) =>
-      rate === undefined
-        ? `${x.us.toFixed(1)} µs/req`
-        : `p50 ${x.p50} p99 ${x.p99} µs, ${x.us.toFixed(1)} µs/req`;
-    console.log(
-      `pair ${i + 1}/${pairs}: ${a.name} ${show(ma)}, ${b.name} ${show(mb)}, ratio ${(mb[metric] / ma[metric]).toFixed(3)}`,
-    );
-  }
+  const show = (x) =>
+    rate === undefined
+      ? `${x.us.toFixed(1)} µs/req`
+      : `p50 ${x.p50} p99 ${x.p99} µs, ${x.us.toFixed(1)} µs/req`;
+  const rows = (await pairedSlices({ a, b, pairs, measure, metric, show }))[''];
+  for (const r of rows) r.cpuRatio = r.b.us / r.a.us;
+  const st = pairStats(rows, metric);
   const pick = (side, k) => median(rows.map((r) => r[side][k]));
   const result = {
     date: new Date().toISOString(),
@@ -146,10 +134,10 @@ try {
     pairs,
     sliceS: slice,
     metric: unit,
-    aMedian: pick('a', metric),
-    bMedian: pick('b', metric),
-    medianRatio: median(rows.map((r) => r.ratio)),
-    ratios: rows.map((r) => Math.round(r.ratio * 1000) / 1000),
+    aMedian: st.aMedian,
+    bMedian: st.bMedian,
+    medianRatio: st.medianRatio,
+    ratios: st.ratios,
     ...(rate !== undefined && {
       aMedianP50: pick('a', 'p50'),
       bMedianP50: pick('b', 'p50'),

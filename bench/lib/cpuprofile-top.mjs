@@ -97,3 +97,28 @@ export function ownerShares(profile) {
     .map(([file, n]) => ({ file, percent: (100 * n) / busy }))
     .sort((a, b) => b.percent - a.percent);
 }
+
+/**
+ * Self time per area (as in summarizeProfile: FiberLB's dist/ folders, npm packages, Node
+ * internals by module, GC, native/program), in µs, idle left out; with the busy total. Two
+ * processes under the same load compare area by area (e.g. ÷ connections served: µs each).
+ */
+export function areaTimes(profile) {
+  const { nodes, samples, startTime, endTime } = profile;
+  const interval = (endTime - startTime) / Math.max(1, samples.length);
+  const byId = new Map(nodes.map((x) => [x.id, x]));
+  const areas = new Map();
+  let busy = 0;
+  for (const id of samples) {
+    const c = byId.get(id).callFrame;
+    const fn = c.functionName || '(anonymous)';
+    if (fn === '(idle)') continue;
+    busy++;
+    const a = area(c.url, fn);
+    areas.set(a, (areas.get(a) ?? 0) + 1);
+  }
+  return {
+    busyUs: busy * interval,
+    areas: [...areas].map(([name, n]) => ({ name, us: n * interval })).sort((a, b) => b.us - a.us),
+  };
+}

@@ -5,7 +5,10 @@
 //              handshakes. Without it no session is ever offered: every handshake is a full one.
 //   --plain    plain TCP instead of TLS (the direct-to-backend reference: connect + request).
 // Prints one JSON line: { total, durationS, rate, errors, non200, resumed, protocols, ciphers,
-// groups, latencyUs: { p50, p99 }, selfCpuUs }. Counting starts after --warmup seconds.
+// groups, latencyUs: { p50, p99 }, selfCpuUs, served }. Counting starts after --warmup seconds;
+// `served` counts every connection answered over the process's whole life (warm-up and the
+// loops' last connections after the counted window too): the proxy's CPU over the generator's
+// life ÷ `served` is its cost per connection without the window's edges (bench/ab-tls.mjs).
 // Usage: node bench/lib/handshake-gen.mjs --port P [--concurrency 32] [--duration 5]
 //        [--warmup 1] [--resume] [--plain] [--servername bench.test]
 import net from 'node:net';
@@ -33,6 +36,7 @@ const request = Buffer.from(`GET / HTTP/1.1\r\nHost: ${o.servername}\r\nConnecti
 let counting = false;
 let stopping = false;
 const stats = { total: 0, errors: 0, non200: 0, resumed: 0 };
+let served = 0;
 const seen = { protocols: {}, ciphers: {}, groups: {} };
 const lat = []; // µs per connection (connect → response complete), counted phase only
 const errorSamples = new Set();
@@ -49,6 +53,7 @@ function once(session) {
     const finish = (err) => {
       if (done) return;
       done = true;
+      if (!err) served++;
       if (counting) {
         if (err) {
           stats.errors++;
@@ -122,5 +127,6 @@ process.stdout.write(
     errorSamples: [...errorSamples],
     latencyUs: { p50: q(0.5), p99: q(0.99) },
     selfCpuUs: cpu.user + cpu.system,
+    served,
   })}\n`,
 );

@@ -6,6 +6,8 @@
 //   https: fiberlb-https, undici-https (the reference), haproxy-https, nginx-https
 //   h2:    fiberlb-h2, undici-h2 (the reference), haproxy-h2, nginx-h2
 // BENCH_PROF=DIR runs FiberLB and the undici peers under `node --cpu-prof` (profiles in DIR/<target>).
+// A start's ctx may also carry `profDir` (the same, for one start), `cli` (FiberLB from another
+// build's cli.js) and `http2` (false: FiberLB's listener with `tls.http2: false`).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import http2 from 'node:http2';
@@ -141,10 +143,8 @@ const pkgVersion = (root, pkg) => {
     return 'unknown';
   }
 };
-const profArgs = (name) =>
-  process.env.BENCH_PROF
-    ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(process.env.BENCH_PROF), name)}`]
-    : [];
+const profArgs = (name, dir = process.env.BENCH_PROF) =>
+  dir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(dir), name)}`] : [];
 const haproxyVersion = () =>
   version(haproxyBin(), ['-v'])
     .replace(/ - https?:.*$/, '')
@@ -161,10 +161,9 @@ function fiberlb(name, label, h2) {
     unavailable: () => undefined, // a missing dist/ is a start failure, not a skip
     version: (ctx) => gitRev(ctx.root),
     async start(ctx) {
-      const cli = process.env.FIBERLB_CLI
-        ? path.resolve(process.env.FIBERLB_CLI)
-        : path.join(ctx.root, 'dist/cli.js');
-      if (!existsSync(cli)) throw new Error(`${cli} not found — run \`npm run build\` first`);
+      const cli = ctx.cli ?? process.env.FIBERLB_CLI;
+      const cliPath = cli ? path.resolve(cli) : path.join(ctx.root, 'dist/cli.js');
+      if (!existsSync(cliPath)) throw new Error(`${cliPath} not found — run \`npm run build\` first`);
       const { cert, key } = tlsFiles(ctx.tmp);
       const dir = mkdtempSync(path.join(ctx.tmp, `${name}-`));
       const [port, adminPort] = [await freePort(), await freePort()];
@@ -176,14 +175,14 @@ function fiberlb(name, label, h2) {
         backendPort: ctx.backendPort,
         cert,
         key,
-        http2: h2 || process.env.BENCH_HTTP2 !== 'false',
+        http2: h2 || (ctx.http2 ?? process.env.BENCH_HTTP2 !== 'false'),
       });
       // --cpu-prof is refused in NODE_OPTIONS; cluster workers inherit the primary's execArgv.
       const child = spawnPinned(
         name,
         ctx.cpu,
         process.execPath,
-        [...profArgs(name), cli, 'run', '--config', conf],
+        [...profArgs(name, ctx.profDir), cliPath, 'run', '--config', conf],
         { cwd: ctx.root, env: { NODE_ENV: 'production' } },
       );
       try {
@@ -226,7 +225,7 @@ function undiciPeer(name, label, script, h2) {
         ctx.cpu,
         process.execPath,
         [
-          ...profArgs(name),
+          ...profArgs(name, ctx.profDir),
           path.join(ctx.root, 'bench/peers', script),
           String(port),
           `http://127.0.0.1:${ctx.backendPort}`,

@@ -182,7 +182,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     );
     server.on('drop', () => this.count('connection_limit', { error: 'connection limit reached' }));
     this.interceptConnections();
-    // A PROXY header was read off the TCP socket before the handshake: its client address
+    // The client address judged at accept (or read from a PROXY header before the handshake)
     // moves to the TLS socket the requests see.
     if (secure !== undefined)
       server.on('secureConnection', (tlsSocket: PeerSocket & { _parent?: PeerSocket }) => {
@@ -472,9 +472,14 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       countConnection(this.stats, socket);
       const l = this.current.state.listener;
       if (l.connectionRateLimit !== undefined || l.maxConnectionsPerIp > 0) socket.on('error', () => {}); // a lease wait may come first; a reset then is not ours
-      if (!l.acceptProxyProtocol) return this.admitConnection(socket, socket.remoteAddress, handOver);
       const peer = normalizePeer(socket.remoteAddress);
-      if (!cidrsContain(l.trustedProxies, peer)) return this.admitConnection(socket, peer, handOver);
+      // The peer, judged once per connection: the TLS socket takes it over (secureConnection),
+      // so its requests never look the address up again.
+      const trusted = cidrsContain(l.trustedProxies, peer);
+      if (!l.acceptProxyProtocol || !trusted) {
+        socket[kPeer] = { ip: peer, trustList: l.trustedProxies, trusted };
+        return this.admitConnection(socket, peer, handOver);
+      }
       socket.on('error', () => {}); // until Node's handler owns the socket; a reset then is not ours
       const timeout =
         l.timeouts.clientHeaderMs > 0 ? l.timeouts.clientHeaderMs : DEFAULT_PROXY_HEADER_TIMEOUT_MS;
@@ -528,12 +533,20 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
   }
 }
 
+const kStats = Symbol('fiberlb.connectionStats');
+type StatSocket = Socket & { [kStats]?: ListenerStats };
+
 /** A client connection opened; its bytes are added when it closes (Node counts them anyway). */
-function countConnection(stats: ListenerStats, socket: Socket): void {
+function countConnection(stats: ListenerStats, socket: StatSocket): void {
   stats.connections++;
-  socket.once('close', () => {
-    stats.closed++;
-    stats.bytesIn += socket.bytesRead;
-    stats.bytesOut += socket.bytesWritten;
-  });
+  // One shared listener ('close' fires once), not a closure and a once-wrapper per connection.
+  socket[kStats] = stats;
+  socket.on('close', onConnectionClose);
+}
+
+function onConnectionClose(this: StatSocket): void {
+  const stats = this[kStats]!;
+  stats.closed++;
+  stats.bytesIn += this.bytesRead;
+  stats.bytesOut += this.bytesWritten;
 }

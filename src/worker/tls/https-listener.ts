@@ -44,6 +44,15 @@ class TlsSide implements SecureSide {
   private h2 = true;
   /** Header names of the verified client certificate: always removed from requests. */
   private stripNames: readonly [string, string];
+  /** The server's own slot for SNICallback (a Node-internal symbol), when found. */
+  private sniKey: symbol | undefined;
+
+  /** Certificate by the ClientHello's server name (secure-context.ts). */
+  private readonly sni = (name: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    const ctx = this.store.select(name);
+    if (ctx !== undefined) cb(null, ctx);
+    else cb(new Error(`no certificate for server name '${name}' (unknown_sni: refuse)`));
+  };
 
   constructor(
     state: ListenerState,
@@ -62,11 +71,7 @@ class TlsSide implements SecureSide {
       ...contextOptions(cfg, cfg.certificates[0]!, this.env.tickets.lifetimeS),
       allowHTTP1: true,
       sessionIdContext: this.sid,
-      SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => {
-        const ctx = this.store.select(name);
-        if (ctx !== undefined) cb(null, ctx);
-        else cb(new Error(`no certificate for server name '${name}' (unknown_sni: refuse)`));
-      },
+      SNICallback: this.sni,
       // The ClientHello must arrive in time too (Node's default is 120 s).
       handshakeTimeout: l.timeouts.clientHeaderMs > 0 ? l.timeouts.clientHeaderMs : 120_000,
       noDelay: true,
@@ -80,6 +85,10 @@ class TlsSide implements SecureSide {
     ) as http2.Http2SecureServer;
     this.h2 = cfg.http2;
     this.server = server;
+    // Where the server keeps the callback (Node reads it per connection): found by identity.
+    this.sniKey = Object.getOwnPropertySymbols(server).find(
+      (k) => (server as unknown as Record<symbol, unknown>)[k] === this.sni,
+    );
     // The HTTP/1.1 side reads these as server properties (http2 never copies http options).
     Object.assign(server, {
       maxHeaderSize: o.maxHeaderSize,
@@ -130,6 +139,12 @@ class TlsSide implements SecureSide {
     s.requestCert = cfg.clientAuth !== 'off';
     s.rejectUnauthorized = cfg.clientAuth === 'required';
     this.stripNames = [cfg.clientCertHeaders.subject, cfg.clientCertHeaders.fingerprint];
+    // One certificate that serves every name: the server's own context is the answer, and the
+    // SNI callback (a handshake paused for a JS call and a context switch) is left out of new
+    // handshakes; several certificates or `unknown_sni: refuse` put it back.
+    if (this.sniKey !== undefined)
+      (server as unknown as Record<symbol, unknown>)[this.sniKey] =
+        cfg.certificates.length > 1 || cfg.unknownSni === 'refuse' ? this.sni : undefined;
     this.tlsJson = json;
   }
 

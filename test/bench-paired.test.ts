@@ -1,0 +1,116 @@
+// The paired-slices loop shared by bench/ab.mjs and bench/ab-tls.mjs (bench/lib/paired.mjs), and
+// handshake-gen's `served` count (every connection it had answered, the divisor of ab-tls's
+// µs per connection) against a real TLS server that counts what it answered. The bench modules
+// are plain .mjs, so each check runs in a `node` child, as bench-tls.test.ts does.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { ROOT } from './helpers/cluster-fiberlb.ts';
+
+function runModule(code: string, timeout = 60_000): unknown {
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout,
+  });
+  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+}
+
+describe('bench paired slices', () => {
+  test('A and B alternate first per pair, each step its own pair; per-pair ratios, their median and spread', () => {
+    const out = runModule(`
+      import { pairedSlices, pairStats } from './bench/lib/paired.mjs';
+      const a = { name: 'A' }, b = { name: 'B' };
+      const calls = [];
+      // A costs 100 per slice; B 110, 120, 130, 140 in its successive full slices, 50 in resumed.
+      let n = 0;
+      const measure = async (t, step) => {
+        calls.push(t.name + ':' + step);
+        if (t === a) return { us: 100 };
+        return { us: step === 'full' ? 110 + 10 * n++ : 50 };
+      };
+      const rows = await pairedSlices({ a, b, pairs: 4, steps: ['full', 'resumed'], measure, metric: 'us',
+        show: (m) => String(m.us), key: 'inverse', log: () => {} });
+      console.log(JSON.stringify({ calls, full: pairStats(rows.full, 'us', 'inverse'), ratio: pairStats(rows.full, 'us'),
+        resumed: pairStats(rows.resumed, 'us', 'inverse') }));
+    `) as {
+      calls: string[];
+      full: {
+        pairs: number;
+        medianRatio: number;
+        ratios: number[];
+        min: number;
+        max: number;
+        aMedian: number;
+        bMedian: number;
+      };
+      ratio: { medianRatio: number; ratioOf: string };
+      resumed: { medianRatio: number };
+    };
+    assert.deepEqual(out.calls, [
+      'A:full',
+      'B:full',
+      'A:resumed',
+      'B:resumed',
+      'B:full',
+      'A:full',
+      'B:resumed',
+      'A:resumed',
+      'A:full',
+      'B:full',
+      'A:resumed',
+      'B:resumed',
+      'B:full',
+      'A:full',
+      'B:resumed',
+      'A:resumed',
+    ]);
+    assert.equal(out.full.pairs, 4);
+    assert.deepEqual(out.full.ratios, [0.909, 0.833, 0.769, 0.714]); // A ÷ B, in pair order
+    assert.equal(out.full.min, 0.714);
+    assert.equal(out.full.max, 0.909);
+    assert.ok(
+      Math.abs(out.full.medianRatio - (100 / 120 + 100 / 130) / 2) < 1e-9,
+      'median of per-pair ratios',
+    );
+    assert.equal(out.full.aMedian, 100);
+    assert.equal(out.full.bMedian, 125);
+    assert.equal(out.ratio.ratioOf, 'B ÷ A');
+    assert.ok(Math.abs(out.ratio.medianRatio - 1.25) < 1e-9);
+    assert.equal(out.resumed.medianRatio, 2);
+  });
+
+  test("handshake-gen's served counts every connection answered, warm-up and the last ones too", () => {
+    const out = runModule(
+      `
+      import https from 'node:https';
+      import { mkdtempSync } from 'node:fs';
+      import os from 'node:os';
+      import path from 'node:path';
+      import { handshakes } from './bench/lib/load.mjs';
+      import { tlsFiles } from './bench/lib/tls-cert.mjs';
+      import { readFileSync } from 'node:fs';
+      const f = tlsFiles(mkdtempSync(path.join(os.tmpdir(), 'hs-served-')));
+      let answered = 0;
+      const server = https.createServer({ cert: readFileSync(f.cert), key: readFileSync(f.key) }, (req, res) => {
+        answered++;
+        res.end('ok');
+      });
+      await new Promise((r) => server.listen(0, '127.0.0.1', r));
+      const r = await handshakes({ root: process.cwd(), port: server.address().port, concurrency: 4, durationS: 1, warmupS: 0.5 });
+      console.log(JSON.stringify({ served: r.served, total: r.total, errors: r.errors, answered }));
+      process.exit(0); // the server's connection-check interval would hold the child 30 s
+    `,
+      60_000,
+    ) as { served: number; total: number; errors: number; answered: number };
+    assert.equal(out.errors, 0);
+    assert.ok(out.total > 0);
+    assert.ok(
+      out.served > out.total,
+      `served ${out.served} includes the warm-up's, beyond the counted ${out.total}`,
+    );
+    assert.equal(out.served, out.answered, 'every connection the server answered, no more');
+  });
+});
