@@ -22,16 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { autocannon, fixedRate } from './lib/load.mjs';
 import { median, pairedSlices, pairStats } from './lib/paired.mjs';
-import {
-  cpuDeltaUs,
-  freePort,
-  installCleanupHandlers,
-  spawnPinned,
-  stop,
-  treeCpu,
-  waitForOutput,
-} from './lib/proc.mjs';
-import { setBody, TARGETS } from './lib/targets.mjs';
+import { cpuDeltaUs, installCleanupHandlers, stop, treeCpu } from './lib/proc.mjs';
+import { setBody, startBackend, TARGETS } from './lib/targets.mjs';
 import { startVariant, VARIANTS } from './lib/variants.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -68,12 +60,7 @@ installCleanupHandlers();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'fiberlb-ab-'));
 const bodyBytes = Number(process.env.BENCH_BODY_BYTES) || 0;
 if (bodyBytes) setBody(bodyBytes); // what the peers' readiness check expects
-const backendPort = await freePort();
-const backend = spawnPinned('backend', '1', process.execPath, [
-  path.join(root, 'bench/backend.mjs'),
-  String(backendPort),
-]);
-await waitForOutput(backend, /listening/);
+const { port: backendPort, child: backend } = await startBackend('node', { cpu: '1', root, tmp });
 
 const startFiberlb = (name, cli) =>
   startVariant({ root, name, dir: mkdtempSync(path.join(tmp, `${name}-`)), backendPort, cli });

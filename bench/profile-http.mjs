@@ -17,15 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { ownerShares, summarizeProfile } from './lib/cpuprofile-top.mjs';
 import { flameGraph } from './lib/flamegraph.mjs';
 import { autocannon } from './lib/load.mjs';
-import {
-  cpuDeltaUs,
-  freePort,
-  installCleanupHandlers,
-  spawnPinned,
-  stop,
-  treeCpu,
-  waitForOutput,
-} from './lib/proc.mjs';
+import { cpuDeltaUs, installCleanupHandlers, stop, treeCpu } from './lib/proc.mjs';
+import { startBackend } from './lib/targets.mjs';
 import { startVariant, VARIANTS } from './lib/variants.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,12 +33,7 @@ installCleanupHandlers();
 mkdirSync(outDir, { recursive: true });
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'fiberlb-prof-'));
 
-const backendPort = await freePort();
-const backend = spawnPinned('backend', '1', process.execPath, [
-  path.join(root, 'bench/backend.mjs'),
-  String(backendPort),
-]);
-await waitForOutput(backend, /listening/);
+const { port: backendPort, child: backend } = await startBackend('node', { cpu: '1', root, tmp });
 const profDir = mkdtempSync(path.join(tmp, 'prof-'));
 // Cluster workers inherit the primary's execArgv, so each writes its own profile.
 const { child: lb, port } = await startVariant({
