@@ -78,15 +78,8 @@ export function drainBody(
   left: number,
   limits: DrainLimits,
 ): void {
-  const socket = req.socket as DrainSocket | null;
-  if (socket === null || socket.destroyed || socket[kDrain] !== undefined) return;
-  const d = new Drain(req, res, socket, limits.maxBytes);
-  socket[kDrain] = d;
-  socket.once('close', d.onClose);
-  req.on('data', d.onData);
-  req.once('end', d.onEnd);
-  // The client's stream may be paused (upstream backpressure): it must flow to be read.
-  req.resume();
+  const d = takeOver(req, res, limits.maxBytes);
+  if (d === undefined) return;
   if (limits.maxBytes === 0 || left > limits.maxBytes) {
     d.close('over_limit');
     return;
@@ -103,15 +96,21 @@ export function drainBody(
  * connection and can destroy the answer before the client reads it.
  */
 export function lingerAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  takeOver(req, res, 0)?.close('answered');
+}
+
+/** A Drain reading the rest of `req`'s body off its socket; undefined if the socket is gone or taken. */
+function takeOver(req: IncomingMessage, res: ServerResponse, maxBytes: number): Drain | undefined {
   const socket = req.socket as DrainSocket | null;
-  if (socket === null || socket.destroyed || socket[kDrain] !== undefined) return;
-  const d = new Drain(req, res, socket, 0);
+  if (socket === null || socket.destroyed || socket[kDrain] !== undefined) return undefined;
+  const d = new Drain(req, res, socket, maxBytes);
   socket[kDrain] = d;
   socket.once('close', d.onClose);
   req.on('data', d.onData);
   req.once('end', d.onEnd);
+  // The client's stream may be paused (upstream backpressure): it must flow to be read.
   req.resume();
-  d.close('answered');
+  return d;
 }
 
 function onDrainTimeout(d: Drain): void {
