@@ -95,16 +95,8 @@ async function reload(args: string[]): Promise<void> {
   }
   const { admin } = loaded.config.static;
   if (!admin.tokenFile) fail('admin.token_file is not set: use `fiberlb reload --pid PID` (SIGHUP)');
-  let token: string | undefined;
-  try {
-    token = await readToken(admin.tokenFile);
-  } catch (err) {
-    fail(`admin token ${admin.tokenFile}: ${(err as Error).message}`);
-  }
-  // Never create one here: a fresh token could not match the one the running primary holds.
-  if (token === undefined)
-    fail(`admin token ${admin.tokenFile} does not exist: is FiberLB running with ${file}?`);
-  const at = `${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
+  const token = await existingToken(admin.tokenFile, file);
+  const at = adminAt(admin);
   const { status, body } = await post(admin.address, admin.port, token).catch((err: Error) =>
     fail(`cannot reach the admin API at ${at}: ${err.message}`),
   );
@@ -148,21 +140,35 @@ async function status(args: string[]): Promise<void> {
   let token = process.env.FIBERLB_ADMIN_TOKEN?.trim() || undefined;
   if (token === undefined) {
     if (!admin.tokenFile) fail('no token: set FIBERLB_ADMIN_TOKEN or admin.token_file');
-    try {
-      token = await readToken(admin.tokenFile);
-    } catch (err) {
-      fail(`admin token ${admin.tokenFile}: ${(err as Error).message}`);
-    }
-    if (token === undefined)
-      fail(`admin token ${admin.tokenFile} does not exist: is FiberLB running with ${file}?`);
+    token = await existingToken(admin.tokenFile, file);
   }
   const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
-  const at = `${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
+  const at = adminAt(admin);
   const r = await statusCommand(admin, token, colour).catch((err: Error) =>
     fail(err instanceof StatusError ? err.message : `cannot reach the admin API at ${at}: ${err.message}`),
   );
   process.stdout.write(r.text);
   process.exit(r.ok ? 0 : 1);
+}
+
+/**
+ * The running primary's admin token from `tokenFile` (named by config `file`). Never created
+ * here: a fresh token could not match the one the running primary holds.
+ */
+async function existingToken(tokenFile: string, file: string): Promise<string> {
+  let token: string | undefined;
+  try {
+    token = await readToken(tokenFile);
+  } catch (err) {
+    fail(`admin token ${tokenFile}: ${(err as Error).message}`);
+  }
+  if (token === undefined) fail(`admin token ${tokenFile} does not exist: is FiberLB running with ${file}?`);
+  return token;
+}
+
+/** host:port of the admin listener, for messages (an IPv6 address in brackets). */
+function adminAt(admin: { readonly address: string; readonly port: number }): string {
+  return `${admin.address.includes(':') ? `[${admin.address}]` : admin.address}:${admin.port}`;
 }
 
 function post(host: string, port: number, token: string): Promise<{ status: number; body: string }> {
