@@ -185,7 +185,7 @@ function fiberlb(name, label, h2) {
         [...profArgs(name, ctx.profDir), cliPath, 'run', '--config', conf],
         { cwd: ctx.root, env: { NODE_ENV: 'production' } },
       );
-      try {
+      return ready(child, port, h2, async () => {
         // Ready = admin /healthz answers 200 (every worker up), then one request over TLS.
         const deadline = Date.now() + 20_000;
         for (;;) {
@@ -197,13 +197,7 @@ function fiberlb(name, label, h2) {
           if (Date.now() > deadline) throw new Error('not ready after 20 s');
           await sleep(100);
         }
-        await (h2 ? verifyH2 : verifyTls)(port);
-      } catch (e) {
-        await stop(child);
-        throw new Error(`${e.message}\n${outputTail(child)}`);
-      }
-      rememberTree(child);
-      return { port, child };
+      });
     },
   };
 }
@@ -234,15 +228,9 @@ function undiciPeer(name, label, script, h2) {
         ],
         { cwd: ctx.root },
       );
-      try {
+      return ready(child, port, h2, async () => {
         await waitForOutput(child, /listening/);
-        await (h2 ? verifyH2 : verifyTls)(port);
-      } catch (e) {
-        await stop(child);
-        throw new Error(`${e.message}\n${outputTail(child)}`);
-      }
-      rememberTree(child);
-      return { port, child };
+      });
     },
   };
 }
@@ -264,15 +252,9 @@ function haproxy(name, label, h2) {
         ? haproxyH2Config({ dir, port, backendPort: ctx.backendPort, pem })
         : haproxyConfig({ dir, port, backendPort: ctx.backendPort, tls: { pem } }); // alpn http/1.1
       const child = spawnPinned(name, ctx.cpu, haproxyBin(), ['-db', '-f', conf]); // one process, one thread
-      try {
+      return ready(child, port, h2, async () => {
         await waitForPort(port, { child });
-        await (h2 ? verifyH2 : verifyTls)(port);
-      } catch (e) {
-        await stop(child);
-        throw new Error(`${e.message}\n${outputTail(child)}`);
-      }
-      rememberTree(child);
-      return { port, child };
+      });
     },
   };
 }
@@ -304,6 +286,22 @@ function nginx(name, label, h2) {
       return { port, child };
     },
   };
+}
+
+/**
+ * Wait until a started target is up (`waitUp`), then check it answers over TLS (h2 or
+ * HTTP/1.1); on failure stop it and say why with its last output.
+ */
+async function ready(child, port, h2, waitUp) {
+  try {
+    await waitUp();
+    await (h2 ? verifyH2 : verifyTls)(port);
+  } catch (e) {
+    await stop(child);
+    throw new Error(`${e.message}\n${outputTail(child)}`);
+  }
+  rememberTree(child);
+  return { port, child };
 }
 
 export const HTTPS_TARGETS = [
