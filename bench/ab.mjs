@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { countOf, mergeHistograms, percentileOf } from './lib/histogram.mjs';
 import { autocannon, fixedRate } from './lib/load.mjs';
 import { median, pairedSlices, pairStats } from './lib/paired.mjs';
 import { cpuDeltaUs, installCleanupHandlers, stop, treeCpu } from './lib/proc.mjs';
@@ -93,6 +94,7 @@ async function measure(t) {
     p50: l.p50,
     p99: l.p99,
     p999: l.p999,
+    histogram: r.histogram,
   };
 }
 
@@ -111,6 +113,16 @@ try {
   for (const r of rows) r.cpuRatio = r.b.us / r.a.us;
   const st = pairStats(rows, metric);
   const pick = (side, k) => median(rows.map((r) => r[side][k]));
+  // Every request of a side's slices in one histogram: its percentiles over all of them.
+  const pooled = (side) => {
+    const h = mergeHistograms(rows.map((r) => r[side].histogram));
+    return {
+      requests: countOf(h),
+      p50: percentileOf(h, 50),
+      p99: percentileOf(h, 99),
+      p999: percentileOf(h, 99.9),
+    };
+  };
   const result = {
     date: new Date().toISOString(),
     node: process.version,
@@ -131,12 +143,26 @@ try {
       aMedianCpuUs: pick('a', 'us'),
       bMedianCpuUs: pick('b', 'us'),
       medianCpuRatio: median(rows.map((r) => r.cpuRatio)),
+      pooled: { a: pooled('a'), b: pooled('b') },
     }),
   };
   console.log(
     `\n${b.name} ÷ ${a.name} (${unit}): median per-pair ratio ${result.medianRatio.toFixed(3)} (${a.name} ${result.aMedian.toFixed(1)}, ${b.name} ${result.bMedian.toFixed(1)}; ratios ${[...result.ratios].sort((x, y) => x - y).join(' ')})`,
   );
   if (peer) console.log(`${a.name} ÷ ${b.name}: ${(1 / result.medianRatio).toFixed(3)}`);
+  if (result.pooled) {
+    const { a: pa, b: pb } = result.pooled;
+    for (const [name, p] of [
+      [a.name, pa],
+      [b.name, pb],
+    ])
+      console.log(
+        `pooled over ${p.requests} requests, ${name}: p50 ${p.p50} p99 ${p.p99} p99.9 ${p.p999} µs`,
+      );
+    console.log(
+      `pooled p99 ${a.name} ÷ ${b.name}: ${(pa.p99 / pb.p99).toFixed(3)}, p99.9: ${(pa.p999 / pb.p999).toFixed(3)}`,
+    );
+  }
   writeFileSync(path.join(tmp, 'ab.json'), JSON.stringify(result, null, 2));
   const out = opt.out ?? process.env.BENCH_AB_OUT;
   if (out) writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -394,7 +394,7 @@ describe('valid config', () => {
         metricsOpen: false,
         stateFile: '/etc/fiberlb/.fiberlb/admin-state.json',
       },
-      cluster: { workers: 3, drainTimeoutMs: 30_000, ticketRotationMs: 3_600_000 },
+      cluster: { workers: 3, drainTimeoutMs: 30_000, ticketRotationMs: 3_600_000, workerOldSpaceMiB: 64 },
       source: { type: 'file', watch: false },
       rateLimitStore: undefined,
     });
@@ -667,7 +667,12 @@ source:
 load_balancers: []
 `;
     const config = ok(parseConfigText(text, 't.yaml', { cpuCount: 6 }));
-    assert.deepEqual(config.static.cluster, { workers: 6, drainTimeoutMs: 0, ticketRotationMs: 3_600_000 });
+    assert.deepEqual(config.static.cluster, {
+      workers: 6,
+      drainTimeoutMs: 0,
+      ticketRotationMs: 3_600_000,
+      workerOldSpaceMiB: 64,
+    });
     assert.deepEqual(config.static.source, {
       type: 'chainfire',
       endpoints: ['http://10.0.200.10:2379', 'https://[fd00::1]:2379'],

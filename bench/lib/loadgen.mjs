@@ -18,6 +18,7 @@
 //        [--connections C] [--warmup S]
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { histogramOf } from './histogram.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -277,6 +278,8 @@ function finish() {
     },
     selfCpuUs: process.cpuUsage().user + process.cpuUsage().system,
     generatorTickLagMs: { p50: lagPct(50), p99: lagPct(99), max: tickLags.at(-1) ?? null },
+    // The measured latencies, to pool with other runs (bench/lib/histogram.mjs).
+    histogram: histogramOf(sorted, nLat),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   for (const c of conns) c.sock.destroy();

@@ -57,6 +57,11 @@ export interface ClusterConfig {
    * one more interval, so a ticket lives at most two intervals).
    */
   readonly ticketRotationMs: number;
+  /**
+   * The old-generation size each worker's V8 heap starts with, in MiB (0 = V8's own sizing):
+   * keeps V8 from running a full GC after every scavenge under steady load (worker-heap.ts).
+   */
+  readonly workerOldSpaceMiB: number;
 }
 
 export type SourceConfig =

@@ -54,6 +54,8 @@ import { fromJson, fromYaml, type Node, type Pos } from './tree.ts';
 import { validateHealthCheck, validateOutlier, validateRetry } from './validate-health.ts';
 import { describe, type Fields, Walker } from './walker.ts';
 
+const MIB = 1024 * 1024;
+
 export { type ConfigIssue, formatIssue } from './issue.ts';
 
 export interface ValidateOptions {
@@ -221,7 +223,12 @@ function validateStateFile(
 }
 
 function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): ClusterConfig {
-  const f = w.map(top.get('cluster'), 'cluster', ['workers', 'drain_timeout', 'tls_ticket_rotation']);
+  const f = w.map(top.get('cluster'), 'cluster', [
+    'workers',
+    'drain_timeout',
+    'tls_ticket_rotation',
+    'worker_old_space',
+  ]);
   const auto = () => Math.min(256, Math.max(1, opts.cpuCount ?? availableParallelism()));
   let workers = auto();
   const n = f.get('workers');
@@ -238,6 +245,8 @@ function validateCluster(w: Walker, top: Fields, opts: ValidateOptions): Cluster
     drainTimeoutMs: w.duration(f, 'drain_timeout', 30_000, true),
     // An hour, as Cloudflare rotates; nginx's default is never (one key for the process' life).
     ticketRotationMs: w.duration(f, 'tls_ticket_rotation', 3_600_000),
+    // V8 takes whole MiB; 0 leaves the heap to V8 (src/primary/worker-heap.ts says why not).
+    workerOldSpaceMiB: Math.ceil(w.size(f, 'worker_old_space', 64 * MIB, 0, 16 * 1024 * MIB) / MIB),
   };
 }
 

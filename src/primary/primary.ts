@@ -256,7 +256,7 @@ export class Primary {
     this.monitor.update(snapshot.config, snapshot.revision);
     // Snapshot first: workers that keep running re-split their limits before new ones join.
     this.workers.broadcastSnapshot(snapshot);
-    this.workers.resize(cluster.workers, cluster.drainTimeoutMs);
+    this.workers.resize(cluster.workers, cluster.drainTimeoutMs, cluster.workerOldSpaceMiB);
     const allApplied = await this.workers.waitApplied(snapshot.revision, APPLY_TIMEOUT_MS);
     if (this.snapshot !== snapshot) {
       // A newer revision arrived meanwhile (this was the initial apply); it reports for itself.

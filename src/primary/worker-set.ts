@@ -14,6 +14,7 @@ import type {
 } from '../ipc.ts';
 import type { Failures } from '../shared/failure.ts';
 import { log } from '../shared/log.ts';
+import { workerExecArgv } from './worker-heap.ts';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
@@ -93,8 +94,15 @@ export class WorkerSet {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
   }
 
-  /** Grow or shrink to `count` workers. Shrinking drains the surplus workers. */
-  resize(count: number, drainDeadlineMs: number): void {
+  /** cluster.worker_old_space in MiB, for the workers forked from now on. */
+  private oldSpaceMiB = 0;
+
+  /**
+   * Grow or shrink to `count` workers. Shrinking drains the surplus workers. `oldSpaceMiB`
+   * (cluster.worker_old_space) applies to workers forked from now on (worker-heap.ts).
+   */
+  resize(count: number, drainDeadlineMs: number, oldSpaceMiB = 0): void {
+    this.oldSpaceMiB = oldSpaceMiB;
     while (this.slots.length < count) {
       const slot: Slot = {
         index: this.slots.length,
@@ -259,6 +267,7 @@ export class WorkerSet {
   private fork(slot: Slot): void {
     // The worker count is not passed here: it travels in every snapshot, so a resize re-splits
     // per-listener limits in the workers that keep running.
+    cluster.setupPrimary({ execArgv: workerExecArgv(this.oldSpaceMiB) });
     const worker = cluster.fork({ FIBERLB_WORKER_SLOT: String(slot.index) });
     slot.worker = worker;
     slot.startedAt = Date.now();
