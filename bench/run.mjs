@@ -297,7 +297,15 @@ async function measure(t, round, rate) {
       const f0 = child ? treeCpu(child.pid) : undefined;
       const g0 = treeCpu(beRoot);
       const fmeter = foreignMeter();
-      const fr = await fixedRate({ root, cpu: loadCpu, port, connections, durationS, rate });
+      // The histogram is for pooling slices (bench/ab.mjs); a scenario keeps its percentiles.
+      const { histogram: _pooledOnly, ...fr } = await fixedRate({
+        root,
+        cpu: loadCpu,
+        port,
+        connections,
+        durationS,
+        rate,
+      });
       const f1 = child ? treeCpu(child.pid) : undefined;
       const g1 = treeCpu(beRoot);
       if (!alive(child))

@@ -114,3 +114,42 @@ describe('bench paired slices', () => {
     assert.equal(out.served, out.answered, 'every connection the server answered, no more');
   });
 });
+
+test('latency histograms (bench/lib/histogram.mjs): pooled percentiles within 2% of the exact ones over all runs', () => {
+  const out = runModule(`
+    import { countOf, histogramOf, mergeHistograms, percentileOf } from './bench/lib/histogram.mjs';
+    // Two slices: a quiet one (200–1,199 µs) and one with a stall tail (every 25th, 5–25 ms).
+    const quiet = Float64Array.from({ length: 20000 }, (_, i) => 200 + ((i * 7919) % 1000));
+    const stalled = Float64Array.from({ length: 20000 }, (_, i) => (i % 25 === 0 ? 5000 + (i % 35000) : 300 + (i % 900)));
+    const all = [...quiet, ...stalled].sort((a, b) => a - b);
+    const ps = [50, 90, 99, 99.9];
+    const pooled = mergeHistograms([histogramOf(quiet), histogramOf(stalled)]);
+    let scaleError = '';
+    try { mergeHistograms([{ scale: 10, counts: [] }]); } catch (e) { scaleError = e.message; }
+    console.log(JSON.stringify({
+      count: countOf(pooled),
+      exact: ps.map((p) => all[Math.ceil((p / 100) * all.length) - 1]),
+      pooled: ps.map((p) => percentileOf(pooled, p)),
+      sliceP99: [percentileOf(histogramOf(quiet), 99), percentileOf(histogramOf(stalled), 99)],
+      empty: percentileOf(mergeHistograms([]), 99),
+      scaleError,
+    }));
+  `) as {
+    count: number;
+    exact: number[];
+    pooled: number[];
+    sliceP99: number[];
+    empty: null;
+    scaleError: string;
+  };
+  assert.equal(out.count, 40_000);
+  out.exact.forEach((e, i) => {
+    const got = out.pooled[i]!;
+    assert.ok(got >= e && got <= e * 1.021, `percentile #${i}: pooled ${got}, exact ${e}`);
+  });
+  // Pooling is not the median of per-slice p99s: it lies between the quiet and the stalled one.
+  const [q, st] = out.sliceP99 as [number, number];
+  assert.ok(out.pooled[2]! > q && out.pooled[2]! < st, `${out.pooled[2]} between ${q} and ${st}`);
+  assert.equal(out.empty, null);
+  assert.match(out.scaleError, /histogram scale 10, expected 50/);
+});
