@@ -14,11 +14,20 @@ import { ROOT, tempDir } from './helpers/cluster-fiberlb.ts';
 import { type DemoConfig, demoConfig, type RunningDemo, runDemo, waitGone } from './helpers/demo.ts';
 import { HOST } from './helpers/net.ts';
 
-/** A plain squatter on a port: TCP server, HTTP server answering 200 to anything, or UDP socket. */
+/**
+ * A plain squatter on a port: TCP server, HTTP server answering 200 to anything, or UDP socket.
+ * Rejects (EADDRINUSE) if something else took the port since it was found free.
+ */
 async function occupy(t: TestContext, kind: 'tcp' | 'http' | 'udp', port: number): Promise<void> {
   if (kind === 'udp') {
     const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(port, HOST, r));
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (err) => {
+        s.close();
+        reject(err);
+      });
+      s.bind(port, HOST, resolve);
+    });
     t.after(() => new Promise<void>((r) => s.close(() => r())));
     return;
   }
@@ -26,8 +35,33 @@ async function occupy(t: TestContext, kind: 'tcp' | 'http' | 'udp', port: number
     kind === 'http'
       ? createHttpServer((_req, res) => res.end('{"status":"ok"}\n'))
       : createTcpServer((c) => c.end());
-  await new Promise<void>((r) => s.listen(port, HOST, r));
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(port, HOST, resolve);
+  });
   t.after(() => new Promise<void>((r) => s.close(() => r())));
+}
+
+/**
+ * A demo config with the port that replaces `demoPort` occupied by a `kind` squatter. Test
+ * files run in parallel, so another one can bind a port between "found free" and our listen:
+ * then take fresh ports and try again.
+ */
+async function setupWithTaken(
+  t: TestContext,
+  kind: 'tcp' | 'http' | 'udp',
+  demoPort: number,
+): Promise<{ cfg: DemoConfig; port: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const cfg = await setup(t);
+    const port = cfg.ports.get(demoPort)!;
+    try {
+      await occupy(t, kind, port);
+      return { cfg, port };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 5) throw err;
+    }
+  }
 }
 
 async function setup(t: TestContext): Promise<DemoConfig> {
@@ -109,9 +143,7 @@ test('demo: up, every listener answers, Ctrl-C stops it and everything it starte
 });
 
 test('demo: a demo backend port taken → one line naming it, exit 1, nothing left running', async (t) => {
-  const cfg = await setup(t);
-  const port = cfg.ports.get(9002)!; // web-2: web-1 is already up when it fails, and must be closed
-  await occupy(t, 'tcp', port);
+  const { cfg, port } = await setupWithTaken(t, 'tcp', 9002); // web-2: web-1 is already up when it fails, and must be closed
   await expectRefused(
     t,
     cfg,
@@ -121,9 +153,7 @@ test('demo: a demo backend port taken → one line naming it, exit 1, nothing le
 });
 
 test('demo: the UDP echo port taken → the same, with the UDP hint', async (t) => {
-  const cfg = await setup(t);
-  const port = cfg.ports.get(9005)!;
-  await occupy(t, 'udp', port);
+  const { cfg, port } = await setupWithTaken(t, 'udp', 9005);
   await expectRefused(
     t,
     cfg,
@@ -133,9 +163,7 @@ test('demo: the UDP echo port taken → the same, with the UDP hint', async (t) 
 });
 
 test('demo: the admin port taken by a server answering 200 → refused, not "up"', async (t) => {
-  const cfg = await setup(t);
-  const port = cfg.ports.get(9092)!;
-  await occupy(t, 'http', port); // it would answer /healthz with 200: the demo must not trust it
+  const { cfg, port } = await setupWithTaken(t, 'http', 9092); // it would answer /healthz with 200: the demo must not trust it
   await expectRefused(
     t,
     cfg,
@@ -145,9 +173,7 @@ test('demo: the admin port taken by a server answering 200 → refused, not "up"
 });
 
 test('demo: a FiberLB listener port taken → /healthz names it, the demo says so and exits 1', async (t) => {
-  const cfg = await setup(t);
-  const port = cfg.ports.get(8080)!;
-  await occupy(t, 'tcp', port);
+  const { cfg, port } = await setupWithTaken(t, 'tcp', 8080);
   const demo = runDemo(cfg.file);
   t.after(() => demo.stop());
   const up = await demo.up;
