@@ -1,22 +1,11 @@
 // The paired-slices loop shared by bench/ab.mjs and bench/ab-tls.mjs (bench/lib/paired.mjs), and
 // handshake-gen's `served` count (every connection it had answered, the divisor of ab-tls's
 // µs per connection) against a real TLS server that counts what it answered. The bench modules
-// are plain .mjs, so each check runs in a `node` child, as bench-tls.test.ts does.
+// are plain .mjs, so each check runs in a `node` child (helpers/bench-module.ts).
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { ROOT } from './helpers/cluster-fiberlb.ts';
-
-function runModule(code: string, timeout = 60_000): unknown {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout,
-  });
-  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
-}
+import { runModule } from './helpers/bench-module.ts';
 
 describe('bench paired slices', () => {
   test('A and B alternate first per pair, each step its own pair; per-pair ratios, their median and spread', () => {

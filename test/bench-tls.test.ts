@@ -7,19 +7,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { runModule } from './helpers/bench-module.ts';
 import { ROOT, tempDir } from './helpers/cluster-fiberlb.ts';
-
-/** Run an ES module snippet with node in the repo root; it prints one JSON value last. */
-function runModule(code: string, timeout = 60_000): unknown {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    timeout,
-  });
-  assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
-  const last = r.stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(last);
-}
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
