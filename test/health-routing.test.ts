@@ -8,7 +8,14 @@ import { backendKey, type PoolConfig } from '../src/config/model.ts';
 import { byKey } from '../src/worker/routing/pick-context.ts';
 import { PoolRuntime } from '../src/worker/routing/pool-runtime.ts';
 import { captureLog } from './helpers/capture-log.ts';
-import { backend, LB, poolConfig, startBackend, startHttpListener } from './helpers/http-fixtures.ts';
+import {
+  backend,
+  healthCheck,
+  LB,
+  poolConfig,
+  startBackend,
+  startHttpListener,
+} from './helpers/http-fixtures.ts';
 import { sleep } from './helpers/net.ts';
 
 function pool(o: Partial<PoolConfig>, n = 3): PoolConfig {
@@ -27,19 +34,7 @@ describe('no healthy backend', () => {
     t.after(() => b.close());
     const cfg = {
       ...poolConfig('web', [backend(b.port, 'a')]),
-      healthCheck: {
-        type: 'http' as const,
-        path: '/',
-        method: 'GET',
-        host: undefined,
-        expectStatus: [{ from: 200, to: 399 }],
-        bodyContains: undefined,
-        intervalMs: 2000,
-        timeoutMs: 1000,
-        jitterMs: 0,
-        rise: 2,
-        fall: 3,
-      },
+      healthCheck: healthCheck(),
     };
     const l = await startHttpListener(t, {}, [cfg], { down: new Set([key('a')]) });
     const started = Date.now();

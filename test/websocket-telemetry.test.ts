@@ -20,6 +20,7 @@ import { tempDir } from './helpers/cluster-fiberlb.ts';
 import { parseHead, request } from './helpers/http-client.ts';
 import {
   backend,
+  healthCheck,
   LB,
   type ListenerOverrides,
   listenerConfig,
@@ -101,23 +102,10 @@ test('every upgrade outcome is counted in the HTTP request series and logged onc
   const echo = await wsEchoServer();
   const refuser = await wsEchoServer({ refuse: 403 });
   t.after(() => Promise.all([echo.close(), refuser.close()]));
-  const healthCheck = {
-    type: 'http' as const,
-    path: '/',
-    method: 'GET',
-    host: undefined,
-    expectStatus: [{ from: 200, to: 399 }],
-    bodyContains: undefined,
-    intervalMs: 2000,
-    timeoutMs: 1000,
-    jitterMs: 0,
-    rise: 3,
-    fall: 3,
-  };
   const pools = [
     poolConfig('chat', [backend(echo.port, 'e')]),
     poolConfig('deny', [backend(refuser.port, 'r')]),
-    { ...poolConfig('down', [backend(echo.port, 'd')]), healthCheck },
+    { ...poolConfig('down', [backend(echo.port, 'd')]), healthCheck: healthCheck({ rise: 3 }) },
   ];
   const limited = {
     ...route('chat', { pathPrefix: '/limited' }),

@@ -6,6 +6,7 @@ import type net from 'node:net';
 import type { TestContext } from 'node:test';
 import type {
   BackendConfig,
+  HealthCheckConfig,
   ListenerConfig,
   LoadBalancerConfig,
   PoolConfig,
@@ -46,6 +47,24 @@ export function poolConfig(
     panicThreshold: 0,
     slowStartMs: 0,
     backends,
+  };
+}
+
+/** A pool's health check as the validator fills it in (http GET /, 2 s, 1 s, rise 2, fall 3), with `over` on top. */
+export function healthCheck(over: Partial<HealthCheckConfig> = {}): HealthCheckConfig {
+  return {
+    type: 'http',
+    path: '/',
+    method: 'GET',
+    host: undefined,
+    expectStatus: [{ from: 200, to: 399 }],
+    bodyContains: undefined,
+    intervalMs: 2000,
+    timeoutMs: 1000,
+    jitterMs: 0,
+    rise: 2,
+    fall: 3,
+    ...over,
   };
 }
 
