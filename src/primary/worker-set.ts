@@ -101,7 +101,7 @@ export class WorkerSet {
    * Grow or shrink to `count` workers. Shrinking drains the surplus workers. `oldSpaceMiB`
    * (cluster.worker_old_space) applies to workers forked from now on (worker-heap.ts).
    */
-  resize(count: number, drainDeadlineMs: number, oldSpaceMiB = 0): void {
+  resize(count: number, drainDeadlineMs: number, oldSpaceMiB: number): void {
     this.oldSpaceMiB = oldSpaceMiB;
     while (this.slots.length < count) {
       const slot: Slot = {
