@@ -22,24 +22,14 @@ import {
   startHcLb,
   waitFor,
 } from './helpers/health-backends.ts';
+import { healthCheck } from './helpers/http-fixtures.ts';
 import { freeTcpPort, sleep } from './helpers/net.ts';
 
+/** The shared fixture, with this file's /healthz, 2xx only and fall 2. */
 function check(o: Partial<HealthCheckConfig> = {}): HealthCheckConfig {
-  return {
-    type: 'http',
-    path: '/healthz',
-    method: 'GET',
-    host: undefined,
-    expectStatus: [{ from: 200, to: 299 }],
-    bodyContains: undefined,
-    // Generous: probe() on a loaded machine (TLS handshakes included) must not time out.
-    intervalMs: 2000,
-    timeoutMs: 1000,
-    jitterMs: 0,
-    rise: 2,
-    fall: 2,
-    ...o,
-  };
+  // Interval 2 s, timeout 1 s (the fixture's): generous, as probe() on a loaded machine (TLS
+  // handshakes included) must not time out.
+  return healthCheck({ path: '/healthz', expectStatus: [{ from: 200, to: 299 }], fall: 2, ...o });
 }
 
 describe('probe()', () => {
