@@ -2,6 +2,7 @@
 // as a child and reports its numbers. --quick: 20 changes instead of 200.
 
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawnPinned } from './proc.mjs';
 
@@ -9,10 +10,12 @@ export async function run({ root, tmp, quick, meta, state, log }) {
   const changes = quick ? 20 : 200;
   const out = path.join(tmp, 'chainfire-propagation.json');
   log(`chainfire: ${changes} changes against a real etcd (bench/chainfire-propagation.mjs)…`);
-  // Not pinned: etcd, FiberLB's 2 workers and the client share the machine, as in production.
+  // On every core: etcd, FiberLB's 2 workers and the client share the machine, as in production.
+  // Named explicitly: run.mjs pins itself to the load core and a child inherits that (which is
+  // also why availableParallelism(), which honours the affinity, would say 1 here).
   const child = spawnPinned(
     'chainfire',
-    undefined,
+    `0-${os.cpus().length - 1}`,
     process.execPath,
     ['--import', 'tsx', 'bench/chainfire-propagation.mjs', String(changes)],
     {
