@@ -5,14 +5,16 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { childPids, lbConfigHead, startLb, tempDir, writeConfig } from './helpers/cluster-fiberlb.ts';
 import { freeTcpPort } from './helpers/net.ts';
 
 /** Voluntary context switches of a process's main thread (its task id is its pid). */
 const waits = (pid: number): number =>
-  Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))![1]);
+  Number(
+    /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))![1],
+  );
 
 test('an idle primary and worker wake up fewer than 40 times a second; the lag metrics stay', async () => {
   const dir = tempDir();
