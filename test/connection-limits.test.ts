@@ -8,7 +8,7 @@ import type { ListenerConfig } from '../src/config/model.ts';
 import type { LeaseRequest } from '../src/ipc.ts';
 import { Ledger } from '../src/primary/ratelimit/ledger.ts';
 import { ConnectionLimits, plainIp } from '../src/worker/ratelimit/connection-limits.ts';
-import type { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
+import { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
 import { LB, listenerConfig, listenerState } from './helpers/http-fixtures.ts';
 import { cidrs, sleep } from './helpers/net.ts';
 import { inProcessLeases, rateLimit } from './helpers/rate-limit.ts';
@@ -20,9 +20,13 @@ interface Verdict {
   sync: boolean;
 }
 
-function setup(t: { after(fn: () => void): void }, o: Partial<ListenerConfig>, workerCount = 1) {
-  const asked: LeaseRequest[] = [];
-  const client: LeaseClient = inProcessLeases(new Ledger(), asked);
+function setup(
+  t: { after(fn: () => void): void },
+  o: Partial<ListenerConfig>,
+  workerCount = 1,
+  asked: LeaseRequest[] = [],
+  client: LeaseClient = inProcessLeases(new Ledger(), asked),
+) {
   t.after(() => client.close());
   const limits = new ConnectionLimits(client);
   const state = listenerState(listenerConfig(0, o), [], undefined, workerCount);
@@ -179,4 +183,36 @@ test('rate_limit_allow exempts clients (IPv4-mapped spellings too) from both lim
   assert.equal(s.limits.tracked(), 0);
   assert.equal((await s.admit('192.0.2.1')).refused, undefined);
   assert.equal((await s.admit('192.0.2.1')).refused, 'connection_limit');
+});
+
+/** A primary that always answers "nothing granted, next token now": a lease never settles. */
+function stallingLeases(asked: LeaseRequest[]): LeaseClient {
+  const client: LeaseClient = new LeaseClient({
+    send(reqs) {
+      asked.push(...reqs);
+      setImmediate(() => client.onGrants(reqs.map((r) => ({ seq: r.seq, granted: 0, waitMs: 0 }))));
+    },
+  });
+  return client;
+}
+
+test('a rate lease that never settles: refused as rate_limited after 10 rounds (dry_run: admitted, counted)', {
+  timeout: 5000,
+}, async (t) => {
+  for (const mode of ['enforce', 'dry_run'] as const) {
+    const asked: LeaseRequest[] = [];
+    const s = setup(
+      t,
+      { connectionRateLimit: rateLimit({ rate: 5, mode }) },
+      1,
+      asked,
+      stallingLeases(asked),
+    );
+    const v = await s.admit('10.0.0.1');
+    assert.equal(v.refused, mode === 'enforce' ? 'rate_limited' : undefined);
+    // The first ask, then one after each of the 10 answers waited for.
+    assert.equal(asked.length, 11);
+    const st = s.client.stats();
+    assert.equal(st.limited + st.dry_run_would_limit, 1);
+  }
 });

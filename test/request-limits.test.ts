@@ -11,7 +11,7 @@ import type { ListenerConfig, RateLimitConfig } from '../src/config/model.ts';
 import type { LeaseRequest } from '../src/ipc.ts';
 import { Ledger } from '../src/primary/ratelimit/ledger.ts';
 import { boundedKey } from '../src/worker/ratelimit/keys.ts';
-import type { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
+import { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
 import { CompiledLimit, type LimitedRequest, RequestLimits } from '../src/worker/ratelimit/request-limits.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { LB, listenerConfig, listenerState, route } from './helpers/http-fixtures.ts';
@@ -59,9 +59,12 @@ interface Setup {
   asked: LeaseRequest[];
 }
 
-function setup(t: { after(fn: () => void): void }, o: Partial<ListenerConfig>): Setup {
-  const asked: LeaseRequest[] = [];
-  const client = inProcessLeases(new Ledger(), asked);
+function setup(
+  t: { after(fn: () => void): void },
+  o: Partial<ListenerConfig>,
+  asked: LeaseRequest[] = [],
+  client = inProcessLeases(new Ledger(), asked),
+): Setup {
   t.after(() => client.close());
   const limits = new RequestLimits<string>(listenerState(listenerConfig(0, o), []), client);
   return { limits, client, asked };
@@ -167,6 +170,9 @@ test('bucket keys: the masked client address, a header value (joined, bounded, e
     ],
   );
   assert.notEqual(boundedKey(long), long);
+  // Without the header: one bucket for all such requests, keyed by the empty value.
+  const missing = await keys(request({ ip: '10.1.4.1', host: 'a.example' }), 0);
+  assert.ok(missing.includes(`${base}/tenant\n`), JSON.stringify(missing));
 });
 
 test('a header array and the same values joined share a bucket; a missing header is one bucket of its own', async (t) => {
@@ -276,6 +282,7 @@ test('dry_run: an empty bucket lets the request pass, counted, and logged at mos
   assert.equal(st.limited, 0);
   const lines = () => log.lines.filter((l) => String(l.msg).includes('dry run'));
   assert.equal(lines().length, 1);
+  assert.equal(lines()[0]!.level, 'info');
   assert.equal(lines()[0]!.limit, `${LB}/web/watch`);
   assert.equal(lines()[0]!.client, '10.9.9.9');
   assert.equal(lines()[0]!.suppressed, 0);
@@ -285,4 +292,58 @@ test('dry_run: an empty bucket lets the request pass, counted, and logged at mos
   assert.equal(lines()[1]!.suppressed, 2);
   // The "real" limit's tokens were spent by all 5 (passing dry_run limits cost the others as usual).
   assert.equal(s.client.stats().dry_run_would_limit, 4);
+});
+
+test('a limit known to be empty refuses at once, with its own Retry-After, without waiting for a new lease of another', async (t) => {
+  const s = setup(t, {
+    rateLimits: [
+      limit({ name: 'ip', rate: 1, perMs: 5000 }),
+      limit({ name: 'tenant', key: 'header', header: 'x-tenant', rate: 100 }),
+    ],
+  });
+  assert.ok((await admit(s, request({ headers: { 'x-tenant': 'a' } }))).proceeded);
+  // Let the "ip" lease learn that its bucket is empty.
+  await sleep(10);
+  const r = request({ headers: { 'x-tenant': 'b' } });
+  s.limits.admit(r, s.limits.limitsFor(-1)!, -1, 'p', false);
+  assert.equal(r.verdicts, 1, 'refused synchronously');
+  const got = await r.outcome;
+  assert.equal(got.refused?.headers['retry-after'], '5');
+  assert.equal(got.refused?.headers.ratelimit, '"ip";r=0;t=5');
+});
+
+/** A primary that always answers "nothing granted, next token now": a lease never settles. */
+function stallingLeases(asked: LeaseRequest[]): LeaseClient {
+  const client: LeaseClient = new LeaseClient({
+    send(reqs) {
+      asked.push(...reqs);
+      setImmediate(() => client.onGrants(reqs.map((r) => ({ seq: r.seq, granted: 0, waitMs: 0 }))));
+    },
+  });
+  return client;
+}
+
+test('a lease that never settles: the request is refused after 10 rounds of waiting, Retry-After 1', {
+  timeout: 5000,
+}, async (t) => {
+  const asked: LeaseRequest[] = [];
+  const s = setup(
+    t,
+    {
+      rateLimits: [
+        limit({ name: 'ip', rate: 5, perMs: 10_000 }),
+        limit({ name: 'host', key: 'host', rate: 5 }),
+      ],
+    },
+    asked,
+    stallingLeases(asked),
+  );
+  const got = await admit(s, request());
+  assert.deepEqual(got.refused, {
+    headers: { 'retry-after': '1', 'ratelimit-policy': '"ip";q=5;w=10', ratelimit: '"ip";r=0;t=1' },
+    message: `over rate limit ${LB}/web/ip`,
+  });
+  // Per bucket: the first ask, then one after each of the 10 answers waited for.
+  assert.equal(asked.filter((a) => a.b.includes('/ip\n')).length, 11);
+  assert.equal(s.client.stats().limited, 1);
 });
