@@ -1,13 +1,15 @@
 // An in-process rate-limit ledger for listener tests: the worker's LeaseClient talks to the
 // primary's real Ledger through a direct call instead of IPC (answers come a turn later, as
-// over IPC).
+// over IPC). `asked`, when given, collects every lease request sent (their bucket keys `b`).
 
+import type { LeaseRequest } from '../../src/ipc.ts';
 import { Ledger } from '../../src/primary/ratelimit/ledger.ts';
 import { LeaseClient } from '../../src/worker/ratelimit/lease-client.ts';
 
-export function inProcessLeases(ledger = new Ledger()): LeaseClient {
+export function inProcessLeases(ledger = new Ledger(), asked?: LeaseRequest[]): LeaseClient {
   const client: LeaseClient = new LeaseClient({
     send(reqs, returns) {
+      asked?.push(...reqs);
       const grants = ledger.handle(reqs, returns);
       setImmediate(() => client.onGrants(grants));
     },
