@@ -118,10 +118,14 @@ describe('request headers', () => {
       ['Transfer-Encoding', 'chunked'],
       ['X-Kept', 'yes'],
     );
-    assert.deepEqual(forwarded(rewrite(raw)), [
+    const out = rewrite(raw);
+    assert.deepEqual(forwarded(out), [
       ['Host', 'x'],
       ['X-Kept', 'yes'],
     ]);
+    assert.equal(out.host, 'x');
+    assert.equal(out.duplicateHost, false, 'a dropped header is no second Host');
+    assert.equal(out.chunked, true);
   });
 
   it('drops every header named in Connection, not Host, Content-Length or TE', () => {
@@ -438,6 +442,13 @@ describe('response headers', () => {
       100,
     );
     assert.deepEqual(out, ['x-public', 'p', 'x-request-id', 'id']);
+    // Without a Connection header no name is dropped, however odd.
+    assert.deepEqual(rewriteResponseHeaders({ undefined: 'u' }, 'id', false, 100), [
+      'undefined',
+      'u',
+      'x-request-id',
+      'id',
+    ]);
   });
 
   it('adds connection: close when the client connection ends', () => {
