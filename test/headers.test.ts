@@ -13,12 +13,12 @@ import {
   KEPT_PROTO,
   lowerCaseNames,
   newRequestId,
-  normalizePeer,
   type RequestHead,
   rewriteRequestHeaders,
   rewriteResponseHeaders,
   validAuthority,
 } from '../src/worker/http/headers.ts';
+import { maskedIp } from '../src/worker/ratelimit/keys.ts';
 import { cidrs } from './helpers/net.ts';
 
 const PEER = '192.0.2.7';
@@ -380,15 +380,17 @@ describe('clientIp', () => {
   it('is the left-most hop when every hop is trusted', () => {
     assert.equal(clientIp('10.9.9.9', true, '10.0.0.1, 10.0.0.2', proxies), '10.0.0.1');
   });
-});
 
-describe('normalizePeer', () => {
-  it('unmaps IPv4-mapped IPv6 and keeps every other address', () => {
-    assert.equal(normalizePeer('::ffff:10.0.0.1'), '10.0.0.1');
-    assert.equal(normalizePeer('10.0.0.1'), '10.0.0.1');
-    assert.equal(normalizePeer('::ffff:a00:1'), '::ffff:a00:1');
-    assert.equal(normalizePeer('2001:db8::ffff:10.0.0.1'), '2001:db8::ffff:10.0.0.1');
-    assert.equal(normalizePeer(undefined), '');
+  it('reads an IPv4-mapped hop as its IPv4 client, for the answer and the trust check', () => {
+    // A Node proxy in front on a dual-stack socket writes its peers this way: each must stay
+    // its own client (its own rate-limit bucket), not one ::/64 for all of them.
+    assert.equal(clientIp('10.9.9.9', true, '::ffff:192.0.2.9', proxies), '192.0.2.9');
+    assert.equal(clientIp('10.9.9.9', true, '198.51.100.7, ::ffff:10.1.2.3', proxies), '198.51.100.7');
+    assert.equal(clientIp('10.9.9.9', true, '::ffff:10.1.2.3', proxies), '10.1.2.3');
+    assert.notEqual(
+      maskedIp(clientIp('10.9.9.9', true, '::ffff:192.0.2.9', proxies), 24, 64),
+      maskedIp(clientIp('10.9.9.9', true, '::ffff:203.0.113.9', proxies), 24, 64),
+    );
   });
 });
 

@@ -14,6 +14,16 @@ export interface Cidr {
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
+/**
+ * "::ffff:10.0.0.1" → "10.0.0.1": one spelling per client (a dual-stack socket, or a Node proxy
+ * in front writing its peer into X-Forwarded-For, gives the IPv4-mapped form) for XFF, limits,
+ * hashing and trusted-proxy checks.
+ */
+export function plainIp(addr: string | undefined): string {
+  if (addr === undefined) return '';
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
 /** Strict dotted-quad: four decimal octets 0–255, no leading zeros, nothing else. */
 export function parseIPv4(text: string): ParseResult<number[]> {
   const parts = text.split('.');

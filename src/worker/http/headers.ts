@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Cidr } from '../../config/model.ts';
-import { cidrsContain } from '../../shared/cidr.ts';
+import { cidrsContain, plainIp } from '../../shared/cidr.ts';
 
 /** Facts gathered from the client's request head while copying it. */
 export interface RequestHead {
@@ -250,7 +250,8 @@ export function clientIp(
   const hops = forwardedFor.split(',');
   let ip = peerIp;
   for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i]!.trim();
+    // An IPv4-mapped hop is its IPv4 client: one bucket per client, and the trust check below.
+    const hop = plainIp(hops[i]!.trim());
     if (hop === '') continue;
     ip = hop;
     if (!cidrsContain(trustedProxies, hop)) return hop;
@@ -321,12 +322,6 @@ function validIpLiteral(host: string, close: number): boolean {
     if (!isHex(c) && c !== 58 && c !== 46) return false; // also rules out a zone id ("%eth0")
   }
   return isIPv6(host.slice(1, close));
-}
-
-/** "::ffff:10.0.0.1" → "10.0.0.1": one spelling per client for XFF and hashing. */
-export function normalizePeer(addr: string | undefined): string {
-  if (addr === undefined) return '';
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
 
 /**

@@ -11,7 +11,7 @@ import { Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Cidr, MAX_HEADERS_LIMIT } from '../../config/model.ts';
-import { cidrsContain } from '../../shared/cidr.ts';
+import { cidrsContain, plainIp } from '../../shared/cidr.ts';
 import { type ErrorClass, statusForError } from '../../shared/errors.ts';
 import { errorText, type FailureFields } from '../../shared/failure.ts';
 import type { ListenerFactory, ListenerHandle, ListenerState, WorkerEnv } from '../context.ts';
@@ -27,7 +27,7 @@ import type { ListenerStats } from '../telemetry/stats.ts';
 import { isDraining, isLingering } from './body-drain.ts';
 import { clientErrorClass, type ExchangeOwner, exchangeOf, HttpExchange } from './exchange.ts';
 import { h2RequestHead } from './h2.ts';
-import { normalizePeer, rewriteRequestHeaders, validAuthority } from './headers.ts';
+import { rewriteRequestHeaders, validAuthority } from './headers.ts';
 import { redirectToHttps } from './redirect.ts';
 import { Tunnels } from './upgrade.ts';
 
@@ -99,7 +99,7 @@ type PeerSocket = Socket & { [kPeer]?: PeerInfo };
 function peerOf(socket: PeerSocket, trustedProxies: readonly Cidr[]): PeerInfo {
   let info = socket[kPeer];
   if (info === undefined) {
-    const ip = normalizePeer(socket.remoteAddress);
+    const ip = plainIp(socket.remoteAddress);
     info = { ip, trustList: trustedProxies, trusted: cidrsContain(trustedProxies, ip) };
     socket[kPeer] = info;
   } else if (info.trustList !== trustedProxies) {
@@ -417,7 +417,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     }
     const cls = clientErrorClass(code);
     // The client as far as we know it: after a PROXY header, the address it carried.
-    const peer = (socket as PeerSocket)[kPeer]?.ip ?? normalizePeer((socket as Socket).remoteAddress);
+    const peer = (socket as PeerSocket)[kPeer]?.ip ?? plainIp((socket as Socket).remoteAddress);
     this.count(cls, { client: peer, error: errorText(err) });
     this.refuse(socket, statusForError(cls), cls);
   }
@@ -472,7 +472,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
       countConnection(this.stats, socket);
       const l = this.current.state.listener;
       if (l.connectionRateLimit !== undefined || l.maxConnectionsPerIp > 0) socket.on('error', () => {}); // a lease wait may come first; a reset then is not ours
-      const peer = normalizePeer(socket.remoteAddress);
+      const peer = plainIp(socket.remoteAddress);
       // The peer, judged once per connection: the TLS socket takes it over (secureConnection),
       // so its requests never look the address up again.
       const trusted = cidrsContain(l.trustedProxies, peer);
@@ -494,7 +494,7 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
           return;
         }
         // LOCAL/UNKNOWN: the proxy speaks for itself, so its own address is the client's.
-        const ip = r.header ? normalizePeer(r.header.sourceAddress) : peer;
+        const ip = r.header ? plainIp(r.header.sourceAddress) : peer;
         socket[kPeer] = { ip, trustList: l.trustedProxies, trusted: cidrsContain(l.trustedProxies, ip) };
         this.admitConnection(socket, ip, (s) => {
           handOver(s);
@@ -508,13 +508,13 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
 
   /** The L4 limits for a new connection from `ip`, then `go` (Node's own connection handler). */
   private admitConnection(socket: Socket, ip: string | undefined, go: (socket: Socket) => void): void {
-    this.connLimits.admit(this.current.state, normalizePeer(ip), (refused, why, held) => {
+    this.connLimits.admit(this.current.state, plainIp(ip), (refused, why, held) => {
       if (socket.destroyed) {
         if (held !== undefined) this.connLimits.release(held);
         return;
       }
       if (refused !== undefined) {
-        this.count(refused, { client: normalizePeer(ip), error: why }, 'connection refused by limit');
+        this.count(refused, { client: plainIp(ip), error: why }, 'connection refused by limit');
         socket.destroy();
         return;
       }

@@ -13,7 +13,7 @@
 // caller checks after the header). Over a limit the connection is closed at once and counted:
 // `rate_limited` (rate) or `connection_limit` (concurrent).
 
-import { cidrsContain } from '../../shared/cidr.ts';
+import { cidrsContain, plainIp } from '../../shared/cidr.ts';
 import type { ErrorClass } from '../../shared/errors.ts';
 import { type ListenerState, perWorkerLimit } from '../context.ts';
 import { maskedIp } from './keys.ts';
@@ -144,10 +144,4 @@ class ConnectionCheck implements LeaseWaiter {
   leaseSettled(): void {
     this.run();
   }
-}
-
-/** "::ffff:10.0.0.1" → "10.0.0.1": one spelling per client. */
-export function plainIp(addr: string | undefined): string {
-  if (addr === undefined) return '';
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }

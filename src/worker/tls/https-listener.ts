@@ -10,11 +10,11 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import type { TlsConfig } from '../../config/model.ts';
+import { plainIp } from '../../shared/cidr.ts';
 import type { ErrorClass } from '../../shared/errors.ts';
 import { errorText, type FailureFields } from '../../shared/failure.ts';
 import type { ListenerFactory, ListenerState, WorkerEnv } from '../context.ts';
 import { listenerKey, listenerName } from '../context.ts';
-import { normalizePeer } from '../http/headers.ts';
 import { HttpListener, type SecureSide } from '../http/listener.ts';
 import { CertificateStore, contextOptions, sessionIdContextFor } from './secure-context.ts';
 
@@ -215,7 +215,7 @@ class TlsSide implements SecureSide {
     if (cls === 'tls_handshake') counters.handshakeFailures++;
     const raw = (socket as unknown as { _parent?: Socket })._parent;
     this.count(cls, {
-      client: normalizePeer(socket.remoteAddress ?? raw?.remoteAddress),
+      client: plainIp(socket.remoteAddress ?? raw?.remoteAddress),
       error: rejected ? `client certificate rejected: ${String(rejected)}` : errorText(err),
     });
     socket.destroy();
