@@ -9,10 +9,10 @@ import type { LeaseRequest } from '../src/ipc.ts';
 import { Ledger } from '../src/primary/ratelimit/ledger.ts';
 import { plainIp } from '../src/shared/cidr.ts';
 import { ConnectionLimits } from '../src/worker/ratelimit/connection-limits.ts';
-import { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
+import type { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
 import { LB, listenerConfig, listenerState } from './helpers/http-fixtures.ts';
 import { cidrs, sleep } from './helpers/net.ts';
-import { inProcessLeases, rateLimit } from './helpers/rate-limit.ts';
+import { inProcessLeases, rateLimit, stallingLeases } from './helpers/rate-limit.ts';
 
 interface Verdict {
   refused: string | undefined;
@@ -185,17 +185,6 @@ test('rate_limit_allow exempts clients (IPv4-mapped spellings too) from both lim
   assert.equal((await s.admit('192.0.2.1')).refused, undefined);
   assert.equal((await s.admit('192.0.2.1')).refused, 'connection_limit');
 });
-
-/** A primary that always answers "nothing granted, next token now": a lease never settles. */
-function stallingLeases(asked: LeaseRequest[]): LeaseClient {
-  const client: LeaseClient = new LeaseClient({
-    send(reqs) {
-      asked.push(...reqs);
-      setImmediate(() => client.onGrants(reqs.map((r) => ({ seq: r.seq, granted: 0, waitMs: 0 }))));
-    },
-  });
-  return client;
-}
 
 test('a rate lease that never settles: refused as rate_limited after 10 rounds (dry_run: admitted, counted)', {
   timeout: 5000,

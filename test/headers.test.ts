@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   clientIp,
+  emptyRequestHead,
   KEPT_HOST,
   KEPT_ID,
   KEPT_PROTO,
@@ -23,23 +24,8 @@ import { cidrs } from './helpers/net.ts';
 
 const PEER = '192.0.2.7';
 
-/** A fresh head as the listener starts one (HttpExchange's field defaults). */
-function blankHead(): RequestHead {
-  return {
-    headers: [],
-    host: undefined,
-    duplicateHost: false,
-    forwardedFor: undefined,
-    requestId: '',
-    contentLength: -1,
-    chunked: false,
-    otherCoding: false,
-    kept: 0,
-  };
-}
-
 function rewrite(raw: string[], opts: { trusted?: boolean; proto?: string } = {}): RequestHead {
-  const out = blankHead();
+  const out = emptyRequestHead();
   rewriteRequestHeaders(raw, PEER, opts.trusted ?? false, opts.proto ?? 'http', out);
   return out;
 }
@@ -316,7 +302,7 @@ describe('request headers', () => {
   });
 
   it('facts are gathered afresh into a reused head', () => {
-    const out = blankHead();
+    const out = emptyRequestHead();
     rewriteRequestHeaders(
       [
         'Host',

@@ -11,12 +11,12 @@ import type { ListenerConfig, RateLimitConfig } from '../src/config/model.ts';
 import type { LeaseRequest } from '../src/ipc.ts';
 import { Ledger } from '../src/primary/ratelimit/ledger.ts';
 import { boundedKey } from '../src/worker/ratelimit/keys.ts';
-import { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
+import type { LeaseClient } from '../src/worker/ratelimit/lease-client.ts';
 import { CompiledLimit, type LimitedRequest, RequestLimits } from '../src/worker/ratelimit/request-limits.ts';
 import { captureLog } from './helpers/capture-log.ts';
 import { LB, listenerConfig, listenerState, route } from './helpers/http-fixtures.ts';
 import { cidrs, sleep } from './helpers/net.ts';
-import { inProcessLeases, rateLimit } from './helpers/rate-limit.ts';
+import { inProcessLeases, rateLimit, stallingLeases } from './helpers/rate-limit.ts';
 
 interface Outcome {
   proceeded?: { pool: string; expectContinue: boolean };
@@ -311,17 +311,6 @@ test('a limit known to be empty refuses at once, with its own Retry-After, witho
   assert.equal(got.refused?.headers['retry-after'], '5');
   assert.equal(got.refused?.headers.ratelimit, '"ip";r=0;t=5');
 });
-
-/** A primary that always answers "nothing granted, next token now": a lease never settles. */
-function stallingLeases(asked: LeaseRequest[]): LeaseClient {
-  const client: LeaseClient = new LeaseClient({
-    send(reqs) {
-      asked.push(...reqs);
-      setImmediate(() => client.onGrants(reqs.map((r) => ({ seq: r.seq, granted: 0, waitMs: 0 }))));
-    },
-  });
-  return client;
-}
 
 test('a lease that never settles: the request is refused after 10 rounds of waiting, Retry-After 1', {
   timeout: 5000,

@@ -17,6 +17,20 @@ export function inProcessLeases(ledger = new Ledger(), asked?: LeaseRequest[]): 
   return client;
 }
 
+/**
+ * A primary that always answers "nothing granted, next token now" (the real Ledger never does):
+ * a lease never settles, so a limiter's bounded waiting is what ends the wait.
+ */
+export function stallingLeases(asked: LeaseRequest[]): LeaseClient {
+  const client: LeaseClient = new LeaseClient({
+    send(reqs) {
+      asked.push(...reqs);
+      setImmediate(() => client.onGrants(reqs.map((r) => ({ seq: r.seq, granted: 0, waitMs: 0 }))));
+    },
+  });
+  return client;
+}
+
 import type { RateLimitConfig } from '../../src/config/model.ts';
 
 /** A rate_limit entry as the validator would build it. */

@@ -35,6 +35,21 @@ export interface RequestHead {
   kept: number;
 }
 
+/** A head before rewriteRequestHeaders fills it (HttpExchange's fields start the same). */
+export function emptyRequestHead(): RequestHead {
+  return {
+    headers: [],
+    host: undefined,
+    duplicateHost: false,
+    forwardedFor: undefined,
+    requestId: '',
+    contentLength: -1,
+    chunked: false,
+    otherCoding: false,
+    kept: 0,
+  };
+}
+
 export const KEPT_PROTO = 1;
 export const KEPT_HOST = 2;
 export const KEPT_ID = 4;

@@ -53,7 +53,13 @@ import type { ListenerStats } from '../telemetry/stats.ts';
 import { upstreamKey } from '../upstream/http-pools.ts';
 import { PLAIN_TRANSPORT, tlsClientOptions, transportKey } from '../upstream/transport.ts';
 import { retryAfterSeconds } from './exchange.ts';
-import { clientIp, type RequestHead, rewriteRequestHeaders, validAuthority } from './headers.ts';
+import {
+  clientIp,
+  emptyRequestHead,
+  type RequestHead,
+  rewriteRequestHeaders,
+  validAuthority,
+} from './headers.ts';
 
 /** Client bytes read ahead while waiting for the backend's 101 (clients normally send none). */
 const EARLY_MAX = 64 * 1024;
@@ -220,17 +226,7 @@ export class Tunnels {
       this.refuse(p, 'header_too_large', `more than ${l.limits.maxHeaders} header lines`);
       return;
     }
-    const rh: RequestHead = {
-      headers: [],
-      host: undefined,
-      duplicateHost: false,
-      forwardedFor: undefined,
-      requestId: '',
-      contentLength: -1,
-      chunked: false,
-      otherCoding: false,
-      kept: 0,
-    };
+    const rh = emptyRequestHead();
     rewriteRequestHeaders(req.rawHeaders, site.peerIp, site.peerTrusted, site.proto, rh);
     p.rh = rh;
     const path = p.path;
