@@ -9,3 +9,9 @@ export function where(text: string, needle: string): string {
   const before = text.slice(0, i).split('\n');
   return `${before.length}:${before[before.length - 1]!.length + 1}`;
 }
+
+/** "line:col" just after `prefix` (it must occur exactly once): where the value after it starts. */
+export function whereAfter(text: string, prefix: string): string {
+  const [line, col] = where(text, prefix).split(':').map(Number);
+  return `${line}:${col! + prefix.length}`;
+}
