@@ -1022,6 +1022,41 @@ describe('addresses, binds and endpoints', () => {
     ]);
   });
 
+  test('durations and sizes of the wrong type, and size bounds, are named at the value', () => {
+    const text = edit([
+      'default_pool: web\n',
+      'default_pool: web\n        timeouts: { connect: [1s], client_idle: true }\n' +
+        '        limits: { max_header_bytes: { a: 1 }, buffer_body: 16MiB, min_body_rate: 1GiB }\n',
+    ]);
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '[1s]')}: ${LS0}.timeouts.connect: expected a duration (e.g. 250ms, 2s, 1m30s), got a list`,
+      `t.yaml:${where(text, 'true')}: ${LS0}.timeouts.client_idle: expected a duration (e.g. 250ms, 2s, 1m30s), got boolean true`,
+      `t.yaml:${where(text, '{ a: 1 }')}: ${LS0}.limits.max_header_bytes: expected a size (bytes, or e.g. 16KiB, 10MiB), got a mapping`,
+    ]);
+    const limits = (l: string) =>
+      ok(
+        parseConfigText(
+          edit(['default_pool: web\n', `default_pool: web\n        limits: { ${l} }\n`]),
+          't.yaml',
+        ),
+      ).dynamic.loadBalancers[0]!.listeners[0]!.limits;
+    assert.equal(limits('max_header_bytes: 1KiB').maxHeaderBytes, 1024);
+    assert.equal(limits('max_header_bytes: 1048576').maxHeaderBytes, 1_048_576);
+    assert.equal(limits('max_body_bytes: 0').maxBodyBytes, 0);
+    for (const [v, range] of [
+      ['1023', '1KiB-1MiB'],
+      ['1048577', '1KiB-1MiB'],
+    ]) {
+      const t = edit([
+        'default_pool: web\n',
+        `default_pool: web\n        limits: { max_header_bytes: ${v} }\n`,
+      ]);
+      assert.deepEqual(errors(t), [
+        `t.yaml:${whereAfter(t, 'max_header_bytes: ')}: ${LS0}.limits.max_header_bytes: size ${v} is out of range ${range}`,
+      ]);
+    }
+  });
+
   test('chainfire endpoints: http(s)://HOST[:PORT][/], the port 1-65535, the host checked', () => {
     const src = (endpoints: string) =>
       `source: { type: chainfire, endpoints: [${endpoints}] }\nload_balancers: []\n`;
