@@ -89,8 +89,11 @@ describe('parseIp', () => {
       ['2001:db8::ab:cdef', [0x20, 0x01, 0x0d, 0xb8, ...z(8), 0x00, 0xab, 0xcd, 0xef]],
       ['1:2:3:4:5:6:7:8', [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]],
       ['::ffff:1.2.3.4', [...z(10), 0xff, 0xff, 1, 2, 3, 4]],
+      ['::ffff:10.20.30.40', [...z(10), 0xff, 0xff, 10, 20, 30, 40]],
       ['1:2:3:4:5:6:250.2.3.255', [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 250, 2, 3, 255]],
       ['fe80::1%eth0', [0xfe, 0x80, ...z(13), 1]],
+      // The zone is dropped before the embedded-IPv4 rule could read it as the address's tail.
+      ['fe80::1%1.2.3.4', [0xfe, 0x80, ...z(13), 1]],
     ];
     for (const [text, bytes] of cases)
       assert.deepEqual(parseIp(text), { ok: true, value: { family: 6, bytes } }, text);
@@ -132,6 +135,7 @@ describe('parseCidr', () => {
       bad("invalid IPv4 address '10.0.300.0': octet 300 is out of range 0-255"),
     );
     assert.deepEqual(parseCidr('zz::/64'), bad("invalid IPv6 address 'zz::'"));
+    assert.deepEqual(parseCidr('/24'), bad("invalid IPv4 address '': expected 4 octets"));
   });
 
   test('prefix lengths outside the family or not a number are rejected', () => {
@@ -210,6 +214,10 @@ describe('address checks', () => {
       "invalid IPv4 address '10.0.300.100': octet 300 is out of range 0-255",
     );
     assert.equal(checkIpLiteral('10.0.200'), "invalid IPv4 address '10.0.200': expected 4 octets");
+    assert.equal(
+      checkIpLiteral('lb1.2'),
+      "expected an IP address, got 'lb1.2' (hostnames are not allowed here)",
+    );
     assert.equal(checkIpLiteral('1::2::3'), "invalid IPv6 address '1::2::3'");
   });
 
@@ -237,6 +245,7 @@ describe('address checks', () => {
       "invalid hostname 'host.123': the last label must not be all-numeric",
     );
     assert.equal(checkHostname('123.host'), undefined);
+    assert.equal(checkHostname('host.1a'), undefined);
   });
 
   test('checkHostOrIp: dotted numbers are an IPv4 attempt, never a hostname', () => {
@@ -248,6 +257,10 @@ describe('address checks', () => {
       "invalid IPv4 address '10.0.300.1': octet 300 is out of range 0-255",
     );
     assert.equal(checkHostOrIp('gg::1'), "invalid IPv6 address 'gg::1'");
+    assert.equal(
+      checkHostOrIp('web.123'),
+      "invalid hostname 'web.123': the last label must not be all-numeric",
+    );
     assert.match(checkHostOrIp('bad_host') ?? '', /^invalid hostname 'bad_host': label 'bad_host'/);
   });
 
@@ -257,6 +270,7 @@ describe('address checks', () => {
     assert.equal(checkCidr('::1/128'), undefined);
     assert.equal(checkCidr('proxy.example'), "expected an IP address or CIDR, got 'proxy.example'");
     assert.equal(checkCidr('proxy.example/24'), "expected an IP address or CIDR, got 'proxy.example/24'");
+    assert.equal(checkCidr('1proxy.example'), "expected an IP address or CIDR, got '1proxy.example'");
     assert.equal(
       checkCidr('10.0.300.0/24'),
       "invalid IPv4 address '10.0.300.0': octet 300 is out of range 0-255",
@@ -297,8 +311,8 @@ describe('durations', () => {
 
   test('bare numbers need a unit; anything else is named', () => {
     const unit = bad('duration needs a unit (ms, s, m, h)');
-    assert.deepEqual(parseDuration('1.5'), unit);
-    assert.deepEqual(parseDuration(0), unit);
+    for (const v of ['30', '1.5', '1.25', 0, 30, -5, 1.5])
+      assert.deepEqual(parseDuration(v), unit, String(v));
     assert.deepEqual(parseDuration(''), bad("invalid duration '': expected e.g. 250ms, 2s, 1m, 1h, 1m30s"));
     for (const text of ['5x', 's', '1.s', '1s2', ' 1s', '1 s', '2S', 'x1s', '1.5.5s'])
       assert.deepEqual(
