@@ -183,6 +183,14 @@ describe('health_check: located errors and defaults', () => {
     );
   });
 
+  test('an unknown type is reported and the check read as tcp (http-only keys refused)', () => {
+    const text = doc('health_check: { type: grpc, path: /x }');
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, 'grpc')}: ${HC}.type: invalid value 'grpc'; expected one of: tcp, http, https`,
+      `t.yaml:${where(text, 'path:')}: ${HC}.path: only allowed when type is http or https`,
+    ]);
+  });
+
   test('path must start with /, method must be a token, host printable ASCII', () => {
     const text = doc('health_check: { type: http, path: ready, method: "GE T", host: "a b" }');
     assert.deepEqual(errors(text), [
@@ -242,7 +250,9 @@ describe('health_check: located errors and defaults', () => {
       { from: 100, to: 599 },
       { from: 200, to: 200 },
     ]);
-    const text = doc('health_check: { type: http, expect_status: [600, 99, "2000", "200-", {}, 204] }');
+    const text = doc(
+      'health_check: { type: http, expect_status: [600, 99, "2000", "200-", {}, "1200", 204] }',
+    );
     const e = (needle: string, i: number, got: string) =>
       `t.yaml:${where(text, needle)}: ${HC}.expect_status[${i}]: expected a status or range like 200 or "200-399", got ${got}`;
     assert.deepEqual(errors(text), [
@@ -251,6 +261,7 @@ describe('health_check: located errors and defaults', () => {
       e('"2000"', 2, '2000'),
       e('"200-"', 3, '200-'),
       e('{},', 4, 'map'),
+      e('"1200"', 5, '1200'),
     ]);
     const empty = doc('health_check: { type: http, expect_status: [] }');
     assert.deepEqual(errors(empty), [
