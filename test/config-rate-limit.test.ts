@@ -59,6 +59,8 @@ describe('config: rate limits', () => {
     ]);
     assert.deepEqual(l.rateLimitAllow, []);
     assert.equal(l.connectionRateLimit, undefined);
+    // A listener without the key has no limits.
+    assert.deepEqual(r.config.dynamic.loadBalancers[0]!.listeners[0]!.rateLimits, []);
     assert.equal(l.maxConnectionsPerIp, 0);
     assert.equal(r.config.static.rateLimitStore, undefined);
   });
@@ -268,6 +270,20 @@ describe('config: rate limit fields, one rule at a time', () => {
       `t.yaml:${where(text, 'fast')}: ${L}.rate_limit[1].rate: expected a number, got string 'fast'`,
       `t.yaml:${where(text, '.inf')}: ${L}.rate_limit[2].rate: expected a number, got number Infinity`,
       `t.yaml:${where(text, '1000001')}: ${L}.rate_limit[3].rate: 1000001 is out of range: at most 1000000`,
+    ]);
+  });
+
+  test('a limit refused for its rate or name claims no name: only its own error is reported', () => {
+    const zero = lb(listener('        rate_limit: [{ rate: 0 }, { rate: 1 }]\n'));
+    assert.deepEqual(errors(zero), [
+      `t.yaml:${where(zero, '0 }')}: ${L}.rate_limit[0].rate: 0 must be greater than 0 (a limit of 0 admits nothing; remove the limit instead)`,
+    ]);
+    const names = lb(
+      listener('        rate_limit: [{ name: 5, rate: 1 }, { name: 6, key: host, rate: 1 }]\n'),
+    );
+    assert.deepEqual(errors(names), [
+      `t.yaml:${where(names, '5,')}: ${L}.rate_limit[0].name: expected a string, got number 5 (quote it: "5")`,
+      `t.yaml:${where(names, '6,')}: ${L}.rate_limit[1].name: expected a string, got number 6 (quote it: "6")`,
     ]);
   });
 
