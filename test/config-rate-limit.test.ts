@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { formatIssue, parseConfigText } from '../src/config/validate.ts';
 import { restartOnlyChanges } from '../src/primary/primary.ts';
+import { where } from './helpers/yaml-pos.ts';
 
 // Line 8 is the first line of `listenerExtra`.
 function lb(listenerExtra: string, top = '', protocol = 'http'): string {
@@ -58,6 +59,8 @@ describe('config: rate limits', () => {
     ]);
     assert.deepEqual(l.rateLimitAllow, []);
     assert.equal(l.connectionRateLimit, undefined);
+    // A listener without the key has no limits.
+    assert.deepEqual(r.config.dynamic.loadBalancers[0]!.listeners[0]!.rateLimits, []);
     assert.equal(l.maxConnectionsPerIp, 0);
     assert.equal(r.config.static.rateLimitStore, undefined);
   });
@@ -221,6 +224,179 @@ describe('config: rate limits', () => {
       'rate_limit_store.port',
       'rate_limit_store.timeout',
       'rate_limit_store.type',
+    ]);
+  });
+});
+
+describe('config: rate limit fields, one rule at a time', () => {
+  const limits = (body: string, top = '') => {
+    const r = parse(lb(listener(body), top));
+    if (!r.ok) assert.fail(r.issues.map(formatIssue).join('\n'));
+    return r.config.dynamic.loadBalancers[0]!.listeners[1]!;
+  };
+
+  test('name: 1-63 of letters, digits, _ - . :, starting with a letter or digit', () => {
+    const l = limits(
+      `        rate_limit: [{ name: "a:b.c-d_E", rate: 1 }, { name: "${'x'.repeat(63)}", rate: 1 }]\n`,
+    );
+    assert.deepEqual(
+      l.rateLimits.map((x) => x.name),
+      ['a:b.c-d_E', 'x'.repeat(63)],
+    );
+    const text = lb(
+      listener(
+        `        rate_limit: [{ name: -a, rate: 1 }, { name: "${'y'.repeat(64)}", key: host, rate: 1 }, { name: "a b", key: route, rate: 1 }]\n`,
+      ),
+    );
+    const why = (s: string) =>
+      `invalid name '${s}': use 1-63 letters, digits, '_', '-', '.' or ':', starting with a letter or digit`;
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '-a,')}: ${L}.rate_limit[0].name: ${why('-a')}`,
+      `t.yaml:${where(text, `"${'y'.repeat(64)}"`)}: ${L}.rate_limit[1].name: ${why('y'.repeat(64))}`,
+      `t.yaml:${where(text, '"a b"')}: ${L}.rate_limit[2].name: ${why('a b')}`,
+    ]);
+  });
+
+  test('rate: required, a finite number, at most 1000000; burst defaults to it', () => {
+    const l = limits('        rate_limit: { rate: 1000000 }\n');
+    assert.deepEqual([l.rateLimits[0]!.rate, l.rateLimits[0]!.burst], [1_000_000, 1_000_000]);
+    const text = lb(
+      listener(
+        '        rate_limit: [{ name: a, burst: 5 }, { name: b, rate: fast }, { name: c, rate: .inf }, { name: d, rate: 1000001 }]\n',
+      ),
+    );
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '{ name: a, burst')}: ${L}.rate_limit[0].rate: is required (requests per \`per\`, > 0)`,
+      `t.yaml:${where(text, 'fast')}: ${L}.rate_limit[1].rate: expected a number, got string 'fast'`,
+      `t.yaml:${where(text, '.inf')}: ${L}.rate_limit[2].rate: expected a number, got number Infinity`,
+      `t.yaml:${where(text, '1000001')}: ${L}.rate_limit[3].rate: 1000001 is out of range: at most 1000000`,
+    ]);
+  });
+
+  test('a limit refused for its rate or name claims no name: only its own error is reported', () => {
+    const zero = lb(listener('        rate_limit: [{ rate: 0 }, { rate: 1 }]\n'));
+    assert.deepEqual(errors(zero), [
+      `t.yaml:${where(zero, '0 }')}: ${L}.rate_limit[0].rate: 0 must be greater than 0 (a limit of 0 admits nothing; remove the limit instead)`,
+    ]);
+    const names = lb(
+      listener('        rate_limit: [{ name: 5, rate: 1 }, { name: 6, key: host, rate: 1 }]\n'),
+    );
+    assert.deepEqual(errors(names), [
+      `t.yaml:${where(names, '5,')}: ${L}.rate_limit[0].name: expected a string, got number 5 (quote it: "5")`,
+      `t.yaml:${where(names, '6,')}: ${L}.rate_limit[1].name: expected a string, got number 6 (quote it: "6")`,
+    ]);
+  });
+
+  test('burst: at least 1, at most 10000000', () => {
+    const l = limits(
+      '        rate_limit: [{ name: a, rate: 0.5, burst: 1 }, { name: b, rate: 1, burst: 10000000 }]\n',
+    );
+    assert.deepEqual(
+      l.rateLimits.map((x) => x.burst),
+      [1, 10_000_000],
+    );
+    const text = lb(
+      listener(
+        '        rate_limit: [{ name: a, rate: 1, burst: 0.5 }, { name: b, rate: 1, burst: 10000001 }]\n',
+      ),
+    );
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '0.5')}: ${L}.rate_limit[0].burst: 0.5 must be at least 1 (a bucket smaller than one request never admits any)`,
+      `t.yaml:${where(text, '10000001')}: ${L}.rate_limit[1].burst: 10000001 is out of range: at most 10000000`,
+    ]);
+  });
+
+  test('key: header:NAME needs a token name; bare header and non-strings are unknown key types', () => {
+    const text = lb(
+      listener(
+        '        rate_limit: [{ name: a, key: header, rate: 1 }, { name: b, key: 5, rate: 1 }, { name: c, key: "header:", rate: 1 }, { name: d, key: route, prefix_v6: 56, rate: 1 }]\n',
+      ),
+    );
+    const unknown = (got: string) =>
+      `unknown key type ${got}; expected one of: client_ip, header:NAME, host, route, global`;
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, 'header,')}: ${L}.rate_limit[0].key: ${unknown("'header'")}`,
+      `t.yaml:${where(text, '5,')}: ${L}.rate_limit[1].key: ${unknown('number 5')}`,
+      `t.yaml:${where(text, '"header:"')}: ${L}.rate_limit[2].key: invalid header name '' in key 'header:'`,
+      `t.yaml:${where(text, 'prefix_v6')}: ${L}.rate_limit[3].prefix_v6: only allowed with key client_ip (this limit's key is route)`,
+    ]);
+    const h = limits('        rate_limit: { key: "header:X-Tenant", rate: 1 }\n');
+    assert.equal(h.rateLimits[0]!.name, 'header:x-tenant');
+    const err = lb(listener('        rate_limit: { key: "header:X-Tenant", rate: 1, prefix: 24 }\n'));
+    assert.deepEqual(errors(err), [
+      `t.yaml:${where(err, 'prefix')}: ${L}.rate_limit.prefix: only allowed with key client_ip (this limit's key is header:x-tenant)`,
+    ]);
+  });
+
+  test('connection_rate_limit: named connections, no key, its own mode and scope', () => {
+    const l = limits(
+      '        connection_rate_limit: { rate: 3, per: 2s, mode: dry_run, scope: global }\n',
+      'rate_limit_store: { type: redis }\n',
+    );
+    assert.deepEqual(l.connectionRateLimit, {
+      name: 'connections',
+      key: 'client_ip',
+      header: undefined,
+      prefix: 32,
+      prefixV6: 64,
+      rate: 3,
+      perMs: 2000,
+      burst: 3,
+      mode: 'dry_run',
+      scope: 'global',
+    });
+    const text = lb(listener('        connection_rate_limit: { key: host, rate: 1, mode: log }\n'));
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, 'key:')}: ${L}.connection_rate_limit.key: unknown key 'key'; did you mean 'per'?`,
+      `t.yaml:${where(text, 'log')}: ${L}.connection_rate_limit.mode: invalid value 'log'; expected one of: enforce, dry_run`,
+    ]);
+  });
+
+  test('rate_limit_allow: strings that are IPs or CIDRs', () => {
+    const text = lb(listener('        rate_limit_allow: [5, proxy.example, "2001:db8::/129"]\n'));
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '5,')}: ${L}.rate_limit_allow[0]: expected a string, got number 5 (quote it: "5")`,
+      `t.yaml:${where(text, 'proxy.example')}: ${L}.rate_limit_allow[1]: expected an IP address or CIDR, got 'proxy.example'`,
+      `t.yaml:${where(text, '"2001')}: ${L}.rate_limit_allow[2]: invalid prefix length '/129' in '2001:db8::/129': must be 0-128`,
+    ]);
+    const l = limits('        rate_limit_allow: ["2001:db8::/32", 10.1.2.3]\n');
+    assert.deepEqual(
+      l.rateLimitAllow.map((c) => [c.text, c.family, c.prefix]),
+      [
+        ['2001:db8::/32', 6, 32],
+        ['10.1.2.3', 4, 32],
+      ],
+    );
+  });
+
+  test('rate_limit_store: type required, defaults filled in, address an IP literal', () => {
+    const at = (top: string) => {
+      const r = parse(lb('', top));
+      if (!r.ok) assert.fail(r.issues.map(formatIssue).join('\n'));
+      return r.config.static.rateLimitStore;
+    };
+    assert.deepEqual(at('rate_limit_store: { type: redis }\n'), {
+      type: 'redis',
+      address: '127.0.0.1',
+      port: 6379,
+      keyPrefix: 'fiberlb:rl:',
+      timeoutMs: 100,
+    });
+    assert.deepEqual(
+      at('rate_limit_store: { type: redis, address: "::1", key_prefix: "lb1:", timeout: 1s }\n'),
+      {
+        type: 'redis',
+        address: '::1',
+        port: 6379,
+        keyPrefix: 'lb1:',
+        timeoutMs: 1000,
+      },
+    );
+    const text = lb('', 'rate_limit_store: { address: redis.internal, timeout: 0ms }\n');
+    assert.deepEqual(errors(text), [
+      't.yaml:1:19: rate_limit_store.type: is required (one of: redis)',
+      `t.yaml:${where(text, 'redis.internal')}: rate_limit_store.address: expected an IP address, got 'redis.internal' (hostnames are not allowed here)`,
+      `t.yaml:${where(text, '0ms')}: rate_limit_store.timeout: must be greater than 0`,
     ]);
   });
 });

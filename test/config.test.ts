@@ -15,6 +15,7 @@ import {
   type ValidationResult,
   validateConfigObject,
 } from '../src/config/validate.ts';
+import { where, whereAfter } from './helpers/yaml-pos.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = join(ROOT, 'test/fixtures/config');
@@ -918,5 +919,200 @@ describe('file source and check', () => {
     await source.close();
     assert.equal(r.ok, true);
     if (r.ok) assert.equal(r.config.static.admin.tokenFile, join(FIXTURES, 'admin.token'));
+  });
+});
+
+describe('addresses, binds and endpoints', () => {
+  /** One load balancer per [vip, port, protocol]: listener lN, each with its own pool. */
+  function lbs(...binds: Array<[string, number, string]>): string {
+    return `load_balancers:\n${binds
+      .map(
+        ([vip, port, protocol], i) =>
+          `  - { name: lb${i}, org: o, project: p, vip: "${vip}",\n` +
+          `      listeners: [{ name: l${i}, port: ${port}, protocol: ${protocol}, default_pool: p }],\n` +
+          `      pools: [{ name: p, backends: [{ address: 127.0.0.1, port: 9001 }] }] }\n`,
+      )
+      .join('')}`;
+  }
+  const bound = (text: string, i: number, what: string, by: number) =>
+    `t.yaml:${whereAfter(text, `l${i}, port: `)}: load_balancers[${i}].listeners[0].port: ${what} is already bound by load_balancers[${by}].listeners[0] (lb${by}/l${by})`;
+
+  test('one port per address and transport; other ports, transports and addresses are free', () => {
+    ok(
+      parseConfigText(
+        lbs(
+          ['10.0.0.1', 80, 'tcp'],
+          ['10.0.0.1', 81, 'tcp'],
+          ['10.0.0.1', 80, 'udp'],
+          ['10.0.0.2', 80, 'tcp'],
+          ['::1', 80, 'tcp'],
+        ),
+        't.yaml',
+      ),
+    );
+    const text = lbs(['10.0.0.1', 80, 'tcp'], ['10.0.0.1', 80, 'http']);
+    assert.deepEqual(errors(text), [bound(text, 1, '10.0.0.1:80/tcp', 0)]);
+  });
+
+  test('the same IPv6 address written twice ways clashes, named as written in brackets', () => {
+    const text = lbs(['::1', 53, 'udp'], ['0:0::1', 53, 'udp']);
+    assert.deepEqual(errors(text), [bound(text, 1, '[0:0::1]:53/udp', 0)]);
+  });
+
+  test('a wildcard clashes with its own family; "::" is dual-stack and covers IPv4 too', () => {
+    for (const [a, b] of [
+      ['0.0.0.0', '10.0.0.1'],
+      ['10.0.0.1', '0.0.0.0'],
+      ['::', '10.0.0.1'],
+      ['10.0.0.1', '::'],
+      ['::', '0.0.0.0'],
+      ['0.0.0.0', '::'],
+      ['::', '2001:db8::1'],
+      ['2001:db8::1', '::'],
+    ]) {
+      const text = lbs([a!, 443, 'tcp'], [b!, 443, 'tcp']);
+      const shown = b!.includes(':') ? `[${b}]:443` : `${b}:443`;
+      assert.deepEqual(errors(text), [bound(text, 1, `${shown}/tcp`, 0)], `${a} then ${b}`);
+    }
+    // 0.0.0.0 is IPv4 only: a specific IPv6 address on the same port is another socket.
+    ok(parseConfigText(lbs(['0.0.0.0', 443, 'tcp'], ['2001:db8::1', 443, 'tcp']), 't.yaml'));
+    ok(parseConfigText(lbs(['2001:db8::1', 443, 'tcp'], ['0.0.0.0', 443, 'tcp']), 't.yaml'));
+    ok(parseConfigText(lbs(['0.0.0.0', 443, 'tcp'], ['::', 443, 'udp']), 't.yaml'));
+  });
+
+  test('the admin API binds 127.0.0.1:9092 by default, and its address must be an IP literal', () => {
+    const text = lbs(['127.0.0.1', 9092, 'tcp']);
+    assert.deepEqual(errors(text), [
+      `t.yaml:${whereAfter(text, 'l0, port: ')}: load_balancers[0].listeners[0].port: 127.0.0.1:9092/tcp is already bound by admin`,
+    ]);
+    ok(parseConfigText(`admin: { address: "::1" }\n${text}`, 't.yaml'));
+    const host = `admin: { address: localhost }\n${lbs(['127.0.0.1', 80, 'tcp'])}`;
+    assert.deepEqual(errors(host), [
+      "t.yaml:1:19: admin.address: expected an IP address, got 'localhost' (hostnames are not allowed here)",
+    ]);
+  });
+
+  test('backends: IPv6 ids in brackets, hostnames allowed, the same address written twice is a duplicate', () => {
+    const c = ok(
+      parseConfigText(
+        edit([
+          '          - { address: 127.0.0.1, port: 9001 }\n',
+          '          - { address: "::1", port: 9001 }\n          - { address: Web-1.Internal, port: 80 }\n',
+        ]),
+        't.yaml',
+      ),
+    );
+    assert.deepEqual(
+      c.dynamic.loadBalancers[0]!.pools[0]!.backends.map((b) => [b.id, b.address, b.port]),
+      [
+        ['[::1]:9001', '::1', 9001],
+        ['Web-1.Internal:80', 'Web-1.Internal', 80],
+      ],
+    );
+    const text = edit([
+      '          - { address: 127.0.0.1, port: 9001 }\n',
+      '          - { address: "::1", port: 9001 }\n          - { address: "0::1", port: 9001 }\n' +
+        '          - { address: web.internal., port: 80 }\n          - { address: WEB.internal, port: 80 }\n' +
+        '          - { port: 80 }\n',
+    ]);
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '"0::1"')}: ${L0}.pools[0].backends[1].address: duplicate backend [0::1]:9001; first used at ${L0}.pools[0].backends[0]`,
+      `t.yaml:${where(text, 'WEB.internal')}: ${L0}.pools[0].backends[3].address: duplicate backend WEB.internal:80; first used at ${L0}.pools[0].backends[2]`,
+      `t.yaml:${where(text, '{ port: 80 }')}: ${L0}.pools[0].backends[4].address: is required`,
+    ]);
+  });
+
+  test('durations and sizes of the wrong type, and size bounds, are named at the value', () => {
+    const text = edit([
+      'default_pool: web\n',
+      'default_pool: web\n        timeouts: { connect: [1s], client_idle: true }\n' +
+        '        limits: { max_header_bytes: { a: 1 }, buffer_body: 16MiB, min_body_rate: 1GiB }\n',
+    ]);
+    assert.deepEqual(errors(text), [
+      `t.yaml:${where(text, '[1s]')}: ${LS0}.timeouts.connect: expected a duration (e.g. 250ms, 2s, 1m30s), got a list`,
+      `t.yaml:${where(text, 'true')}: ${LS0}.timeouts.client_idle: expected a duration (e.g. 250ms, 2s, 1m30s), got boolean true`,
+      `t.yaml:${where(text, '{ a: 1 }')}: ${LS0}.limits.max_header_bytes: expected a size (bytes, or e.g. 16KiB, 10MiB), got a mapping`,
+    ]);
+    const limits = (l: string) =>
+      ok(
+        parseConfigText(
+          edit(['default_pool: web\n', `default_pool: web\n        limits: { ${l} }\n`]),
+          't.yaml',
+        ),
+      ).dynamic.loadBalancers[0]!.listeners[0]!.limits;
+    assert.equal(limits('max_header_bytes: 1KiB').maxHeaderBytes, 1024);
+    assert.equal(limits('max_header_bytes: 1048576').maxHeaderBytes, 1_048_576);
+    assert.equal(limits('max_body_bytes: 0').maxBodyBytes, 0);
+    for (const [v, range] of [
+      ['1023', '1KiB-1MiB'],
+      ['1048577', '1KiB-1MiB'],
+    ]) {
+      const t = edit([
+        'default_pool: web\n',
+        `default_pool: web\n        limits: { max_header_bytes: ${v} }\n`,
+      ]);
+      assert.deepEqual(errors(t), [
+        `t.yaml:${whereAfter(t, 'max_header_bytes: ')}: ${LS0}.limits.max_header_bytes: size ${v} is out of range ${range}`,
+      ]);
+    }
+  });
+
+  test('chainfire endpoints: http(s)://HOST[:PORT][/], the port 1-65535, the host checked', () => {
+    const src = (endpoints: string) =>
+      `source: { type: chainfire, endpoints: [${endpoints}] }\nload_balancers: []\n`;
+    const good = [
+      'http://etcd-1.internal',
+      'HTTPS://10.0.0.1:1/',
+      'http://[fd00::1]:65535',
+      'https://e:2379/',
+    ];
+    const source = ok(parseConfigText(src(good.map((e) => `"${e}"`).join(', ')), 't.yaml')).static.source;
+    assert.deepEqual(source.type === 'chainfire' && source.endpoints, good);
+    const bad: Array<[string, string]> = [
+      ['ftp://e:21', 'expected http://HOST:PORT or https://HOST:PORT'],
+      ['http://e:2379/v3', 'expected http://HOST:PORT or https://HOST:PORT'],
+      ['http://e:port', 'expected http://HOST:PORT or https://HOST:PORT'],
+      ['http://[fd00::1:2379', 'expected http://HOST:PORT or https://HOST:PORT'],
+      ['xhttp://e:1', 'expected http://HOST:PORT or https://HOST:PORT'],
+      ['http://e:0', 'port 0 is out of range 1-65535'],
+      ['http://e:65536', 'port 65536 is out of range 1-65535'],
+      ['http://[zz::1]:2379', "invalid IPv6 address 'zz::1'"],
+      [
+        'http://bad_host:2379',
+        "invalid hostname 'bad_host': label 'bad_host' must be 1-63 letters, digits or '-', not starting or ending with '-'",
+      ],
+      ['http://:2379', "invalid hostname '': must be 1-253 characters"],
+    ];
+    const text = src(bad.map(([e]) => `"${e}"`).join(', '));
+    assert.deepEqual(
+      errors(text),
+      bad.map(
+        ([e, why], i) =>
+          `t.yaml:${where(text, `"${e}"`)}: source.endpoints[${i}]: invalid endpoint '${e}': ${why}`,
+      ),
+    );
+  });
+
+  test('route hosts: lower-cased, a *. wildcard allowed, no port, a valid name', () => {
+    const route = (host: string) =>
+      edit([
+        '        default_pool: web\n',
+        `        default_pool: web\n        routes: [{ match: { host: "${host}" }, pool: web }]\n`,
+      ]);
+    const c = ok(parseConfigText(route('*.API.Example.com'), 't.yaml'));
+    assert.equal(c.dynamic.loadBalancers[0]!.listeners[0]!.routes[0]!.match.host, '*.api.example.com');
+    for (const [host, why] of [
+      ['api.example.com:8080', "host 'api.example.com:8080' must not include a port"],
+      [
+        '*.bad_label.com',
+        "invalid hostname 'bad_label.com': label 'bad_label' must be 1-63 letters, digits or '-', not starting or ending with '-'",
+      ],
+      ['10.0.300.1', "invalid IPv4 address '10.0.300.1': octet 300 is out of range 0-255"],
+    ]) {
+      const text = route(host!);
+      assert.deepEqual(errors(text), [
+        `t.yaml:${where(text, `"${host}"`)}: ${LS0}.routes[0].match.host: ${why}`,
+      ]);
+    }
   });
 });
