@@ -251,7 +251,7 @@ describe('health_check: located errors and defaults', () => {
       { from: 200, to: 200 },
     ]);
     const text = doc(
-      'health_check: { type: http, expect_status: [600, 99, "2000", "200-", {}, "1200", 204] }',
+      'health_check: { type: http, expect_status: [600, 99, "2000", "200-", {}, "1200", ~, 204] }',
     );
     const e = (needle: string, i: number, got: string) =>
       `t.yaml:${where(text, needle)}: ${HC}.expect_status[${i}]: expected a status or range like 200 or "200-399", got ${got}`;
@@ -260,8 +260,9 @@ describe('health_check: located errors and defaults', () => {
       e('99,', 1, '99'),
       e('"2000"', 2, '2000'),
       e('"200-"', 3, '200-'),
-      e('{},', 4, 'map'),
+      e('{},', 4, 'a mapping'),
       e('"1200"', 5, '1200'),
+      e('~,', 6, 'nothing'),
     ]);
     const empty = doc('health_check: { type: http, expect_status: [] }');
     assert.deepEqual(errors(empty), [

@@ -11,7 +11,7 @@ import {
   type StatusRange,
 } from './model.ts';
 import type { Node } from './tree.ts';
-import type { Fields, Walker } from './walker.ts';
+import { describe, type Fields, type Walker } from './walker.ts';
 
 /** Token characters of an HTTP method (RFC 9110 §5.6.2). */
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -101,7 +101,11 @@ function statusRanges(w: Walker, f: Fields, key: string): StatusRange[] | undefi
     const text = item.kind === 'scalar' && item.value !== null ? String(item.value).trim() : undefined;
     const m = text === undefined ? null : RANGE.exec(text);
     if (m === null) {
-      w.report(item.pos, at, `expected a status or range like 200 or "200-399", got ${text ?? item.kind}`);
+      w.report(
+        item.pos,
+        at,
+        `expected a status or range like 200 or "200-399", got ${text ?? describe(item)}`,
+      );
       return;
     }
     const from = Number(m[1]);
