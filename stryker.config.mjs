@@ -17,6 +17,19 @@
 //   # them, so they run alone
 //   STRYKER_TESTS=router npx stryker run --mutate "src/worker/routing/router.ts,\
 //     src/worker/routing/route-table.ts,src/worker/routing/radix.ts"
+// Header rewriting, the limiters and config validation have fast unit suites of their own
+// (2026-12-01: headers 91.8%, limiters 90.8%, parsers 94.7%, health 94.7%, rate-limit schema
+// 93.4%; every survivor left was judged equivalent or unreachable), each run alone:
+//   STRYKER_TESTS="headers.test" npx stryker run --mutate src/worker/http/headers.ts
+//   STRYKER_TESTS="token-bucket rate-limit-keys" npx stryker run \
+//     --mutate "src/shared/token-bucket.ts,src/worker/ratelimit/keys.ts"
+//   STRYKER_TESTS="request-limits connection-limits" npx stryker run \
+//     --mutate "src/worker/ratelimit/request-limits.ts,src/worker/ratelimit/connection-limits.ts"
+//   STRYKER_TESTS="config-parsing" npx stryker run --mutate "src/shared/cidr.ts,\
+//     src/config/address.ts,src/config/duration.ts,src/config/size.ts"
+//   STRYKER_TESTS="config-health" npx stryker run --mutate src/config/validate-health.ts
+//   STRYKER_TESTS="config-rate-limit" npx stryker run --mutate src/config/rate-limit-schema.ts
+// (while a run's sandbox exists, lint only `src test scripts`: biome trips over its biome.json).
 // STRYKER_REPORT names the JSON report of a run (default reports/mutation/mutation.json).
 //
 // tsconfigFile names no file on purpose: Stryker would rewrite tsconfig.json through the
