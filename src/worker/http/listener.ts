@@ -506,15 +506,15 @@ export class HttpListener implements ListenerHandle, ExchangeOwner {
     });
   }
 
-  /** The L4 limits for a new connection from `ip`, then `go` (Node's own connection handler). */
-  private admitConnection(socket: Socket, ip: string | undefined, go: (socket: Socket) => void): void {
-    this.connLimits.admit(this.current.state, plainIp(ip), (refused, why, held) => {
+  /** The L4 limits for a new connection from `ip` (already plainIp'd), then `go` (Node's own connection handler). */
+  private admitConnection(socket: Socket, ip: string, go: (socket: Socket) => void): void {
+    this.connLimits.admit(this.current.state, ip, (refused, why, held) => {
       if (socket.destroyed) {
         if (held !== undefined) this.connLimits.release(held);
         return;
       }
       if (refused !== undefined) {
-        this.count(refused, { client: plainIp(ip), error: why }, 'connection refused by limit');
+        this.count(refused, { client: ip, error: why }, 'connection refused by limit');
         socket.destroy();
         return;
       }
