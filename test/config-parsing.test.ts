@@ -14,14 +14,12 @@ import {
 import { formatDuration, parseDuration } from '../src/config/duration.ts';
 import { formatSize, parseSize } from '../src/config/size.ts';
 import { type Cidr, cidrsContain, parseCidr, parseIPv4, parseIp } from '../src/shared/cidr.ts';
+import { cidrs } from './helpers/net.ts';
 
 const bad = (reason: string) => ({ ok: false, reason });
 
-function cidr(text: string): Cidr {
-  const c = parseCidr(text);
-  if (!c.ok) assert.fail(c.reason);
-  return c.value;
-}
+/** One CIDR, parsed or the test fails (helpers/net.ts's cidrs). */
+const cidr = (text: string): Cidr => cidrs(text)[0]!;
 
 describe('parseIPv4', () => {
   test('accepts four decimal octets 0-255 and returns them', () => {

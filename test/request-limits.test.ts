@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { test } from 'node:test';
-import type { ListenerConfig, RateLimitConfig } from '../src/config/model.ts';
+import type { ListenerConfig } from '../src/config/model.ts';
 import type { LeaseRequest } from '../src/ipc.ts';
 import { Ledger } from '../src/primary/ratelimit/ledger.ts';
 import { boundedKey } from '../src/worker/ratelimit/keys.ts';
@@ -82,32 +82,40 @@ async function admit(s: Setup, r: ReturnType<typeof request>, index = -1, expect
   return got;
 }
 
-function limit(o: Partial<RateLimitConfig> & { rate: number }): RateLimitConfig {
-  return rateLimit(o);
-}
-
 test('CompiledLimit: lease params, enforce, and a RateLimit-Policy with an integer q and a window of whole seconds', () => {
-  const a = new CompiledLimit('lb/l/a', limit({ name: 'a', rate: 2, perMs: 10_000 }));
+  const a = new CompiledLimit('lb/l/a', rateLimit({ name: 'a', rate: 2, perMs: 10_000 }));
   assert.deepEqual(a.params, { rate: 2, perMs: 10_000, burst: 2, global: false });
   assert.equal(a.enforce, true);
   assert.equal(a.policy, '"a";q=2;w=10');
   // A window under a second is stated as 1 s; a part second is rounded up.
-  assert.equal(new CompiledLimit('x', limit({ name: 'b', rate: 50, perMs: 200 })).policy, '"b";q=50;w=1');
-  assert.equal(new CompiledLimit('x', limit({ name: 'b', rate: 5, perMs: 2500 })).policy, '"b";q=5;w=3');
+  assert.equal(new CompiledLimit('x', rateLimit({ name: 'b', rate: 50, perMs: 200 })).policy, '"b";q=50;w=1');
+  assert.equal(new CompiledLimit('x', rateLimit({ name: 'b', rate: 5, perMs: 2500 })).policy, '"b";q=5;w=3');
   // A fractional rate is 1 request per its interval: 0.5/s = 1 per 2 s, 0.3/s = 1 per 3.33 s.
-  assert.equal(new CompiledLimit('x', limit({ name: 'h', rate: 0.5, perMs: 1000 })).policy, '"h";q=1;w=2');
-  assert.equal(new CompiledLimit('x', limit({ name: 'h', rate: 0.3, perMs: 1000 })).policy, '"h";q=1;w=4');
-  assert.equal(new CompiledLimit('x', limit({ name: 'h', rate: 1.5, perMs: 60_000 })).policy, '"h";q=1;w=40');
-  const g = new CompiledLimit('x', limit({ name: 'g', rate: 1, burst: 7, scope: 'global', mode: 'dry_run' }));
+  assert.equal(
+    new CompiledLimit('x', rateLimit({ name: 'h', rate: 0.5, perMs: 1000 })).policy,
+    '"h";q=1;w=2',
+  );
+  assert.equal(
+    new CompiledLimit('x', rateLimit({ name: 'h', rate: 0.3, perMs: 1000 })).policy,
+    '"h";q=1;w=4',
+  );
+  assert.equal(
+    new CompiledLimit('x', rateLimit({ name: 'h', rate: 1.5, perMs: 60_000 })).policy,
+    '"h";q=1;w=40',
+  );
+  const g = new CompiledLimit(
+    'x',
+    rateLimit({ name: 'g', rate: 1, burst: 7, scope: 'global', mode: 'dry_run' }),
+  );
   assert.deepEqual(g.params, { rate: 1, perMs: 1000, burst: 7, global: true });
   assert.equal(g.enforce, false);
 });
 
 test('limitsFor: listener limits apply to every route and the default pool, route limits to their route only', (t) => {
-  const own = limit({ name: 'all', rate: 10 });
+  const own = rateLimit({ name: 'all', rate: 10 });
   const login = {
     ...route('web', { pathPrefix: '/login' }),
-    rateLimits: [limit({ name: 'login', rate: 1 })],
+    rateLimits: [rateLimit({ name: 'login', rate: 1 })],
   };
   const s = setup(t, { rateLimits: [own], routes: [route('web'), login] });
   assert.deepEqual(
@@ -135,10 +143,10 @@ test('bucket keys: the masked client address, a header value (joined, bounded, e
   const s = setup(t, {
     routes: [route('web'), route('web')],
     rateLimits: [
-      limit({ name: 'ip', rate: 100, prefix: 24, prefixV6: 48 }),
-      limit({ name: 'tenant', key: 'header', header: 'x-tenant', rate: 100 }),
-      limit({ name: 'host', key: 'host', rate: 100 }),
-      limit({ name: 'route', key: 'route', rate: 100 }),
+      rateLimit({ name: 'ip', rate: 100, prefix: 24, prefixV6: 48 }),
+      rateLimit({ name: 'tenant', key: 'header', header: 'x-tenant', rate: 100 }),
+      rateLimit({ name: 'host', key: 'host', rate: 100 }),
+      rateLimit({ name: 'route', key: 'route', rate: 100 }),
     ],
   });
   const keys = async (r: ReturnType<typeof request>, index: number) => {
@@ -177,7 +185,7 @@ test('bucket keys: the masked client address, a header value (joined, bounded, e
 
 test('a header array and the same values joined share a bucket; a missing header is one bucket of its own', async (t) => {
   const s = setup(t, {
-    rateLimits: [limit({ name: 'h', key: 'header', header: 'x-k', rate: 0.001, burst: 1 })],
+    rateLimits: [rateLimit({ name: 'h', key: 'header', header: 'x-k', rate: 0.001, burst: 1 })],
   });
   const ok = { proceeded: { pool: 'pool-1', expectContinue: false } };
   assert.deepEqual(await admit(s, request({ headers: { 'x-k': ['a', 'b'] } })), ok);
@@ -189,8 +197,8 @@ test('a header array and the same values joined share a bucket; a missing header
 
 test('over a limit: 429 headers name the first empty limit, Retry-After is the longest wait of all empty ones', async (t) => {
   // Both empty after one request: "fast" has a token again in 2 s, "slow" in 5 s.
-  const fast = limit({ name: 'fast', rate: 1, perMs: 2000 });
-  const slow = limit({ name: 'slow', rate: 1, perMs: 5000 });
+  const fast = rateLimit({ name: 'fast', rate: 1, perMs: 2000 });
+  const slow = rateLimit({ name: 'slow', rate: 1, perMs: 5000 });
   for (const [order, first] of [
     [[fast, slow], fast],
     [[slow, fast], slow],
@@ -211,19 +219,19 @@ test('over a limit: 429 headers name the first empty limit, Retry-After is the l
 });
 
 test('Retry-After is whole seconds rounded up, at least 1', async (t) => {
-  const s = setup(t, { rateLimits: [limit({ name: 'quick', rate: 10, perMs: 1000 })] });
+  const s = setup(t, { rateLimits: [rateLimit({ name: 'quick', rate: 10, perMs: 1000 })] });
   let got: Outcome = {};
   for (let i = 0; i < 12 && !got.refused; i++) got = await admit(s, request());
   assert.equal(got.refused?.headers['retry-after'], '1');
   assert.equal(got.refused?.headers.ratelimit, '"quick";r=0;t=1');
-  const s3 = setup(t, { rateLimits: [limit({ name: 'q', rate: 1, perMs: 2500 })] });
+  const s3 = setup(t, { rateLimits: [rateLimit({ name: 'q', rate: 1, perMs: 2500 })] });
   await admit(s3, request());
   assert.equal((await admit(s3, request())).refused?.headers['retry-after'], '3');
 });
 
 test('a refusal by one limit spends nothing from the others', async (t) => {
-  const wide = limit({ name: 'wide', rate: 0.001, burst: 2 });
-  const narrow = { ...route('web'), rateLimits: [limit({ name: 'narrow', rate: 0.001, burst: 1 })] };
+  const wide = rateLimit({ name: 'wide', rate: 0.001, burst: 2 });
+  const narrow = { ...route('web'), rateLimits: [rateLimit({ name: 'narrow', rate: 0.001, burst: 1 })] };
   const s = setup(t, { rateLimits: [wide], routes: [narrow] });
   assert.ok((await admit(s, request(), 0)).proceeded);
   for (let i = 0; i < 3; i++) assert.match((await admit(s, request(), 0)).refused!.message, /narrow$/);
@@ -236,7 +244,7 @@ test('a refusal by one limit spends nothing from the others', async (t) => {
 });
 
 test('once leased, requests pass at once (no wait for the primary) until the bucket is spent', async (t) => {
-  const s = setup(t, { rateLimits: [limit({ name: 'ip', rate: 1000, burst: 1000 })] });
+  const s = setup(t, { rateLimits: [rateLimit({ name: 'ip', rate: 1000, burst: 1000 })] });
   // The first request waits for the lease; later ones find tokens held, sized to the demand.
   for (let i = 0; i < 50; i++) await admit(s, request());
   let sync = 0;
@@ -253,7 +261,7 @@ test('once leased, requests pass at once (no wait for the primary) until the buc
 test('rate_limit_allow: an allowed client passes without a lease; others are limited', async (t) => {
   const s = setup(t, {
     rateLimitAllow: cidrs('192.0.2.0/24'),
-    rateLimits: [limit({ name: 'ip', rate: 0.001, burst: 1 })],
+    rateLimits: [rateLimit({ name: 'ip', rate: 0.001, burst: 1 })],
   });
   for (let i = 0; i < 3; i++) {
     const r = request({ ip: '192.0.2.9' });
@@ -270,8 +278,8 @@ test('dry_run: an empty bucket lets the request pass, counted, and logged at mos
   const log = captureLog(t);
   const s = setup(t, {
     rateLimits: [
-      limit({ name: 'watch', rate: 0.001, burst: 1, mode: 'dry_run' }),
-      limit({ name: 'real', rate: 1000 }),
+      rateLimit({ name: 'watch', rate: 0.001, burst: 1, mode: 'dry_run' }),
+      rateLimit({ name: 'real', rate: 1000 }),
     ],
   });
   const ok = { proceeded: { pool: 'pool-1', expectContinue: false } };
@@ -297,8 +305,8 @@ test('dry_run: an empty bucket lets the request pass, counted, and logged at mos
 test('a limit known to be empty refuses at once, with its own Retry-After, without waiting for a new lease of another', async (t) => {
   const s = setup(t, {
     rateLimits: [
-      limit({ name: 'ip', rate: 1, perMs: 5000 }),
-      limit({ name: 'tenant', key: 'header', header: 'x-tenant', rate: 100 }),
+      rateLimit({ name: 'ip', rate: 1, perMs: 5000 }),
+      rateLimit({ name: 'tenant', key: 'header', header: 'x-tenant', rate: 100 }),
     ],
   });
   assert.ok((await admit(s, request({ headers: { 'x-tenant': 'a' } }))).proceeded);
@@ -320,8 +328,8 @@ test('a lease that never settles: the request is refused after 10 rounds of wait
     t,
     {
       rateLimits: [
-        limit({ name: 'ip', rate: 5, perMs: 10_000 }),
-        limit({ name: 'host', key: 'host', rate: 5 }),
+        rateLimit({ name: 'ip', rate: 5, perMs: 10_000 }),
+        rateLimit({ name: 'host', key: 'host', rate: 5 }),
       ],
     },
     asked,
